@@ -1,0 +1,49 @@
+import { DEFAULT_MAX_CONTEXT_SIZE } from './bemi.constants';
+import type { BemiModuleOptions, BemiResolvedOptions } from './bemi.interfaces';
+
+const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm']);
+
+/** Thrown at startup when BemiModule options are wrong; the message names the option and the fix. */
+export class BemiOptionsError extends Error {
+  constructor(option: string, problem: string, fix: string) {
+    super(`BemiModule option "${option}" ${problem}. ${fix}`);
+    this.name = 'BemiOptionsError';
+  }
+}
+
+export function validateBemiOptions(options: BemiModuleOptions | undefined | null): BemiResolvedOptions {
+  const o = (options ?? {}) as Record<string, unknown>;
+  if (typeof o !== 'object' || Array.isArray(o)) {
+    throw new BemiOptionsError('(options)', `must be an object, got ${describe(o)}`, 'Pass BemiModule.forRoot({ ... }) or no argument.');
+  }
+  for (const key of Object.keys(o)) {
+    // ConfigurableModuleBuilder adds `isGlobal`-style extras; anything else is most likely a typo.
+    if (!KNOWN_OPTIONS.has(key) && key !== 'isGlobal') {
+      throw new BemiOptionsError(key, 'is not a known option', `Known options: ${[...KNOWN_OPTIONS].join(', ')}.`);
+    }
+  }
+  if (o.context !== undefined && typeof o.context !== 'function') {
+    throw new BemiOptionsError('context', `must be a function (req, ctx) => object, got ${describe(o.context)}`, 'Example: context: (req) => ({ userId: req.user?.id }).');
+  }
+  for (const flag of ['defaultContext', 'attachToOrm'] as const) {
+    if (o[flag] !== undefined && typeof o[flag] !== 'boolean') {
+      throw new BemiOptionsError(flag, `must be true or false, got ${describe(o[flag])}`, `Remove it to use the default (true).`);
+    }
+  }
+  const max = o.maxContextSize;
+  if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 2)) {
+    throw new BemiOptionsError('maxContextSize', `must be a whole number of bytes of at least 2, got ${describe(max)}`, `Remove it to use the default (${DEFAULT_MAX_CONTEXT_SIZE}).`);
+  }
+  return {
+    context: o.context as BemiResolvedOptions['context'],
+    defaultContext: (o.defaultContext as boolean | undefined) ?? true,
+    maxContextSize: (max as number | undefined) ?? DEFAULT_MAX_CONTEXT_SIZE,
+    attachToOrm: (o.attachToOrm as boolean | undefined) ?? true,
+  };
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'string' ? `the string "${value}"` : typeof value;
+}

@@ -1,0 +1,42 @@
+import type { ExecutionContext } from '@nestjs/common';
+
+/** A JSON-compatible context object. Values JSON cannot hold are converted (see README). */
+export type BemiContextValue = Record<string, unknown>;
+
+/**
+ * Computes context from the incoming request. `req` is the transport's request-like object:
+ * the HTTP request (Express or Fastify), the RPC payload, the WebSocket client, or the GraphQL
+ * context; `ctx` is Nest's ExecutionContext for anything else.
+ */
+export type BemiContextFactory = (
+  req: any,
+  ctx: ExecutionContext,
+) => BemiContextValue | undefined | null | Promise<BemiContextValue | undefined | null>;
+
+export interface BemiModuleOptions {
+  /**
+   * Context added to every request, merged over the defaults
+   * (`endpoint`, `method`, `params`, `userId`).
+   */
+  context?: BemiContextFactory;
+  /** Collect the default request context (`endpoint`, `method`, `params`, `userId`). Default true. */
+  defaultContext?: boolean;
+  /**
+   * Largest encoded context (UTF-8 bytes) attached to a statement. A larger context is not
+   * attached (the write still runs) and a warning is logged once per endpoint. Default 1 MB.
+   */
+  maxContextSize?: number;
+  /**
+   * Attach context to the MikroORM instance provided by `@mikro-orm/nestjs` (default true).
+   * Set to false when you call `installBemiQueryHook()` yourself, e.g. for several ORMs.
+   */
+  attachToOrm?: boolean;
+}
+
+/** Options after validation, with every default filled in. */
+export interface BemiResolvedOptions {
+  context?: BemiContextFactory;
+  defaultContext: boolean;
+  maxContextSize: number;
+  attachToOrm: boolean;
+}

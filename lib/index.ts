@@ -1,0 +1,17 @@
+export { BemiModule } from './bemi.module';
+export { BemiService } from './bemi.service';
+export { BemiContext, type BemiContextDefinition } from './context/bemi-context.decorator';
+export { BemiContextInterceptor } from './context/bemi-context.interceptor';
+export { BemiContextStore } from './context/bemi-context.store';
+export { BEMI_MODULE_OPTIONS } from './bemi.module-definition';
+export { BemiOptionsError } from './bemi-options.validator';
+export {
+  BEMI_CONTEXT_CLS_KEY,
+  BEMI_MESSAGE_PREFIX,
+  BEMI_RESOLVED_OPTIONS,
+  DEFAULT_MAX_CONTEXT_SIZE,
+} from './bemi.constants';
+export type { BemiContextFactory, BemiContextValue, BemiModuleOptions } from './bemi.interfaces';
+export { installBemiQueryHook, type BemiQueryHookOptions } from './orm/bemi-query-hook';
+export { encodeContext } from './orm/context-encoder';
+export { bemiMigrationSql, type BemiMigrationSqlOptions } from './migration/bemi-migration-sql';

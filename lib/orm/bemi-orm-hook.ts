@@ -1,0 +1,41 @@
+import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { MikroORM } from '@mikro-orm/core';
+import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
+import type { BemiResolvedOptions } from '../bemi.interfaces';
+import { BemiContextStore } from '../context/bemi-context.store';
+import { installBemiQueryHook } from './bemi-query-hook';
+
+/** Installs the context hook on the app's MikroORM instance at startup, removes it on shutdown. */
+@Injectable()
+export class BemiOrmHook implements OnModuleInit, OnModuleDestroy {
+  private uninstall?: () => void;
+
+  constructor(
+    @Inject(BEMI_RESOLVED_OPTIONS) private readonly options: BemiResolvedOptions,
+    private readonly store: BemiContextStore,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  onModuleInit(): void {
+    if (!this.options.attachToOrm) return;
+    let orm: MikroORM | undefined;
+    try {
+      orm = this.moduleRef.get(MikroORM, { strict: false });
+    } catch {
+      orm = undefined;
+    }
+    if (!orm) {
+      throw new Error(
+        'BemiModule found no MikroORM instance to attach context to. Import MikroOrmModule.forRoot() from @mikro-orm/nestjs ' +
+          'in the same application, or set BemiModule.forRoot({ attachToOrm: false }) and call installBemiQueryHook(orm) yourself.',
+      );
+    }
+    this.uninstall = installBemiQueryHook(orm, { maxContextSize: this.options.maxContextSize, store: this.store });
+  }
+
+  onModuleDestroy(): void {
+    this.uninstall?.();
+    this.uninstall = undefined;
+  }
+}

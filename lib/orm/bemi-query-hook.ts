@@ -1,0 +1,97 @@
+import { Logger } from '@nestjs/common';
+import type { MikroORM } from '@mikro-orm/core';
+import { DEFAULT_MAX_CONTEXT_SIZE } from '../bemi.constants';
+import type { BemiContextValue } from '../bemi.interfaces';
+import { BemiContextStore } from '../context/bemi-context.store';
+import { contextComment, encodeContext } from './context-encoder';
+import { isDataModifying } from './dml-detector';
+
+type OnQuery = (sql: string, params: readonly unknown[]) => string;
+
+const INSTALLED = Symbol('nestjs-bemi:onQuery');
+
+export interface BemiQueryHookOptions {
+  /** Largest encoded context in UTF-8 bytes; larger ones are not attached. Default 1 MB. */
+  maxContextSize?: number;
+  /** Where warnings go. Default: a Nest `Logger` named `BemiModule`. */
+  logger?: Pick<Logger, 'warn'>;
+  /** Store to read the context from. Default: the nestjs-cls store. */
+  store?: BemiContextStore;
+}
+
+/**
+ * Wraps MikroORM's public `onQuery(sql, params)` hook so that every data-modifying statement
+ * starts with `/*Bemi <json> Bemi*\/`. The user's own `onQuery` keeps running (first, so ours is
+ * always the leading comment). Returns a function that restores the previous hook.
+ *
+ * The hook never throws: a context that cannot be encoded or is too large is left off, with a
+ * warning logged once per endpoint, and the statement runs unchanged.
+ */
+export function installBemiQueryHook(orm: Pick<MikroORM, 'config'>, options: BemiQueryHookOptions = {}): () => void {
+  const config = orm.config;
+  const previous = config.get('onQuery') as OnQuery;
+  if ((previous as unknown as Record<symbol, unknown>)[INSTALLED]) return () => undefined;
+
+  const attach = createContextAttacher(options);
+  const hook: OnQuery = (sql, params) => attach(previous(sql, params));
+  Object.defineProperty(hook, INSTALLED, { value: true });
+  config.set('onQuery', hook as never);
+
+  return () => {
+    if (config.get('onQuery') === (hook as never)) config.set('onQuery', previous as never);
+  };
+}
+
+/** The pure part of the hook: given final SQL, returns it with the current context in front. */
+export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql: string) => string {
+  const store = options.store ?? new BemiContextStore();
+  const logger = options.logger ?? new Logger('BemiModule');
+  const maxBytes = options.maxContextSize ?? DEFAULT_MAX_CONTEXT_SIZE;
+  // Context objects are replaced, never mutated, so one encoding per object is enough.
+  const encoded = new WeakMap<object, string | null>();
+  const warned = new Set<string>();
+
+  const warnOnce = (context: BemiContextValue, message: string) => {
+    const endpoint = describeEndpoint(context);
+    const key = `${endpoint}\u0000${message.slice(0, 40)}`;
+    if (warned.has(key)) return;
+    warned.add(key);
+    logger.warn(`Context for ${endpoint} ${message} The statement ran without context. (logged once per endpoint)`);
+  };
+
+  const encode = (context: BemiContextValue): string | null => {
+    let text: string;
+    try {
+      text = encodeContext(context);
+    } catch (error) {
+      warnOnce(context, `could not be serialised (${(error as Error)?.message ?? String(error)}).`);
+      return null;
+    }
+    const size = Buffer.byteLength(text, 'utf8');
+    if (size > maxBytes) {
+      warnOnce(context, `is ${size} bytes, over maxContextSize (${maxBytes}); put less into context or raise maxContextSize.`);
+      return null;
+    }
+    return text === '{}' ? null : text;
+  };
+
+  return (sql: string): string => {
+    try {
+      const context = store.get();
+      if (!context || typeof sql !== 'string' || !isDataModifying(sql)) return sql;
+      let text = encoded.get(context);
+      if (text === undefined) {
+        text = encode(context);
+        encoded.set(context, text);
+      }
+      return text === null ? sql : contextComment(text) + sql;
+    } catch {
+      return sql; // never break the user's statement
+    }
+  };
+}
+
+function describeEndpoint(context: BemiContextValue): string {
+  const parts = [context.method, context.endpoint ?? context.handler].filter((p) => typeof p === 'string');
+  return parts.length ? `"${parts.join(' ')}"` : 'a call outside any endpoint';
+}

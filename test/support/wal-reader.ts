@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import { withClient } from './database';
+
+export type WalEvent =
+  | { kind: 'message'; transactional: boolean; prefix: string; content: string }
+  | { kind: 'change'; table: string; operation: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE'; data: string };
+
+export interface WalTransaction {
+  xid: number;
+  events: WalEvent[];
+}
+
+/** A row change together with the context a consumer attributes to it. */
+export interface AttributedChange {
+  xid: number;
+  table: string;
+  operation: string;
+  data: string;
+  /** Parsed content of the latest `_bemi` message before the change in its transaction, or null. */
+  context: Record<string, unknown> | null;
+}
+
+/**
+ * Reads what reached the WAL through a `test_decoding` slot, transaction by transaction in
+ * commit order. Independent of the library's own capture code, so tests check the trigger and
+ * the hook against PostgreSQL itself.
+ */
+export class WalReader {
+  private constructor(
+    private readonly url: string,
+    readonly slot: string,
+  ) {}
+
+  static async create(url: string): Promise<WalReader> {
+    const slot = `wal_test_${randomBytes(4).toString('hex')}`;
+    await withClient(url, (c) => c.query(`SELECT pg_create_logical_replication_slot($1, 'test_decoding')`, [slot]));
+    return new WalReader(url, slot);
+  }
+
+  /** Everything committed since the previous read (consumes it). */
+  async read(): Promise<WalTransaction[]> {
+    const rows = await withClient(this.url, async (c) =>
+      (await c.query(`SELECT xid::text AS xid, data FROM pg_logical_slot_get_changes($1, NULL, NULL, 'include-xids', '1', 'skip-empty-xacts', '1')`, [this.slot])).rows as Array<{ xid: string; data: string }>,
+    );
+    const transactions: WalTransaction[] = [];
+    let current: WalTransaction | undefined;
+    for (const { xid, data } of rows) {
+      if (data.startsWith('BEGIN')) {
+        current = { xid: Number(xid), events: [] };
+        transactions.push(current);
+      } else if (data.startsWith('COMMIT')) {
+        current = undefined;
+      } else {
+        const event = parseEvent(data);
+        if (current) current.events.push(event);
+        else transactions.push({ xid: Number(xid), events: [event] }); // non-transactional message
+      }
+    }
+    return transactions;
+  }
+
+  /** Row changes of everything committed since the previous read, each with its context. */
+  async readChanges(): Promise<AttributedChange[]> {
+    return attribute(await this.read());
+  }
+
+  async close(): Promise<void> {
+    await withClient(this.url, (c) => c.query(`SELECT pg_drop_replication_slot($1)`, [this.slot]));
+  }
+}
+
+const MESSAGE = /^message: transactional: (\d) prefix: (.*?), sz: (\d+) content:([\s\S]*)$/;
+const CHANGE = /^table (.+?): (INSERT|UPDATE|DELETE|TRUNCATE):\s?([\s\S]*)$/;
+
+export function parseEvent(line: string): WalEvent {
+  const m = MESSAGE.exec(line);
+  if (m) return { kind: 'message', transactional: m[1] === '1', prefix: m[2], content: m[4] };
+  const c = CHANGE.exec(line);
+  if (c) return { kind: 'change', table: c[1], operation: c[2] as 'INSERT', data: c[3] };
+  throw new Error(`Unexpected test_decoding line: ${line.slice(0, 200)}`);
+}
+
+/** The consumer rule: each change gets the latest `_bemi` message before it in its transaction. */
+export function attribute(transactions: WalTransaction[]): AttributedChange[] {
+  const out: AttributedChange[] = [];
+  for (const tx of transactions) {
+    let context: Record<string, unknown> | null = null;
+    for (const event of tx.events) {
+      if (event.kind === 'message') {
+        if (event.prefix !== '_bemi') continue;
+        const parsed = JSON.parse(event.content);
+        context = parsed && Object.keys(parsed).length ? parsed : null;
+      } else {
+        out.push({ xid: tx.xid, table: event.table, operation: event.operation, data: event.data, context });
+      }
+    }
+  }
+  return out;
+}
