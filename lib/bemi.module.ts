@@ -52,6 +52,8 @@ export class BemiModule extends BemiConfigurableModule implements NestModule {
 
 /** A route that matches every path, in the syntax of the installed Nest major version. */
 function catchAllRoute(adapterType: string): string {
+  // The installed Nest's own version decides the route syntax (path-to-regexp 8 since Nest 11).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const major = Number(require('@nestjs/core/package.json').version.split('.')[0]);
   if (major >= 11) return adapterType === 'fastify' ? '{*path}' : '/';
   return adapterType === 'fastify' ? '(.*)' : '*';

@@ -51,9 +51,9 @@ export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql:
   const encoded = new WeakMap<object, string | null>();
   const warned = new Set<string>();
 
-  const warnOnce = (context: BemiContextValue, message: string) => {
+  const warnOnce = (context: BemiContextValue, kind: 'size' | 'serialise', message: string) => {
     const endpoint = describeEndpoint(context);
-    const key = `${endpoint}\u0000${message.slice(0, 40)}`;
+    const key = `${kind} ${endpoint}`;
     if (warned.has(key)) return;
     warned.add(key);
     logger.warn(`Context for ${endpoint} ${message} The statement ran without context. (logged once per endpoint)`);
@@ -64,12 +64,12 @@ export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql:
     try {
       text = encodeContext(context);
     } catch (error) {
-      warnOnce(context, `could not be serialised (${(error as Error)?.message ?? String(error)}).`);
+      warnOnce(context, 'serialise', `could not be serialised (${(error as Error)?.message ?? String(error)}).`);
       return null;
     }
     const size = Buffer.byteLength(text, 'utf8');
     if (size > maxBytes) {
-      warnOnce(context, `is ${size} bytes, over maxContextSize (${maxBytes}); put less into context or raise maxContextSize.`);
+      warnOnce(context, 'size', `is ${size} bytes, over maxContextSize (${maxBytes}); put less into context or raise maxContextSize.`);
       return null;
     }
     return text === '{}' ? null : text;
