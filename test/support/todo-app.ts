@@ -106,10 +106,12 @@ export class TodoController {
 export interface TodoAppOptions {
   dbUrl: string;
   bemi?: Parameters<typeof BemiModule.forRoot>[0];
+  /** Use this instead of `BemiModule.forRoot(bemi)` (e.g. a forRootAsync module). */
+  bemiModule?: DynamicModule;
   platform?: 'express' | 'fastify';
   /** Extra MikroORM options (e.g. a logger or the user's own onQuery). */
   orm?: Record<string, unknown>;
-  imports?: DynamicModule[];
+  imports?: Array<DynamicModule | (new (...args: any[]) => unknown)>;
 }
 
 /** Boots the test Todo API on real PostgreSQL; the database must have `todo` and the trigger SQL. */
@@ -123,7 +125,7 @@ export async function createTodoApp(options: TodoAppOptions): Promise<INestAppli
         pool: { min: 0, max: 10 },
         ...options.orm,
       }),
-      BemiModule.forRoot(options.bemi),
+      options.bemiModule ?? BemiModule.forRoot(options.bemi),
       ...(options.imports ?? []),
     ],
     controllers: [TodoController],

@@ -1,0 +1,18 @@
+import { BemiOptionsError, validateBemiOptions } from '../lib/bemi-options.validator';
+
+describe('validateBemiOptions', () => {
+  it('fills defaults', () => {
+    expect(validateBemiOptions(undefined)).toEqual({ context: undefined, defaultContext: true, maxContextSize: 1_000_000, attachToOrm: true });
+  });
+
+  it.each([
+    [{ context: 'userId' }, /"context" must be a function/],
+    [{ maxContextSize: -1 }, /"maxContextSize" must be a whole number/],
+    [{ maxContextSize: 1.5 }, /"maxContextSize"/],
+    [{ defaultContext: 'yes' }, /"defaultContext" must be true or false/],
+    [{ attachToORM: true }, /"attachToORM" is not a known option. Known options: context, defaultContext, maxContextSize, attachToOrm/],
+  ])('rejects %j naming the option and the fix', (options, message) => {
+    expect(() => validateBemiOptions(options as any)).toThrow(BemiOptionsError);
+    expect(() => validateBemiOptions(options as any)).toThrow(message);
+  });
+});
