@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.sample-data/**'] },
+  { ignores: ["dist/**", "node_modules/**", "coverage/**", ".sample-data/**", ".sample-build/**"] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -7,6 +7,8 @@ module.exports = {
     // tsconfig has isolatedModules, so ts-jest only transpiles; type checking is `npm run typecheck`.
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }],
   },
+  // The sample imports the package by name, as users do; in tests that is the source.
+  moduleNameMapper: { '^nestjs-bemi$': '<rootDir>/lib/index.ts' },
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60_000,

@@ -1,0 +1,31 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import { BemiModule } from 'nestjs-bemi';
+import { HeaderAuthGuard } from './auth/header-auth.guard';
+import { CleanupJob } from './jobs/cleanup.job';
+import { JobsController } from './jobs/jobs.controller';
+import { mikroOrmConfig } from './mikro-orm.config';
+import { TodoController } from './todo/todo.controller';
+import { TodoService } from './todo/todo.service';
+
+@Module({
+  imports: [
+    MikroOrmModule.forRootAsync({
+      useFactory: () => mikroOrmConfig(requiredEnv('DATABASE_URL')),
+    }),
+    BemiModule.forRoot({
+      // Added to every request's context, over the defaults (endpoint, method, params, userId).
+      context: (req) => ({ userAgent: req.headers?.['user-agent'] }),
+    }),
+  ],
+  controllers: [TodoController, JobsController],
+  providers: [TodoService, CleanupJob, { provide: APP_GUARD, useClass: HeaderAuthGuard }],
+})
+export class AppModule {}
+
+function requiredEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set; start the sample with "npm run sample".`);
+  return value;
+}
