@@ -1,0 +1,179 @@
+import type { ClientConfig } from 'pg';
+
+/** Where log lines go. Nest's `Logger` fits; the CLI prints to the console. */
+export interface CaptureLogger {
+  log(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Options of the change-capture worker (`BemiModule.forRoot({ capture })` or the CLI). */
+export interface BemiCaptureOptions {
+  /**
+   * The tracked database (a connection URL or `pg` ClientConfig). Its role needs the REPLICATION
+   * attribute. Inside the module, defaults to the MikroORM connection.
+   */
+  source?: string | ClientConfig;
+  /** Where `changes` is written. Default: the source database. */
+  destination?: string | ClientConfig;
+  /** Schema of `changes` and `_bemi_capture_state` in the destination. Default `public`. */
+  schema?: string;
+  /** Source schemas whose tables are captured (match the trigger migration's). Default `['public']`. */
+  schemas?: string[];
+  /** Table names never captured, besides `changes`, `mikro_orm_migrations` and `_bemi*`. */
+  excludeTables?: string[];
+  /** Replication slot (created when missing, never dropped by the worker). Default `nestjs_bemi`. */
+  slotName?: string;
+  /** Publication listing the captured tables (created and kept in sync). Default `nestjs_bemi`. */
+  publicationName?: string;
+  /** Create `changes` and `_bemi_capture_state` when missing. When false, refuse to start instead. Default true. */
+  ensureSchema?: boolean;
+  /** With `ensureSchema`: also index `before`/`after` (GIN). Default false: it slows ingest. */
+  indexBeforeAfter?: boolean;
+  /** Rows held in memory before they are written: the worker's memory bound. Default 2000. */
+  batchSize?: number;
+  /** Longest time finished transactions wait to be batched with later ones, in ms. Default 200. */
+  maxBatchDelayMs?: number;
+  /** Interval of status updates to the server and of idle heartbeats, in ms. Default 10000. */
+  heartbeatIntervalMs?: number;
+  /** Emit a `_bemi_heartbeat` logical message on the source when idle, so the slot keeps moving. Default true. */
+  heartbeatMessages?: boolean;
+  /** Interval of progress log lines (changes/s, lag), in ms; 0 turns them off. Default 5000. */
+  progressIntervalMs?: number;
+  /** Warn when the worker is this many bytes of WAL behind. Default 64 MiB. */
+  lagWarningBytes?: number;
+  /** Warn when the oldest unstored transaction committed this many seconds ago. Default 60. */
+  lagWarningSeconds?: number;
+  /** How often the publication is re-synced with the tracked tables, in ms. Default 30000. */
+  publicationRefreshMs?: number;
+  /** Reconnect backoff: first delay and cap, in ms. Default 500 and 30000. */
+  reconnectDelayMs?: number;
+  maxReconnectDelayMs?: number;
+  /** Log sink. Default: Nest's Logger with context `BemiCapture`. */
+  logger?: CaptureLogger;
+}
+
+export interface ResolvedCaptureOptions {
+  source: ClientConfig;
+  destination: ClientConfig;
+  schema: string;
+  schemas: string[];
+  excludeTables: string[];
+  slotName: string;
+  publicationName: string;
+  ensureSchema: boolean;
+  indexBeforeAfter: boolean;
+  batchSize: number;
+  maxBatchDelayMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatMessages: boolean;
+  progressIntervalMs: number;
+  lagWarningBytes: number;
+  lagWarningSeconds: number;
+  publicationRefreshMs: number;
+  reconnectDelayMs: number;
+  maxReconnectDelayMs: number;
+  logger?: CaptureLogger;
+}
+
+/** Thrown when capture options are wrong; the message names the option and the fix. */
+export class BemiCaptureOptionsError extends Error {
+  constructor(option: string, problem: string) {
+    super(`Capture option "${option}" ${problem}.`);
+    this.name = 'BemiCaptureOptionsError';
+  }
+}
+
+const KNOWN = new Set([
+  'source', 'destination', 'schema', 'schemas', 'excludeTables', 'slotName', 'publicationName', 'ensureSchema',
+  'indexBeforeAfter', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
+  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger',
+]);
+
+/** Validated options whose connections may still be missing (the module can supply MikroORM's). */
+export type CheckedCaptureOptions = Omit<ResolvedCaptureOptions, 'source' | 'destination'> & { source?: ClientConfig; destination?: ClientConfig };
+
+/** Validates and fills defaults; `source` may still be missing. Throws BemiCaptureOptionsError. */
+export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOptions {
+  if (!input || typeof input !== 'object' || Array.isArray(input)) throw new BemiCaptureOptionsError('capture', 'must be an object');
+  for (const key of Object.keys(input)) {
+    if (!KNOWN.has(key)) throw new BemiCaptureOptionsError(key, `is not a known option (known: ${[...KNOWN].join(', ')})`);
+  }
+  const o = input as Record<string, unknown>;
+  const source = o.source === undefined ? undefined : connection(o.source, 'source');
+  const destination = o.destination === undefined ? undefined : connection(o.destination, 'destination');
+  return {
+    source,
+    destination,
+    schema: name(o.schema ?? 'public', 'schema'),
+    schemas: names(o.schemas ?? ['public'], 'schemas', false),
+    excludeTables: names(o.excludeTables ?? [], 'excludeTables', true),
+    slotName: identifier(o.slotName ?? 'nestjs_bemi', 'slotName', /^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and "_", at most 63'),
+    publicationName: name(o.publicationName ?? 'nestjs_bemi', 'publicationName'),
+    ensureSchema: flag(o.ensureSchema, 'ensureSchema', true),
+    indexBeforeAfter: flag(o.indexBeforeAfter, 'indexBeforeAfter', false),
+    heartbeatMessages: flag(o.heartbeatMessages, 'heartbeatMessages', true),
+    batchSize: int(o.batchSize, 'batchSize', 2000, 1),
+    maxBatchDelayMs: int(o.maxBatchDelayMs, 'maxBatchDelayMs', 200, 0),
+    heartbeatIntervalMs: int(o.heartbeatIntervalMs, 'heartbeatIntervalMs', 10_000, 50),
+    progressIntervalMs: int(o.progressIntervalMs, 'progressIntervalMs', 5000, 0),
+    lagWarningBytes: int(o.lagWarningBytes, 'lagWarningBytes', 64 * 1024 * 1024, 0),
+    lagWarningSeconds: int(o.lagWarningSeconds, 'lagWarningSeconds', 60, 0),
+    publicationRefreshMs: int(o.publicationRefreshMs, 'publicationRefreshMs', 30_000, 0),
+    reconnectDelayMs: int(o.reconnectDelayMs, 'reconnectDelayMs', 500, 1),
+    maxReconnectDelayMs: int(o.maxReconnectDelayMs, 'maxReconnectDelayMs', 30_000, 1),
+    logger: logger(o.logger),
+  };
+}
+
+/** Validates, fills defaults and settles the connections (destination defaults to source). */
+export function resolveCaptureOptions(input: BemiCaptureOptions, fallbackSource?: ClientConfig): ResolvedCaptureOptions {
+  const checked = checkCaptureOptions(input);
+  const source = checked.source ?? fallbackSource;
+  if (!source) throw new BemiCaptureOptionsError('source', 'is required (a postgres:// URL of the tracked database)');
+  return { ...checked, source, destination: checked.destination ?? source };
+}
+
+function connection(value: unknown, option: string): ClientConfig {
+  if (typeof value === 'string' && value.length > 0) return { connectionString: value };
+  if (value && typeof value === 'object' && !Array.isArray(value)) return { ...(value as ClientConfig) };
+  throw new BemiCaptureOptionsError(option, 'must be a postgres:// URL or a pg ClientConfig object');
+}
+
+function identifier(value: unknown, option: string, pattern: RegExp, rule: string): string {
+  if (typeof value !== 'string' || !pattern.test(value)) throw new BemiCaptureOptionsError(option, `must be ${rule} characters, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function name(value: unknown, option: string): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 63 || value.includes('\u0000')) {
+    throw new BemiCaptureOptionsError(option, `must be a name of 1-63 characters, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function names(value: unknown, option: string, allowEmpty: boolean): string[] {
+  if (!Array.isArray(value) || (!allowEmpty && value.length === 0)) throw new BemiCaptureOptionsError(option, `must be a${allowEmpty ? 'n' : ' non-empty'} array of names`);
+  return [...new Set(value.map((v) => name(v, option)))];
+}
+
+function flag(value: unknown, option: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new BemiCaptureOptionsError(option, `must be true or false, got ${typeof value}`);
+  return value;
+}
+
+function int(value: unknown, option: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new BemiCaptureOptionsError(option, `must be a whole number of at least ${min}, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function logger(value: unknown): CaptureLogger | undefined {
+  if (value === undefined) return undefined;
+  const l = value as CaptureLogger;
+  if (!l || typeof l.log !== 'function' || typeof l.warn !== 'function' || typeof l.error !== 'function') {
+    throw new BemiCaptureOptionsError('logger', 'must have log, warn and error methods');
+  }
+  return l;
+}

@@ -1,0 +1,573 @@
+import { Logger } from '@nestjs/common';
+import { Client, type ClientConfig } from 'pg';
+import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
+import { ChangesWriter, type StoredPosition } from './changes-writer';
+import { formatLsn, parseLsn } from './lsn';
+import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
+import { describeRelation } from './relation-catalog';
+import {
+  checkSource,
+  ensureDestination,
+  ensureSlot,
+  ensureStateRow,
+  syncPublication,
+  trackedTables,
+  warnAboutTables,
+} from './source-setup';
+
+/** Prefix of the non-transactional messages the worker emits on an idle source. */
+export const HEARTBEAT_MESSAGE_PREFIX = '_bemi_heartbeat';
+
+/**
+ * Session settings of the replication connection. pgoutput formats values with the walsender's
+ * own settings, so they are pinned: ISO dates in UTC, hex bytea, shortest exact floats.
+ */
+const VALUE_FORMAT_OPTIONS = '-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=postgres -c bytea_output=hex -c extra_float_digits=1';
+
+export interface CaptureStatus {
+  state: 'stopped' | 'starting' | 'streaming' | 'reconnecting';
+  slotName: string;
+  /** Rows inserted into `changes` by this worker (re-delivered rows that were already stored are not counted). */
+  changesWritten: number;
+  transactionsWritten: number;
+  /** Everything before this LSN is stored (or had nothing to store) and acknowledged to the server. */
+  confirmedPosition: string | null;
+  lastCommittedAt: Date | null;
+  /** WAL bytes between the server's current position and `confirmedPosition` (last measured). */
+  lagBytes: number | null;
+  /** Age of the oldest transaction received but not stored yet; 0 when caught up. */
+  lagSeconds: number;
+  reconnects: number;
+  lastError: string | null;
+  /** Memory bound evidence: most rows ever held before a write, and most messages queued unhandled. */
+  maxBufferedRows: number;
+  maxQueuedMessages: number;
+}
+
+/** pgoutput with values kept as PostgreSQL's text, and message contents copied out of the socket buffer. */
+class TextPgoutputPlugin extends PgoutputPlugin {
+  constructor(
+    options: ConstructorParameters<typeof PgoutputPlugin>[0],
+    private readonly onReceived: () => void,
+  ) {
+    super(options);
+  }
+
+  override parse(buffer: Buffer): Pgoutput.Message {
+    this.onReceived();
+    const msg = super.parse(buffer);
+    if (msg.tag === 'relation') {
+      // The relation object is cached and reused for the tuples that follow: with text kept as
+      // is, numeric/bigint keep their digits and timestamps their microseconds.
+      for (const column of msg.columns) column.parser = keepText;
+    } else if (msg.tag === 'message') {
+      // The content is a view into a buffer the connection reuses for later data.
+      msg.content = Buffer.from(msg.content);
+    }
+    return msg;
+  }
+}
+
+const keepText = (text: string) => text;
+
+type DataMessage = Pgoutput.Message;
+
+/** One replication connection and everything that lives exactly as long as it. */
+interface Session {
+  service: LogicalReplicationService;
+  source: Client;
+  destination: Client;
+  writer: ChangesWriter;
+  stitcher: PgoutputStitcher;
+  failed: boolean;
+  fail(error: unknown): void;
+  ended: Promise<Error | undefined>;
+}
+
+/**
+ * Streams the source's WAL (pgoutput, with `_bemi` messages) into the `changes` table.
+ *
+ * Exactly once: rows carry (commit LSN, index in transaction), written with ON CONFLICT DO NOTHING;
+ * the slot is acknowledged only up to the end of the last transaction whose rows are committed in
+ * the destination. A crash anywhere therefore re-delivers at most what was not acknowledged, and
+ * the unique key drops what was already stored.
+ */
+export class CaptureWorker {
+  private readonly logger: CaptureLogger;
+  private state: CaptureStatus['state'] = 'stopped';
+  private stopping = false;
+  private session?: Session;
+  private loopDone?: Promise<void>;
+  private wakeBackoff?: () => void;
+  private timers: NodeJS.Timeout[] = [];
+  private lock: Promise<unknown> = Promise.resolve();
+  private busy = false;
+  private database = '';
+
+  // Stream bookkeeping (reset per session).
+  private received = 0;
+  private handled = 0;
+  private pending: ChangeRow[] = [];
+  /** Rows at the head of `pending` that belong to finished source transactions. */
+  private completedRows = 0;
+  /** The latest finished source transaction not yet committed in the destination. */
+  private completed?: StoredPosition;
+  private completedSince = 0;
+  private completedTransactions = 0;
+  private confirmed = 0n;
+  private oldestUnstored?: number;
+
+  // Statistics.
+  private changesWritten = 0;
+  private transactionsWritten = 0;
+  private lastCommittedAt: Date | null = null;
+  private lagBytes: number | null = null;
+  private reconnects = 0;
+  private lastError: string | null = null;
+  private maxBufferedRows = 0;
+  private maxQueuedMessages = 0;
+  private progressMark = { at: Date.now(), changes: 0 };
+
+  constructor(private readonly options: ResolvedCaptureOptions) {
+    this.logger = options.logger ?? new Logger('BemiCapture');
+  }
+
+  /**
+   * Checks the source, prepares tables, publication and slot, and starts streaming. Rejects (with
+   * a message that says what to fix) when the first connection or a check fails; after that,
+   * lost connections are retried with backoff until `stop()`.
+   */
+  async start(): Promise<void> {
+    if (this.state !== 'stopped') throw new Error('The capture worker is already running.');
+    this.stopping = false;
+    this.state = 'starting';
+    try {
+      await this.prepare(true);
+      const first = await this.openSession();
+      this.loopDone = this.supervise(first);
+    } catch (e) {
+      this.state = 'stopped';
+      throw e;
+    }
+    this.startTimers();
+  }
+
+  /** Stores and acknowledges every finished transaction received so far, then disconnects. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    this.wakeBackoff?.();
+    const session = this.session;
+    if (session && !session.failed) {
+      await this.exclusive(async () => {
+        await this.storeCompleted(session);
+        await session.writer.rollback(); // only ever rows of an unfinished transaction here
+      }).catch((e) => this.logger.warn(`Could not store the last batch while stopping (it will be delivered again): ${message(e)}`));
+      session.fail(undefined);
+    }
+    await this.loopDone;
+    this.state = 'stopped';
+  }
+
+  status(): CaptureStatus {
+    return {
+      state: this.state,
+      slotName: this.options.slotName,
+      changesWritten: this.changesWritten,
+      transactionsWritten: this.transactionsWritten,
+      confirmedPosition: this.confirmed > 0n ? formatLsn(this.confirmed) : null,
+      lastCommittedAt: this.lastCommittedAt,
+      lagBytes: this.lagBytes,
+      lagSeconds: this.oldestUnstored === undefined ? 0 : Math.max(0, (Date.now() - this.oldestUnstored) / 1000),
+      reconnects: this.reconnects,
+      lastError: this.lastError,
+      maxBufferedRows: this.maxBufferedRows,
+      maxQueuedMessages: this.maxQueuedMessages,
+    };
+  }
+
+  /** Measures the lag now: WAL bytes behind the server, and seconds behind the oldest unstored commit. */
+  async lag(): Promise<{ bytes: number; seconds: number }> {
+    await this.measureLag();
+    const s = this.status();
+    return { bytes: s.lagBytes ?? 0, seconds: s.lagSeconds };
+  }
+
+  // ---- setup ---------------------------------------------------------------------------------
+
+  private async prepare(first: boolean): Promise<void> {
+    const o = this.options;
+    await withClient(o.source, async (source) => {
+      await checkSource(source);
+      this.database = (await source.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
+      await withClient(o.destination, (destination) => ensureDestination(destination, o));
+      const tables = await trackedTables(source, o);
+      if (first) warnAboutTables(tables, this.logger);
+      // The publication must exist before the slot: pgoutput looks it up as of each change.
+      await syncPublication(source, o.publicationName, tables);
+      const created = await ensureSlot(source, o.slotName);
+      if (created && !first) {
+        this.logger.error(`Replication slot "${o.slotName}" had disappeared and was created again: changes committed while it was missing are not in the trail (started_at was reset).`);
+      } else if (created) {
+        this.logger.log(`Created replication slot "${o.slotName}"; capture starts now.`);
+      }
+      await withClient(o.destination, (destination) => ensureStateRow(destination, o.schema, o.slotName, this.database, created));
+    });
+  }
+
+  // ---- sessions ------------------------------------------------------------------------------
+
+  /** Connects and starts streaming; resolves once the server streams, rejects if it cannot. */
+  private async openSession(): Promise<Session> {
+    const o = this.options;
+    const source = new Client(o.source);
+    const destination = new Client(o.destination);
+    const clients = [source, destination];
+    try {
+      await source.connect();
+      await destination.connect();
+    } catch (e) {
+      await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
+      throw e;
+    }
+    const resume = await this.resumePosition(source, destination);
+    await this.lock; // a handler of the previous session may still be unwinding
+    this.resetStream(resume);
+
+    const service = new LogicalReplicationService(replicationConfig(o.source), {
+      // Acknowledgements are ours alone: no per-message auto acknowledge and no timer that would
+      // confirm what was received but not stored.
+      acknowledge: { auto: false, timeoutSeconds: 0 },
+      // The stream pauses while a handler awaits a write: memory stays bounded.
+      flowControl: { enabled: true },
+    });
+    let resolveEnded!: (e: Error | undefined) => void;
+    const ended = new Promise<Error | undefined>((r) => (resolveEnded = r));
+    const session: Session = {
+      service,
+      source,
+      destination,
+      writer: new ChangesWriter(destination, o.schema, o.slotName),
+      stitcher: new PgoutputStitcher(this.database),
+      failed: false,
+      fail: (error: unknown) => {
+        if (session.failed) return;
+        session.failed = true;
+        if (error !== undefined) this.lastError = message(error);
+        resolveEnded(error === undefined ? undefined : toError(error));
+      },
+      ended,
+    };
+    for (const c of clients) c.on('error', (e) => session.fail(e));
+    service.on('error', (e: Error) => session.fail(e));
+    service.on('data', (lsn: string, msg: DataMessage) => this.onData(session, lsn, msg));
+    service.on('heartbeat', (lsn: string, _ts: number, reply: boolean) => this.onKeepalive(session, lsn, reply));
+
+    const started = new Promise<void>((resolve, reject) => {
+      service.once('start', () => resolve());
+      void ended.then((e) => reject(e ?? new Error('stopped')));
+    });
+    const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [o.publicationName], messages: true }, () => {
+      this.received++;
+      this.maxQueuedMessages = Math.max(this.maxQueuedMessages, this.received - this.handled);
+    });
+    service
+      .subscribe(plugin, o.slotName, formatLsn(resume))
+      .then(() => session.fail(new Error('the server ended the replication stream')), (e) => session.fail(e));
+    void ended.then(() => this.closeSession(session));
+    this.session = session;
+    try {
+      await started;
+    } catch (e) {
+      await this.closeSession(session);
+      throw e;
+    }
+    this.state = 'streaming';
+    return session;
+  }
+
+  /** Where to resume: the later of the stored position and the slot's confirmed one. */
+  private async resumePosition(source: Client, destination: Client): Promise<bigint> {
+    const o = this.options;
+    const slot = await source.query<{ lsn: string | null }>(`SELECT confirmed_flush_lsn::text AS lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, [o.slotName]);
+    const stored = await ensureStateRow(destination, o.schema, o.slotName, this.database, false);
+    const confirmed = slot.rows[0]?.lsn ? parseLsn(slot.rows[0].lsn) : 0n;
+    return stored !== null && stored > confirmed ? stored : confirmed;
+  }
+
+  private resetStream(resume: bigint): void {
+    this.received = 0;
+    this.handled = 0;
+    this.pending = [];
+    this.completedRows = 0;
+    this.completed = undefined;
+    this.completedTransactions = 0;
+    this.confirmed = resume;
+    this.oldestUnstored = undefined;
+  }
+
+  private async closeSession(session: Session): Promise<void> {
+    await session.service.stop().catch(() => undefined);
+    session.service.removeAllListeners();
+    // Rolling back drops rows of transactions that were not acknowledged: they come again.
+    await Promise.all([session.source.end().catch(() => undefined), session.destination.end().catch(() => undefined)]);
+  }
+
+  /** Runs sessions until stopped, reconnecting with exponential backoff. */
+  private async supervise(first: Session): Promise<void> {
+    let session: Session | undefined = first;
+    let delay = this.options.reconnectDelayMs;
+    while (!this.stopping) {
+      if (session) {
+        const error = await session.ended;
+        await this.closeSession(session);
+        session = undefined;
+        if (this.stopping) break;
+        this.logger.warn(`Replication stream lost (${message(error)}); reconnecting in ${delay} ms.`);
+      }
+      this.state = 'reconnecting';
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        this.wakeBackoff = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      if (this.stopping) break;
+      this.reconnects++;
+      try {
+        await this.prepare(false);
+        session = await this.openSession();
+        this.logger.log(`Reconnected (attempt ${this.reconnects}); resuming at ${formatLsn(this.confirmed)}.`);
+        delay = this.options.reconnectDelayMs;
+      } catch (e) {
+        this.lastError = message(e);
+        this.logger.warn(`Reconnect failed (${message(e)}); retrying in ${Math.min(delay * 2, this.options.maxReconnectDelayMs)} ms.`);
+        delay = Math.min(delay * 2, this.options.maxReconnectDelayMs);
+      }
+    }
+    if (session) {
+      // stop() came while a reconnect was completing
+      session.fail(undefined);
+      await this.closeSession(session);
+    }
+    this.session = undefined;
+  }
+
+  // ---- stream handling -----------------------------------------------------------------------
+
+  /** Serializes handlers with timer work (batch flushes) and with stop(). */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(async () => {
+      this.busy = true;
+      try {
+        return await fn();
+      } finally {
+        this.busy = false;
+      }
+    });
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async onData(session: Session, lsn: string, msg: DataMessage): Promise<void> {
+    if (session.failed) return;
+    this.handled++;
+    try {
+      await this.exclusive(() => this.handle(session, lsn, msg));
+    } catch (e) {
+      session.fail(e);
+    }
+  }
+
+  private async handle(session: Session, lsn: string, msg: DataMessage): Promise<void> {
+    if (session.failed) return;
+    const { stitcher } = session;
+    switch (msg.tag) {
+      case 'begin':
+        stitcher.begin(msg, new Date());
+        this.oldestUnstored ??= Number((msg.commitTime as bigint) / 1000n);
+        return;
+      case 'relation':
+        stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg.relationOid));
+        return;
+      case 'message':
+        if (stitcher.message(msg, msg.content as Buffer)) return;
+        if (msg.prefix === HEARTBEAT_MESSAGE_PREFIX && !msg.transactional && this.idle(true)) this.confirm(session, parseLsn(lsn));
+        return;
+      case 'insert':
+      case 'update':
+      case 'delete':
+      case 'truncate':
+        for (const row of stitcher.change(lsn, msg)) this.pending.push(row);
+        this.maxBufferedRows = Math.max(this.maxBufferedRows, this.pending.length);
+        if (this.pending.length >= this.options.batchSize) await this.flushWithinTransaction(session);
+        return;
+      case 'commit': {
+        const end = stitcher.commit(msg);
+        if (!this.completed) this.completedSince = Date.now();
+        this.completed = { commitPosition: parseLsn(msg.commitLsn!), commitEndPosition: end, committedAt: new Date(Number((msg.commitTime as bigint) / 1000n)).toISOString() };
+        this.completedRows = this.pending.length;
+        this.completedTransactions++;
+        const caughtUp = this.received === this.handled;
+        if (caughtUp || this.pending.length >= this.options.batchSize || Date.now() - this.completedSince >= this.options.maxBatchDelayMs) {
+          await this.storeCompleted(session);
+        }
+        return;
+      }
+      default:
+        return; // origin, type: nothing to store
+    }
+  }
+
+  /** A batch is full inside a transaction: store finished transactions, then this one's rows so far. */
+  private async flushWithinTransaction(session: Session): Promise<void> {
+    await this.storeCompleted(session);
+    // Rows of the unfinished transaction go into the open destination transaction; it commits
+    // with the source transaction's COMMIT, so readers never see half of it.
+    const rows = this.pending;
+    this.pending = [];
+    this.changesWritten += await session.writer.insert(rows);
+  }
+
+  /** Commits finished source transactions in the destination and acknowledges them. */
+  private async storeCompleted(session: Session): Promise<void> {
+    const position = this.completed;
+    if (!position) return;
+    const rows = this.pending.slice(0, this.completedRows);
+    this.pending = this.pending.slice(this.completedRows);
+    this.completedRows = 0;
+    const written = await session.writer.insert(rows);
+    await session.writer.commit(position);
+    this.changesWritten += written;
+    this.completed = undefined;
+    this.transactionsWritten += this.completedTransactions;
+    this.completedTransactions = 0;
+    this.lastCommittedAt = new Date(position.committedAt);
+    this.oldestUnstored = undefined;
+    this.confirm(session, position.commitEndPosition);
+  }
+
+  /** Nothing received is waiting to be stored: a server position may be confirmed as is. */
+  private idle(fromHandler = false): boolean {
+    const s = this.session;
+    return (
+      this.received === this.handled &&
+      (fromHandler || !this.busy) &&
+      this.pending.length === 0 &&
+      !this.completed &&
+      !!s &&
+      !s.stitcher.inTransaction &&
+      !s.writer.inTransaction
+    );
+  }
+
+  /**
+   * Tells the server everything before `lsn` is stored. pg-logical-replication's acknowledge()
+   * reports lsn + 1 as flushed, but a commit record may start exactly at the previous commit's
+   * end, and the server skips transactions whose commit starts before the confirmed position:
+   * so it is given lsn - 1.
+   */
+  private confirm(session: Session, lsn: bigint): void {
+    if (lsn > this.confirmed) this.confirmed = lsn;
+    if (this.confirmed > 0n && !session.failed) {
+      session.service.acknowledge(formatLsn(this.confirmed - 1n)).catch(() => undefined);
+    }
+  }
+
+  private onKeepalive(session: Session, lsn: string, replyRequested: boolean): void {
+    if (session.failed) return;
+    // A keepalive arrives after all data before its position; when all of it is stored, the slot
+    // may move past WAL that had nothing for us (other databases, our own writes).
+    if (this.idle()) this.confirm(session, parseLsn(lsn));
+    else if (replyRequested) this.confirm(session, this.confirmed);
+  }
+
+  // ---- timers --------------------------------------------------------------------------------
+
+  private startTimers(): void {
+    const o = this.options;
+    const every = (ms: number, fn: () => Promise<void>) => {
+      if (ms <= 0) return;
+      const t = setInterval(() => void fn().catch((e) => this.logger.warn(message(e))), ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(o.heartbeatIntervalMs, () => this.heartbeat());
+    every(Math.max(o.maxBatchDelayMs, 50), () => this.flushIfDue());
+    every(o.progressIntervalMs, () => this.progress());
+    every(o.publicationRefreshMs, () => this.refreshPublication());
+  }
+
+  /** Finished transactions wait at most maxBatchDelayMs for company, even if the stream stalls. */
+  private async flushIfDue(): Promise<void> {
+    const session = this.session;
+    if (!session || session.failed || !this.completed || Date.now() - this.completedSince < this.options.maxBatchDelayMs) return;
+    await this.exclusive(() => this.storeCompleted(session)).catch((e) => session.fail(e));
+  }
+
+  private async heartbeat(): Promise<void> {
+    const session = this.session;
+    if (!session || session.failed) return;
+    this.confirm(session, this.confirmed); // keeps the walsender's timeout at bay during long writes
+    if (this.options.heartbeatMessages && this.idle()) {
+      // Something of ours to decode on an otherwise quiet database: its position can be confirmed.
+      await session.source.query(`SELECT pg_catalog.pg_logical_emit_message(false, $1, now()::text)`, [HEARTBEAT_MESSAGE_PREFIX]);
+    }
+  }
+
+  private async measureLag(): Promise<void> {
+    const session = this.session;
+    if (!session || session.failed) return;
+    const { rows } = await session.source.query<{ lsn: string }>(`SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn`);
+    const behind = parseLsn(rows[0].lsn) - this.confirmed;
+    this.lagBytes = behind > 0n ? Number(behind) : 0;
+  }
+
+  private async progress(): Promise<void> {
+    await this.measureLag();
+    const now = Date.now();
+    const s = this.status();
+    const changes = this.changesWritten - this.progressMark.changes;
+    const rate = changes / Math.max((now - this.progressMark.at) / 1000, 0.001);
+    this.progressMark = { at: now, changes: this.changesWritten };
+    const lag = `lag ${s.lagBytes ?? '?'} bytes, ${s.lagSeconds.toFixed(1)} s`;
+    if ((s.lagBytes ?? 0) > this.options.lagWarningBytes || s.lagSeconds > this.options.lagWarningSeconds) {
+      this.logger.warn(`Capture is falling behind: ${lag} (${Math.round(rate)} changes/s).`);
+    } else if (changes > 0) {
+      this.logger.log(`Captured ${changes} changes (${Math.round(rate)}/s), ${this.changesWritten} in total; ${lag}.`);
+    }
+  }
+
+  private async refreshPublication(): Promise<void> {
+    const session = this.session;
+    if (!session || session.failed) return;
+    await syncPublication(session.source, this.options.publicationName, await trackedTables(session.source, this.options));
+  }
+}
+
+function replicationConfig(source: ClientConfig): ClientConfig {
+  return { ...source, options: [source.options, VALUE_FORMAT_OPTIONS].filter(Boolean).join(' ') };
+}
+
+async function withClient<T>(config: ClientConfig, fn: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client(config);
+  client.on('error', () => undefined); // surfaced through the failing query instead
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

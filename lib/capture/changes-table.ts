@@ -1,0 +1,73 @@
+import { quoteIdent } from '../migration/sql-quote';
+
+/** Names used by the audit trail tables (the contract other parts of the library read). */
+export const CHANGES_TABLE = 'changes';
+export const CAPTURE_STATE_TABLE = '_bemi_capture_state';
+
+export interface ChangesTableSqlOptions {
+  /** Schema of `changes` and `_bemi_capture_state`. Default `public`. */
+  schema?: string;
+  /** Also index `before` and `after` (GIN jsonb_path_ops). Faster value searches, slower ingest. Default false. */
+  indexBeforeAfter?: boolean;
+}
+
+/**
+ * DDL of the audit trail: `changes` (one row per captured row change) and `_bemi_capture_state`
+ * (one row per replication slot). The single source of this SQL: the worker's create-when-missing
+ * step, `ensureSchema` and migrations all run `up`. Idempotent; `down` drops both tables.
+ */
+export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up: string; down: string } {
+  const schema = options.schema ?? 'public';
+  const s = quoteIdent(schema);
+  const changes = `${s}.${quoteIdent(CHANGES_TABLE)}`;
+  const state = `${s}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
+  // Index names are schema-local; a prefix keeps them clear of the user's own.
+  const idx = (suffix: string) => quoteIdent(`_bemi_changes_${suffix}`);
+  const up = `-- nestjs-bemi: audit trail tables (up)
+CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE TABLE IF NOT EXISTS ${changes} (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  primary_key text NULL,
+  before jsonb NOT NULL DEFAULT '{}',
+  after jsonb NOT NULL DEFAULT '{}',
+  context jsonb NOT NULL DEFAULT '{}',
+  database text NOT NULL,
+  schema text NOT NULL,
+  "table" text NOT NULL,
+  operation text NOT NULL CHECK (operation IN ('CREATE', 'UPDATE', 'DELETE', 'TRUNCATE')),
+  committed_at timestamptz NOT NULL,
+  queued_at timestamptz NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  transaction_id bigint NOT NULL,
+  position bigint NOT NULL,
+  commit_position bigint NOT NULL,
+  seq integer NOT NULL,
+  -- Exactly-once: a change is identified by its transaction's commit LSN and its index in it.
+  -- Never the change LSN alone: rows of one multi-row statement can share it.
+  CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
+);
+CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at);
+CREATE INDEX IF NOT EXISTS ${idx('context')} ON ${changes} USING gin (context jsonb_path_ops);
+${
+  options.indexBeforeAfter
+    ? `CREATE INDEX IF NOT EXISTS ${idx('before')} ON ${changes} USING gin (before jsonb_path_ops);
+CREATE INDEX IF NOT EXISTS ${idx('after')} ON ${changes} USING gin (after jsonb_path_ops);
+`
+    : ''
+}CREATE TABLE IF NOT EXISTS ${state} (
+  slot_name text PRIMARY KEY,
+  database text NOT NULL,
+  -- When capture through this slot began: changes committed earlier are not in the trail.
+  started_at timestamptz NOT NULL DEFAULT now(),
+  last_commit_position bigint NULL,
+  last_commit_end_position bigint NULL,
+  last_committed_at timestamptz NULL,
+  updated_at timestamptz NULL
+);
+`;
+  const down = `-- nestjs-bemi: audit trail tables (down)
+DROP TABLE IF EXISTS ${state};
+DROP TABLE IF EXISTS ${changes};
+`;
+  return { up, down };
+}

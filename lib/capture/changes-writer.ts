@@ -1,0 +1,92 @@
+import type { Client } from 'pg';
+import { quoteIdent } from '../migration/sql-quote';
+import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
+import type { ChangeRow } from './pgoutput-stitcher';
+
+/** Where the last stored source transaction ended; written with the rows, in one destination transaction. */
+export interface StoredPosition {
+  commitPosition: bigint;
+  commitEndPosition: bigint;
+  committedAt: string;
+}
+
+/**
+ * Writes `changes` rows to the destination inside one open destination transaction at a time.
+ * Rows already present (same commit position and seq) are skipped, which makes re-delivery after
+ * a crash harmless: the table holds each change exactly once.
+ */
+export class ChangesWriter {
+  private open = false;
+  private readonly insertSql: string;
+  private readonly stateSql: string;
+
+  constructor(
+    private readonly client: Client,
+    schema: string,
+    private readonly slotName: string,
+  ) {
+    const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
+    this.insertSql = `INSERT INTO ${changes}
+      (primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq)
+      SELECT * FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::text[],
+                           $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::bigint[], $13::bigint[], $14::int[])
+      ON CONFLICT (commit_position, seq) DO NOTHING`;
+    this.stateSql = `UPDATE ${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}
+      SET last_commit_position = $2, last_commit_end_position = $3, last_committed_at = $4, updated_at = now()
+      WHERE slot_name = $1`;
+  }
+
+  get inTransaction(): boolean {
+    return this.open;
+  }
+
+  /** Inserts rows (opening a transaction if needed); returns how many were new. */
+  async insert(rows: readonly ChangeRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    if (!this.open) {
+      await this.client.query('BEGIN');
+      this.open = true;
+    }
+    const n = rows.length;
+    const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(n));
+    for (let i = 0; i < n; i++) {
+      const r = rows[i];
+      cols[0][i] = r.primaryKey;
+      cols[1][i] = r.before;
+      cols[2][i] = r.after;
+      cols[3][i] = r.context;
+      cols[4][i] = r.database;
+      cols[5][i] = r.schema;
+      cols[6][i] = r.table;
+      cols[7][i] = r.operation;
+      cols[8][i] = r.committedAt;
+      cols[9][i] = r.queuedAt;
+      cols[10][i] = r.transactionId;
+      cols[11][i] = r.position;
+      cols[12][i] = r.commitPosition;
+      cols[13][i] = r.seq;
+    }
+    return (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
+  }
+
+  /** Commits the open transaction (if any), recording `position` in `_bemi_capture_state` with it. */
+  async commit(position: StoredPosition | undefined): Promise<void> {
+    if (!this.open) return;
+    if (position) {
+      await this.client.query(this.stateSql, [
+        this.slotName,
+        position.commitPosition.toString(),
+        position.commitEndPosition.toString(),
+        position.committedAt,
+      ]);
+    }
+    this.open = false;
+    await this.client.query('COMMIT');
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.open) return;
+    this.open = false;
+    await this.client.query('ROLLBACK');
+  }
+}

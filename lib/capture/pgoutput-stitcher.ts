@@ -1,0 +1,197 @@
+import type { Pgoutput } from 'pg-logical-replication';
+import { BEMI_MESSAGE_PREFIX } from '../bemi.constants';
+import { replaceUnstorable, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from './json-values';
+import { parseLsn } from './lsn';
+import type { RelationInfo } from './relation-catalog';
+
+/** One row of the `changes` table, with every value already in the form the INSERT binds. */
+export interface ChangeRow {
+  primaryKey: string | null;
+  before: string;
+  after: string;
+  context: string;
+  database: string;
+  schema: string;
+  table: string;
+  operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
+  committedAt: string;
+  queuedAt: string;
+  transactionId: string;
+  position: string;
+  commitPosition: string;
+  seq: number;
+}
+
+/** The transaction being stitched: what each of its changes shares. */
+interface OpenTransaction {
+  xid: string;
+  commitLsn: bigint;
+  committedAt: string;
+  queuedAt: string;
+  /** Context of the latest `_bemi` message so far (JSON text, `{}` for none). */
+  context: string;
+  seq: number;
+}
+
+/**
+ * Turns pgoutput messages of one replication session into `changes` rows. Synchronous and free of
+ * I/O, so the consumer rule lives in one testable place: every change gets the context of the
+ * latest `_bemi` message before it in its own transaction (`{}` after a reset, or when none came),
+ * and its `seq` is its 0-based index among the row changes of the transaction.
+ */
+export class PgoutputStitcher {
+  private tx?: OpenTransaction;
+  private readonly relations = new Map<number, RelationInfo>();
+
+  constructor(private readonly database: string) {}
+
+  get inTransaction(): boolean {
+    return this.tx !== undefined;
+  }
+
+  /** Catalog facts for a relation; must be set after its relation message, before its changes. */
+  setRelation(relationOid: number, info: RelationInfo): void {
+    this.relations.set(relationOid, info);
+  }
+
+  begin(msg: Pgoutput.MessageBegin, receivedAt: Date): void {
+    if (this.tx) throw new Error('pgoutput: BEGIN inside an open transaction');
+    if (!msg.commitLsn) throw new Error('pgoutput: BEGIN without a commit LSN');
+    this.tx = {
+      xid: String(msg.xid >>> 0),
+      commitLsn: parseLsn(msg.commitLsn),
+      committedAt: microsToIso(msg.commitTime as bigint),
+      queuedAt: receivedAt.toISOString(),
+      context: '{}',
+      seq: 0,
+    };
+  }
+
+  /** A logical message. Returns true when it was a context message of the open transaction. */
+  message(msg: Pgoutput.MessageMessage, content: Buffer): boolean {
+    if (!this.tx || !msg.transactional || msg.prefix !== BEMI_MESSAGE_PREFIX) return false;
+    this.tx.context = normalizeContext(content.toString('utf8'));
+    return true;
+  }
+
+  /** Rows for one insert/update/delete/truncate message; `lsn` is the stream position of the change. */
+  change(lsn: string, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): ChangeRow[] {
+    const tx = this.tx;
+    if (!tx) throw new Error(`pgoutput: ${msg.tag} outside a transaction`);
+    const position = parseLsn(lsn).toString();
+    if (msg.tag === 'truncate') {
+      return msg.relations.map((relation) => this.row(tx, position, relation, 'TRUNCATE', '{}', '{}', null));
+    }
+    const info = this.relations.get(msg.relation.relationOid);
+    if (!info) throw new Error(`pgoutput: no catalog information for relation ${msg.relation.schema}.${msg.relation.name}`);
+    const columns = msg.relation.columns;
+    if (msg.tag === 'insert') {
+      const after = encodeTuple(columns, msg.new, info.kinds);
+      return [this.row(tx, position, msg.relation, 'CREATE', '{}', after, primaryKeyOf(info, msg.new))];
+    }
+    if (msg.tag === 'update') {
+      const old = msg.old ?? msg.key;
+      const before = old ? encodeTuple(columns, old, info.kinds, msg.old === null) : '{}';
+      const after = encodeTuple(columns, msg.new, info.kinds);
+      return [this.row(tx, position, msg.relation, 'UPDATE', before, after, primaryKeyOf(info, msg.new))];
+    }
+    const old = (msg.old ?? msg.key)!;
+    const before = encodeTuple(columns, old, info.kinds, msg.old === null);
+    return [this.row(tx, position, msg.relation, 'DELETE', before, '{}', primaryKeyOf(info, old))];
+  }
+
+  /** Closes the transaction; returns its commit end LSN, the position to acknowledge once stored. */
+  commit(msg: Pgoutput.MessageCommit): bigint {
+    if (!this.tx) throw new Error('pgoutput: COMMIT without BEGIN');
+    if (!msg.commitEndLsn) throw new Error('pgoutput: COMMIT without an end LSN');
+    this.tx = undefined;
+    return parseLsn(msg.commitEndLsn);
+  }
+
+  /** Forgets the open transaction (after a lost connection the server sends it again). */
+  reset(): void {
+    this.tx = undefined;
+  }
+
+  private row(
+    tx: OpenTransaction,
+    position: string,
+    relation: Pgoutput.MessageRelation,
+    operation: ChangeRow['operation'],
+    before: string,
+    after: string,
+    primaryKey: string | null,
+  ): ChangeRow {
+    return {
+      primaryKey,
+      before,
+      after,
+      context: tx.context,
+      database: this.database,
+      schema: relation.schema,
+      table: relation.name,
+      operation,
+      committedAt: tx.committedAt,
+      queuedAt: tx.queuedAt,
+      transactionId: tx.xid,
+      position,
+      commitPosition: tx.commitLsn.toString(),
+      seq: tx.seq++,
+    };
+  }
+}
+
+/**
+ * JSON object text of a tuple, keyed by column name. pgoutput leaves a column `undefined` when it
+ * is an unchanged TOASTed value it did not send (the client fills it from the old tuple when there
+ * is one); such columns get {@link UNCHANGED_TOAST_MARKER}. In a key-only tuple (`keyOnly`), the
+ * parser already dropped non-key columns.
+ */
+function encodeTuple(columns: Pgoutput.RelationColumn[], tuple: Record<string, unknown>, kinds: Map<string, ValueKind>, keyOnly = false): string {
+  const parts: string[] = [];
+  for (const { name } of columns) {
+    if (keyOnly && !(name in tuple)) continue;
+    const value = tuple[name];
+    const json = value === undefined ? JSON.stringify(UNCHANGED_TOAST_MARKER) : valueToJson(value as string | null, kinds.get(name) ?? 'string');
+    parts.push(`${JSON.stringify(name)}:${json}`);
+  }
+  return `{${parts.join(',')}}`;
+}
+
+/** Single key: its text. Composite: JSON array of the key values (encoded as in `after`). None: null. */
+function primaryKeyOf(info: RelationInfo, tuple: Record<string, unknown>): string | null {
+  const key = info.primaryKey;
+  if (key.length === 0) return null;
+  if (key.length === 1) {
+    const value = tuple[key[0]];
+    return typeof value === 'string' ? value : null;
+  }
+  const values = key.map((name) => tuple[name]);
+  if (values.some((v) => typeof v !== 'string')) return null;
+  return `[${values.map((v, i) => valueToJson(v as string, info.kinds.get(key[i]) ?? 'string')).join(',')}]`;
+}
+
+/**
+ * Context JSON as stored: an object, with U+0000 and lone surrogates replaced by U+FFFD (jsonb
+ * cannot store them). Text that is not a JSON object is kept under `_bemi_invalid_context` rather
+ * than dropped or allowed to fail the write.
+ */
+export function normalizeContext(text: string): string {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return JSON.stringify({ _bemi_invalid_context: replaceUnstorable(text) });
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    return JSON.stringify({ _bemi_invalid_context: replaceUnstorable(text) });
+  }
+  return JSON.stringify(replaceUnstorable(parsed));
+}
+
+/** ISO 8601 text with all six fractional digits (commit times are microseconds since 1970). */
+export function microsToIso(micros: bigint): string {
+  const millis = micros / 1000n;
+  const extra = (micros % 1000n).toString().padStart(3, '0');
+  return new Date(Number(millis)).toISOString().replace('Z', `${extra}Z`);
+}

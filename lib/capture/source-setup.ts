@@ -1,0 +1,190 @@
+import type { Client } from 'pg';
+import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
+import { quoteIdent } from '../migration/sql-quote';
+import { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
+import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
+
+/** Thrown when the source or destination cannot be captured as configured; says what to fix. */
+export class BemiCaptureSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BemiCaptureSetupError';
+  }
+}
+
+/** Fails with a clear message on a server or role that cannot feed logical replication. */
+export async function checkSource(client: Client): Promise<void> {
+  const { rows } = await client.query<{ version: number; wal_level: string; role: string; may_replicate: boolean }>(
+    `SELECT current_setting('server_version_num')::int AS version, current_setting('wal_level') AS wal_level, current_user AS role,
+            (SELECT rolreplication OR rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user) AS may_replicate`,
+  );
+  const s = rows[0];
+  if (s.version < 140000) throw new BemiCaptureSetupError(`nestjs-bemi capture needs PostgreSQL 14 or newer (server_version_num is ${s.version}).`);
+  if (s.wal_level !== 'logical') {
+    throw new BemiCaptureSetupError(
+      `wal_level is "${s.wal_level}" on the source, so its changes cannot be streamed. Set wal_level = logical ` +
+        `(postgresql.conf, ALTER SYSTEM SET wal_level = logical, or your provider's "logical replication" setting) and restart PostgreSQL.`,
+    );
+  }
+  if (!s.may_replicate && !(await memberOfManagedReplicationRole(client))) {
+    throw new BemiCaptureSetupError(
+      `Role "${s.role}" may not use replication. Run (as a superuser): ALTER ROLE ${quoteIdent(s.role)} REPLICATION; ` +
+        `or connect the capture worker as a role that has it.`,
+    );
+  }
+}
+
+/** Managed services grant replication through a role instead of the attribute. */
+async function memberOfManagedReplicationRole(client: Client): Promise<boolean> {
+  const { rows } = await client.query(
+    `SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname IN ('rds_replication', 'azure_pg_admin', 'cloudsqlsuperuser')
+       AND pg_catalog.pg_has_role(current_user, r.oid, 'member')`,
+  );
+  return rows.length > 0;
+}
+
+export interface TrackedTable {
+  oid: number;
+  schema: string;
+  name: string;
+  hasTrigger: boolean;
+  replicaIdentity: string;
+  hasPrimaryKey: boolean;
+  /** `schema.table`, quoted for SQL. */
+  sql: string;
+}
+
+/** The tables capture publishes: the same rule as the trigger migration, minus the destination tables. */
+export async function trackedTables(client: Client, options: ResolvedCaptureOptions): Promise<TrackedTable[]> {
+  const excluded = ['changes', 'mikro_orm_migrations', ...options.excludeTables];
+  const { rows } = await client.query<{ oid: number; schema: string; name: string; has_trigger: boolean; ident: string; has_pk: boolean }>(
+    `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relreplident AS ident,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $3) AS has_trigger,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT c.relispartition
+        AND n.nspname = ANY ($1::text[]) AND NOT (c.relname = ANY ($2::text[])) AND c.relname NOT LIKE '\\_bemi%'
+        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      ORDER BY n.nspname, c.relname`,
+    [options.schemas, excluded, BEMI_SQL_OBJECTS.trigger],
+  );
+  return rows.map((r) => ({
+    oid: r.oid,
+    schema: r.schema,
+    name: r.name,
+    hasTrigger: r.has_trigger,
+    replicaIdentity: r.ident,
+    hasPrimaryKey: r.has_pk,
+    sql: `${quoteIdent(r.schema)}.${quoteIdent(r.name)}`,
+  }));
+}
+
+/** Startup warnings: tables without the context trigger, without REPLICA IDENTITY FULL, without a key. */
+export function warnAboutTables(tables: TrackedTable[], logger: CaptureLogger): void {
+  const list = (ts: TrackedTable[]) => ts.map((t) => `${t.schema}.${t.name}`).join(', ');
+  const noTrigger = tables.filter((t) => !t.hasTrigger);
+  if (noTrigger.length) {
+    logger.warn(`No nestjs-bemi context trigger on ${noTrigger.length} captured table(s): ${list(noTrigger)}. Their changes are captured without context; run the migration from bemiMigrationSql().`);
+  }
+  const partial = tables.filter((t) => t.replicaIdentity !== 'f');
+  if (partial.length) {
+    logger.warn(`Without REPLICA IDENTITY FULL, "before" holds only what the WAL carries (key columns of DELETEs and key changes) for: ${list(partial)}. Use bemiMigrationSql({ replicaIdentityFull: true }) for complete before images.`);
+  }
+  const noKey = tables.filter((t) => !t.hasPrimaryKey);
+  if (noKey.length) logger.warn(`Captured table(s) without a primary key get primary_key NULL: ${list(noKey)}.`);
+}
+
+/**
+ * Creates the publication when missing and makes its table list equal to the tracked tables.
+ * Never FOR ALL TABLES: in the same database, the worker's own writes to `changes` would come back.
+ */
+export async function syncPublication(client: Client, publication: string, tables: TrackedTable[]): Promise<void> {
+  const exists = await client.query(`SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1`, [publication]);
+  const pub = quoteIdent(publication);
+  if (exists.rows.length === 0) {
+    const list = tables.length ? ` FOR TABLE ${tables.map((t) => t.sql).join(', ')}` : '';
+    // Partitions are published as their root table: the name the application (and its ORM) uses.
+    await client.query(`CREATE PUBLICATION ${pub}${list} WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)`);
+    return;
+  }
+  const { rows } = await client.query<{ oid: number }>(
+    `SELECT pr.prrelid::int AS oid FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1`,
+    [publication],
+  );
+  const current = new Set(rows.map((r) => r.oid));
+  const wanted = new Set(tables.map((t) => t.oid));
+  const toAdd = tables.filter((t) => !current.has(t.oid));
+  if (toAdd.length) await client.query(`ALTER PUBLICATION ${pub} ADD TABLE ${toAdd.map((t) => t.sql).join(', ')}`);
+  const toDrop = [...current].filter((oid) => !wanted.has(oid));
+  if (toDrop.length) {
+    const names = await client.query<{ name: string }>(`SELECT oid::regclass::text AS name FROM pg_catalog.pg_class WHERE oid = ANY ($1::oid[])`, [toDrop]);
+    if (names.rows.length) await client.query(`ALTER PUBLICATION ${pub} DROP TABLE ${names.rows.map((r) => r.name).join(', ')}`);
+  }
+}
+
+/**
+ * Creates the slot when missing. Returns true when it did (capture starts now; anything before is
+ * not in the trail). An existing slot of the wrong kind or database is an error, never replaced.
+ */
+export async function ensureSlot(client: Client, slotName: string): Promise<boolean> {
+  const { rows } = await client.query<{ plugin: string | null; database: string | null; slot_type: string }>(
+    `SELECT plugin, database, slot_type FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`,
+    [slotName],
+  );
+  if (rows.length) {
+    const slot = rows[0];
+    const { rows: db } = await client.query<{ name: string }>(`SELECT current_database() AS name`);
+    if (slot.slot_type !== 'logical' || slot.plugin !== 'pgoutput' || slot.database !== db[0].name) {
+      throw new BemiCaptureSetupError(
+        `Replication slot "${slotName}" exists but is not a pgoutput slot of database "${db[0].name}" (it is ${slot.slot_type}/${slot.plugin} on ${slot.database}). ` +
+          `Choose another slotName, or drop it on purpose with: npx nestjs-bemi capture:drop-slot --slot ${slotName}.`,
+      );
+    }
+    return false;
+  }
+  await client.query(`SELECT pg_catalog.pg_create_logical_replication_slot($1, 'pgoutput')`, [slotName]);
+  return true;
+}
+
+/** Creates the audit tables when allowed, otherwise refuses to start when they are missing. */
+export async function ensureDestination(client: Client, options: ResolvedCaptureOptions): Promise<void> {
+  if (options.ensureSchema) {
+    // Concurrent workers (or app instances) may race on CREATE ... IF NOT EXISTS; serialize them.
+    await client.query('BEGIN');
+    try {
+      await client.query(`SELECT pg_advisory_xact_lock(hashtext('nestjs-bemi:ensure-schema'))`);
+      await client.query(bemiChangesTableSql({ schema: options.schema, indexBeforeAfter: options.indexBeforeAfter }).up);
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+    return;
+  }
+  const { rows } = await client.query<{ changes: string | null; state: string | null }>(
+    `SELECT to_regclass($1) AS changes, to_regclass($2) AS state`,
+    [`${quoteIdent(options.schema)}.${quoteIdent(CHANGES_TABLE)}`, `${quoteIdent(options.schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`],
+  );
+  if (!rows[0].changes || !rows[0].state) {
+    throw new BemiCaptureSetupError(
+      `The destination has no ${options.schema}.${CHANGES_TABLE} / ${options.schema}.${CAPTURE_STATE_TABLE} table. ` +
+        `Run the migration (bemiChangesTableSql().up), or let the worker create them (ensureSchema: true; CLI: drop --no-create-table).`,
+    );
+  }
+}
+
+/**
+ * Makes sure the slot has a state row. `restarted` (the slot was just created) resets `started_at`:
+ * changes made before this moment were never streamed through this slot.
+ */
+export async function ensureStateRow(client: Client, schema: string, slotName: string, database: string, restarted: boolean): Promise<bigint | null> {
+  const state = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
+  await client.query(
+    `INSERT INTO ${state} (slot_name, database, started_at, updated_at) VALUES ($1, $2, now(), now())
+     ON CONFLICT (slot_name) DO ${restarted ? 'UPDATE SET database = EXCLUDED.database, started_at = now(), last_commit_position = NULL, last_commit_end_position = NULL, last_committed_at = NULL, updated_at = now()' : 'NOTHING'}`,
+    [slotName, database],
+  );
+  const { rows } = await client.query<{ pos: string | null }>(`SELECT last_commit_end_position::text AS pos FROM ${state} WHERE slot_name = $1`, [slotName]);
+  return rows[0]?.pos ? BigInt(rows[0].pos) : null;
+}

@@ -1,0 +1,93 @@
+import { randomBytes } from 'node:crypto';
+import { bemiMigrationSql } from '../../../lib';
+import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger, type ResolvedCaptureOptions } from '../../../lib/capture/capture-options';
+import { CaptureWorker } from '../../../lib/capture/capture.worker';
+import { withClient, type TestDatabase } from '../../support/database';
+
+/** A logger that keeps lines for assertions instead of printing them. */
+export class MemoryLogger implements CaptureLogger {
+  readonly lines: Array<{ level: 'log' | 'warn' | 'error'; message: string }> = [];
+  log(message: string) {
+    this.lines.push({ level: 'log', message });
+  }
+  warn(message: string) {
+    this.lines.push({ level: 'warn', message });
+  }
+  error(message: string) {
+    this.lines.push({ level: 'error', message });
+  }
+  text(level?: 'log' | 'warn' | 'error'): string {
+    return this.lines.filter((l) => !level || l.level === level).map((l) => l.message).join('\n');
+  }
+}
+
+/** Slot names are server-wide and test files share one server: each test gets its own. */
+export function uniqueSlot(): string {
+  return `bemi_test_${randomBytes(5).toString('hex')}`;
+}
+
+export function captureOptions(db: TestDatabase, extra: BemiCaptureOptions = {}): ResolvedCaptureOptions {
+  const slotName = extra.slotName ?? uniqueSlot();
+  return resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: slotName, ...extra, slotName });
+}
+
+export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = {}): Promise<{ worker: CaptureWorker; logger: MemoryLogger; slotName: string }> {
+  const logger = new MemoryLogger();
+  const options = captureOptions(db, { logger, ...extra });
+  const worker = new CaptureWorker(options);
+  await worker.start();
+  return { worker, logger, slotName: options.slotName };
+}
+
+/** Installs the context triggers (as an application would through its migration) plus a sync table. */
+export async function installTriggers(db: TestDatabase, options: Parameters<typeof bemiMigrationSql>[0] = {}): Promise<void> {
+  await db.query(`CREATE TABLE IF NOT EXISTS capture_sync (id serial PRIMARY KEY, token text NOT NULL)`);
+  await db.query(bemiMigrationSql(options).up);
+}
+
+/**
+ * Commits a marker row and waits until it is in `changes`. Changes are stored in commit order,
+ * so everything committed before the marker is stored too.
+ */
+export async function syncCapture(db: TestDatabase, timeoutMs = 30_000, destination: TestDatabase = db): Promise<void> {
+  const token = randomBytes(6).toString('hex');
+  await db.query(`INSERT INTO capture_sync (token) VALUES ($1)`, [token]);
+  await waitFor(
+    async () => (await destination.query(`SELECT 1 FROM changes WHERE "table" = 'capture_sync' AND after->>'token' = $1`, [token])).length > 0,
+    `capture of sync token ${token}`,
+    timeoutMs,
+  );
+}
+
+/** Polls `check` until it is true; fails with `what` after `timeoutMs` (a liveness bound, not a speed claim). */
+export async function waitFor(check: () => Promise<boolean> | boolean, what: string, timeoutMs = 30_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Runs statements in one transaction on one connection. */
+export async function inTransaction(url: string, statements: string[]): Promise<void> {
+  await withClient(url, async (c) => {
+    await c.query('BEGIN');
+    for (const s of statements) await c.query(s);
+    await c.query('COMMIT');
+  });
+}
+
+/** The leading comment the ORM hook writes, for tests that write SQL by hand. */
+export function withContext(context: unknown, sql: string): string {
+  return `/*Bemi ${JSON.stringify(context)} Bemi*/ ${sql}`;
+}
+
+/** Captured rows of a table, in stream order, without the sync markers. */
+export async function changesOf(db: TestDatabase, table?: string): Promise<any[]> {
+  return db.query(
+    `SELECT primary_key, "table", schema, operation, before, after, context, committed_at, transaction_id::text, position::text, commit_position::text, seq
+       FROM changes WHERE "table" <> 'capture_sync' ${table ? `AND "table" = $1` : ''} ORDER BY commit_position, seq`,
+    table ? [table] : [],
+  );
+}
