@@ -74,6 +74,8 @@ export function isDataModifying(sql: string): boolean {
         if (STARTERS.has(word)) return true;
         inWith = word === 'with';
         statementStart = false;
+        // Fast path for the common single SELECT: nothing after it can start another statement.
+        if (!inWith && sql.indexOf(';', j) === -1) return false;
       } else if (inWith && CTE_WRITES.has(word) && !(word === 'update' && (previousWord === 'for' || previousWord === 'key'))) {
         return true;
       }

@@ -1,0 +1,46 @@
+// `npm run bench` (or `npm run bench:quick`): starts its own embedded PostgreSQL, runs every
+// suite with alternating repetitions, prints one table and writes bench/results/latest(.quick).{json,md}.
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startPostgres } from '../test/support/postgres-server.mjs';
+import { printTable, writeResults } from './report.mjs';
+import { runWriteOverhead } from './write-overhead.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const quick = process.argv.includes('--quick');
+const repetitions = quick ? 3 : 7;
+const log = (line) => console.error(`[bench] ${line}`);
+
+const suites = [['write overhead and WAL', runWriteOverhead]];
+
+async function main() {
+  const startedAt = new Date().toISOString();
+  const external = process.env.BEMI_BENCH_DATABASE_URL;
+  const server = external ? null : await startPostgres({ extraFlags: ['-c', 'shared_buffers=256MB', '-c', 'max_wal_size=4GB'] });
+  const adminUrl = external ?? server.url;
+  const rows = [];
+  try {
+    const { Client } = (await import('pg')).default;
+    const c = new Client({ connectionString: adminUrl });
+    await c.connect();
+    const postgres = (await c.query('SHOW server_version')).rows[0].server_version;
+    await c.end();
+    for (const [name, suite] of suites) {
+      log(`${name} ...`);
+      rows.push(...(await suite({ adminUrl, quick, repetitions, log })));
+    }
+    const meta = { startedAt, mode: quick ? 'quick' : 'full', repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
+    console.log('');
+    printTable(rows);
+    const file = writeResults(join(here, 'results'), rows, meta);
+    console.log(`\nWritten to ${file} (and .json).`);
+  } finally {
+    await server?.stop();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
