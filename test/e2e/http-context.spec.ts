@@ -80,6 +80,11 @@ describe.each(['express', 'fastify'] as const)('HTTP context on %s', (platform) 
     });
   });
 
+  it('keeps bemi.set() calls made in a guard, before the interceptor, over decorator values', async () => {
+    const res = await http().get('/todo/context').set('x-user-id', '4').set('x-tenant', 'acme').expect(200);
+    expect(res.body).toEqual({ endpoint: '/todo/context', method: 'GET', userId: 4, area: 'todos', tenant: 'acme', layer: 'guard' });
+  });
+
   it('exposes the current context to handlers through BemiService.get()', async () => {
     const res = await http().get('/todo/context').set('x-user-id', '3').expect(200);
     expect(res.body).toEqual({ endpoint: '/todo/context', method: 'GET', userId: 3, layer: 'class', area: 'todos' });

@@ -55,6 +55,18 @@ export class HeaderAuthGuard implements CanActivate {
   }
 }
 
+/** Context added before the interceptor runs: a guard that records the tenant header. */
+@Injectable()
+export class TenantGuard implements CanActivate {
+  constructor(private readonly bemi: BemiService) {}
+
+  canActivate(ctx: ExecutionContext): boolean {
+    const tenant = ctx.getType() === 'http' ? ctx.switchToHttp().getRequest().headers?.['x-tenant'] : undefined;
+    if (tenant) this.bemi.set({ tenant, layer: 'guard' });
+    return true;
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 @BemiContext({ area: 'todos', layer: 'class' })
@@ -129,7 +141,10 @@ export async function createTodoApp(options: TodoAppOptions): Promise<INestAppli
       ...(options.imports ?? []),
     ],
     controllers: [TodoController],
-    providers: [{ provide: APP_GUARD, useClass: HeaderAuthGuard }],
+    providers: [
+      { provide: APP_GUARD, useClass: HeaderAuthGuard },
+      { provide: APP_GUARD, useClass: TenantGuard },
+    ],
   })
   class TodoAppModule {}
 
