@@ -26,13 +26,12 @@ export class BemiContextInterceptor implements NestInterceptor {
       this.store.ensureScope(() => {
         let cancelled = false;
         let inner: { unsubscribe(): void } | undefined;
-        this.collect(ctx).then(
-          (context) => {
+        this.collect(ctx)
+          .then((context) => {
             this.store.merge(undefined, context);
             if (!cancelled) inner = next.handle().subscribe(subscriber);
-          },
-          (error: unknown) => subscriber.error(error),
-        );
+          })
+          .catch((error: unknown) => subscriber.error(error));
         return () => {
           cancelled = true;
           inner?.unsubscribe();
