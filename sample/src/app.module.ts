@@ -16,7 +16,7 @@ import { TodoService } from './todo/todo.service';
     }),
     BemiModule.forRoot({
       // Added to every request's context, over the defaults (endpoint, method, params, userId).
-      context: (req) => ({ userAgent: req.headers?.['user-agent'] }),
+      context: (req) => ({ ip: req.ip }),
     }),
   ],
   controllers: [TodoController, JobsController],

@@ -11,7 +11,7 @@ export function mikroOrmConfig(clientUrl: string) {
     migrations: {
       // Compiled migrations next to this file (the sample runs from its build output).
       path: join(__dirname, 'migrations'),
-      glob: '!(*.d).js',
+      glob: '!(*.d).{js,ts}', // .js when built, .ts under ts-jest
       transactional: true,
     },
   });

@@ -1,0 +1,58 @@
+import type { INestApplication } from '@nestjs/common';
+import request from 'supertest';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { WalReader } from '../support/wal-reader';
+
+/** Drives the sample app (sample/src) over real HTTP against real PostgreSQL. */
+describe('sample Todo API', () => {
+  let db: TestDatabase;
+  let app: INestApplication;
+  let url: string;
+  let wal: WalReader;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('sample');
+    process.env.DATABASE_URL = db.url;
+    const { bootstrap } = await import('../../sample/src/main');
+    app = await bootstrap(0);
+    url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+    wal = await WalReader.create(db.url);
+  });
+
+  afterAll(async () => {
+    await wal?.close();
+    await app?.close();
+    await db?.drop();
+    delete process.env.DATABASE_URL;
+  });
+
+  it('runs its migrations: the todo table and the Bemi triggers', async () => {
+    const triggers = await db.query(`SELECT tgrelid::regclass::text AS rel FROM pg_trigger WHERE tgname = '_bemi_context'`);
+    expect(triggers).toEqual([{ rel: 'todo' }]);
+  });
+
+  it('records who did what: create, complete, delete, and the cleanup job', async () => {
+    const created = await request(url).post('/todo').set('x-user-id', '187234').send({ task: 'Sleep' }).expect(201);
+    expect(created.body).toEqual({ id: expect.any(Number), task: 'Sleep', isCompleted: false });
+    const id = created.body.id;
+    await request(url).put(`/todo/${id}/complete`).set('x-user-id', '187234').expect(200);
+    const other = await request(url).post('/todo').set('x-user-id', '5').send({ task: 'Eat' }).expect(201);
+    await request(url).delete(`/todo/${other.body.id}`).set('x-user-id', '5').expect(204);
+    await request(url).post('/jobs/cleanup').expect(200, { removed: 1 });
+
+    const changes = await wal.readChanges();
+    expect(changes.map((c) => [c.operation, c.context])).toEqual([
+      ['INSERT', expect.objectContaining({ endpoint: '/todo', method: 'POST', userId: 187234 })],
+      ['UPDATE', expect.objectContaining({ endpoint: '/todo/:id/complete', userId: 187234, action: 'todo.complete', previouslyCompleted: false, params: { id: String(id) } })],
+      ['INSERT', expect.objectContaining({ endpoint: '/todo', userId: 5 })],
+      ['DELETE', expect.objectContaining({ endpoint: '/todo/:id', userId: 5, action: 'todo.delete' })],
+      ['DELETE', expect.objectContaining({ endpoint: '/jobs/cleanup', job: 'cleanup-completed' })],
+    ]);
+    expect(changes[0].context).toHaveProperty('ip', '127.0.0.1');
+  });
+
+  it('answers bad input with 400 and unknown ids with 404', async () => {
+    await request(url).post('/todo').send({}).expect(400);
+    await request(url).put('/todo/999999/complete').expect(404);
+  });
+});
