@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startPostgres } from '../test/support/postgres-server.mjs';
 import { printTable, writeResults } from './report.mjs';
+import { runCapture } from './capture.mjs';
 import { runWriteOverhead } from './write-overhead.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -12,7 +13,11 @@ const quick = process.argv.includes('--quick');
 const repetitions = quick ? 3 : 7;
 const log = (line) => console.error(`[bench] ${line}`);
 
-const suites = [['write overhead and WAL', runWriteOverhead]];
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
+const suites = [
+  ['write overhead and WAL', runWriteOverhead],
+  ['capture', runCapture],
+].filter(([name]) => !only || name.startsWith(only));
 
 async function main() {
   const startedAt = new Date().toISOString();

@@ -1,0 +1,16 @@
+// Runs the capture worker alone in this process, so the benchmark can read its peak RSS.
+// argv: <source url>. Prints "ready" once streaming, stops cleanly on SIGTERM.
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const { CaptureWorker } = require('../dist/capture/capture.worker.js');
+const { resolveCaptureOptions } = require('../dist/capture/capture-options.js');
+
+const quiet = { log: () => {}, warn: (m) => process.stderr.write(`[worker] ${m}\n`), error: (m) => process.stderr.write(`[worker] ${m}\n`) };
+const worker = new CaptureWorker(resolveCaptureOptions({ source: process.argv[2], logger: quiet, progressIntervalMs: 0 }));
+await worker.start();
+process.stdout.write('ready\n');
+process.on('SIGTERM', async () => {
+  await worker.stop();
+  process.exit(0);
+});

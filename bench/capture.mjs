@@ -1,0 +1,136 @@
+// Capture: end-to-end changes/s draining a backlog, beside a plain COPY of the same rows into
+// the same `changes` table and the server's raw pgoutput decoding of the same WAL; then
+// commit-to-visible lag under a steady 5,000 changes/s, and the worker's peak RSS.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { absoluteRow, median, ratioRow } from './report.mjs';
+
+const require = createRequire(import.meta.url);
+const { Client } = require('pg');
+const { bemiMigrationSql } = require('../dist/index.js');
+const here = dirname(fileURLToPath(import.meta.url));
+
+const CONTEXT = '/*Bemi {"endpoint":"/events","method":"POST","userId":187234} Bemi*/ ';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function connect(url) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  return c;
+}
+
+function startWorker(url) {
+  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+    child.on('exit', (code) => reject(new Error(`capture worker exited with ${code}`)));
+  });
+  const peakRssMb = () => {
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
+  };
+  const stop = () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); });
+  return { ready, peakRssMb, stop };
+}
+
+async function writeRows(c, rows, perStatement) {
+  for (let done = 0; done < rows; done += perStatement) {
+    const n = Math.min(perStatement, rows - done);
+    await c.query(`${CONTEXT}INSERT INTO bench_event (name, payload, amount) SELECT 'event ' || g, repeat('p', 60), g * 1.25 FROM generate_series(1, ${n}) g`);
+  }
+}
+
+async function waitForCount(c, expected, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [{ n }] = (await c.query('SELECT count(*)::int AS n FROM changes')).rows;
+    if (n >= expected) return n;
+    if (Date.now() > deadline) throw new Error(`capture stalled at ${n}/${expected} changes`);
+    await sleep(20);
+  }
+}
+
+export async function runCapture({ adminUrl, quick, repetitions, log }) {
+  const backlog = quick ? 50_000 : 200_000;
+  const loadSeconds = quick ? 8 : 30;
+  const admin = await connect(adminUrl);
+  await admin.query('DROP DATABASE IF EXISTS bench_capture WITH (FORCE)');
+  await admin.query('CREATE DATABASE bench_capture');
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = '/bench_capture';
+  const db = await connect(url.toString());
+  await db.query(`CREATE TABLE bench_event (id bigserial PRIMARY KEY, name text NOT NULL, payload text NOT NULL, amount numeric NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
+  await db.query(bemiMigrationSql().up);
+
+  // First start creates changes, publication and slot; the raw-decoding slot starts at the same point.
+  let worker = startWorker(url.toString());
+  await worker.ready;
+  await worker.stop();
+  await db.query(`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`);
+
+  const capture = [], copy = [], raw = [];
+  let peakRss = 0;
+  try {
+    for (let rep = 0; rep < Math.max(2, Math.ceil(repetitions / 2)); rep++) {
+      await db.query('TRUNCATE changes');
+      await writeRows(db, backlog, 1000);
+      // Raw decoding of the same WAL, server side (what pg_recvlogical receives), consumed.
+      let t = performance.now();
+      const [{ n: decoded }] = (await db.query(`SELECT count(*)::int AS n FROM pg_logical_slot_get_binary_changes('bench_raw', NULL, NULL, 'proto_version', '1', 'publication_names', 'nestjs_bemi', 'messages', 'true')`)).rows;
+      raw.push(decoded / ((performance.now() - t) / 1000));
+      // End to end: from a started worker to every change stored.
+      worker = startWorker(url.toString());
+      await worker.ready;
+      t = performance.now();
+      await waitForCount(db, backlog, 300_000);
+      capture.push(backlog / ((performance.now() - t) / 1000));
+      peakRss = Math.max(peakRss, worker.peakRssMb());
+      await worker.stop();
+      // The same rows loaded by a plain COPY into an identical empty table.
+      // In its own schema, so that the event trigger and the publication leave it alone.
+      await db.query('CREATE SCHEMA IF NOT EXISTS bench_scratch; DROP TABLE IF EXISTS bench_scratch.changes_copy; CREATE TABLE bench_scratch.changes_copy (LIKE changes INCLUDING ALL)');
+      await db.query(`COPY changes TO '/tmp/nestjs-bemi-bench.copy'`);
+      t = performance.now();
+      await db.query(`COPY bench_scratch.changes_copy FROM '/tmp/nestjs-bemi-bench.copy'`);
+      copy.push(backlog / ((performance.now() - t) / 1000));
+      log(`capture: backlog repetition ${rep + 1} done`);
+    }
+
+    // Lag under a steady load: 100-row statements every 20 ms = 5,000 changes/s.
+    await db.query('TRUNCATE changes');
+    worker = startWorker(url.toString());
+    await worker.ready;
+    const started = Date.now();
+    let written = 0;
+    while (Date.now() - started < loadSeconds * 1000) {
+      const tick = Date.now();
+      await writeRows(db, 100, 100);
+      written += 100;
+      await sleep(Math.max(0, 20 - (Date.now() - tick)));
+    }
+    const achievedRate = written / ((Date.now() - started) / 1000);
+    await waitForCount(db, written, 60_000);
+    peakRss = Math.max(peakRss, worker.peakRssMb());
+    await worker.stop();
+    // created_at is the destination transaction's start: the row is visible a few ms later.
+    const [lag] = (await db.query(`SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99
+      FROM (SELECT extract(epoch FROM created_at - committed_at) * 1000 AS ms FROM changes) s`)).rows;
+
+    const rows = [
+      absoluteRow('capture end to end (backlog)', 'changes/s', median(capture), '≥ 30,000/s', (v) => v >= 30_000, `${backlog.toLocaleString('en-US')}-change backlog of 1,000-row INSERTs; raw server-side pgoutput decoding of the same WAL: ${Math.round(median(raw)).toLocaleString('en-US')} changes/s`),
+      ratioRow('capture vs plain COPY into changes', 'rows/s', median(capture), median(copy), 'COPY', '≥ 0.5× COPY', (r) => r >= 0.5),
+      absoluteRow('commit-to-visible lag p50', 'ms', Number(lag.p50), 'report', () => true, `steady ${Math.round(achievedRate).toLocaleString('en-US')} changes/s for ${loadSeconds} s`),
+      absoluteRow('commit-to-visible lag p99', 'ms', Number(lag.p99), '≤ 500 ms', (v) => v <= 500),
+      absoluteRow('capture worker peak RSS', 'MB', peakRss, '≤ 300 MB', (v) => v <= 300, 'VmHWM of the worker process over all runs'),
+    ];
+    return rows;
+  } finally {
+    await db.query(`SELECT pg_drop_replication_slot('bench_raw')`).catch(() => {});
+    await db.end();
+  }
+}
