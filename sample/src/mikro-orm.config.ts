@@ -13,6 +13,7 @@ export function mikroOrmConfig(clientUrl: string) {
       path: join(__dirname, 'migrations'),
       glob: '!(*.d).{js,ts}', // .js when built, .ts under ts-jest
       transactional: true,
+      snapshot: false, // no schema snapshots written next to the migrations
     },
   });
 }
