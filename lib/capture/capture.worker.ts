@@ -36,7 +36,7 @@ export interface CaptureStatus {
   lastCommittedAt: Date | null;
   /** WAL bytes between the server's current position and `confirmedPosition` (last measured). */
   lagBytes: number | null;
-  /** Age of the oldest transaction received but not stored yet; 0 when caught up. */
+  /** 0 when every received transaction is stored; otherwise the age of the last stored commit. */
   lagSeconds: number;
   reconnects: number;
   lastError: string | null;
@@ -116,7 +116,7 @@ export class CaptureWorker {
   private completedSince = 0;
   private completedTransactions = 0;
   private confirmed = 0n;
-  private oldestUnstored?: number;
+  private startedAt = Date.now();
 
   // Statistics.
   private changesWritten = 0;
@@ -141,10 +141,11 @@ export class CaptureWorker {
   async start(): Promise<void> {
     if (this.state !== 'stopped') throw new Error('The capture worker is already running.');
     this.stopping = false;
+    this.startedAt = Date.now();
     this.state = 'starting';
     try {
       await this.prepare(true);
-      const first = await this.openSession();
+      const first = await this.openSessionWhenSlotFree();
       this.loopDone = this.supervise(first);
     } catch (e) {
       this.state = 'stopped';
@@ -181,7 +182,7 @@ export class CaptureWorker {
       confirmedPosition: this.confirmed > 0n ? formatLsn(this.confirmed) : null,
       lastCommittedAt: this.lastCommittedAt,
       lagBytes: this.lagBytes,
-      lagSeconds: this.oldestUnstored === undefined ? 0 : Math.max(0, (Date.now() - this.oldestUnstored) / 1000),
+      lagSeconds: this.caughtUp() ? 0 : Math.max(0, (Date.now() - (this.lastCommittedAt?.getTime() ?? this.startedAt)) / 1000),
       reconnects: this.reconnects,
       lastError: this.lastError,
       maxBufferedRows: this.maxBufferedRows,
@@ -219,6 +220,22 @@ export class CaptureWorker {
   }
 
   // ---- sessions ------------------------------------------------------------------------------
+
+  /**
+   * A restarted worker may find its slot still held by the walsender of its previous process
+   * (killed an instant ago); that one exits as soon as it notices, so wait for it briefly.
+   */
+  private async openSessionWhenSlotFree(): Promise<Session> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        return await this.openSession();
+      } catch (e) {
+        if ((e as { code?: string }).code !== '55006' || Date.now() > deadline || this.stopping) throw e;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
 
   /** Connects and starts streaming; resolves once the server streams, rejects if it cannot. */
   private async openSession(): Promise<Session> {
@@ -306,7 +323,6 @@ export class CaptureWorker {
     this.completed = undefined;
     this.completedTransactions = 0;
     this.confirmed = resume;
-    this.oldestUnstored = undefined;
   }
 
   private async closeSession(session: Session): Promise<void> {
@@ -389,7 +405,6 @@ export class CaptureWorker {
     switch (msg.tag) {
       case 'begin':
         stitcher.begin(msg, new Date());
-        this.oldestUnstored ??= Number((msg.commitTime as bigint) / 1000n);
         return;
       case 'relation':
         stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg.relationOid));
@@ -447,8 +462,13 @@ export class CaptureWorker {
     this.transactionsWritten += this.completedTransactions;
     this.completedTransactions = 0;
     this.lastCommittedAt = new Date(position.committedAt);
-    this.oldestUnstored = undefined;
     this.confirm(session, position.commitEndPosition);
+  }
+
+  /** No received transaction waits to be stored (for the lag in seconds). */
+  private caughtUp(): boolean {
+    const s = this.session;
+    return this.received === this.handled && this.pending.length === 0 && !this.completed && (!s || !s.stitcher.inTransaction);
   }
 
   /** Nothing received is waiting to be stored: a server position may be confirmed as is. */
