@@ -1,0 +1,505 @@
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import { EntitySchema, MikroORM, type EntityManager } from '@mikro-orm/core';
+import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
+import { UNCHANGED_TOAST_MARKER } from '../capture/json-values';
+import { BemiContextStore } from '../context/bemi-context.store';
+import type { BemiChange } from './bemi-change.entity';
+import {
+  BemiBeforeCaptureError,
+  BemiChangeNotFoundError,
+  BemiHistoryArgumentError,
+  BemiHistoryUnavailableError,
+  BemiRevertConflictError,
+  BemiRevertUnsupportedError,
+} from './history.errors';
+import type {
+  BemiHistoryOptions,
+  ChangeOperation,
+  ChangesQuery,
+  HistoryChange,
+  HistoryDiff,
+  HistoryInstant,
+  HistoryTarget,
+  RevertOptions,
+  TableAtOptions,
+} from './history.interfaces';
+import { decodeCursor, diffChange, hydrateDetached, toHistoryChange, type MappingInfo, type RawChangeRow } from './history-mapper';
+import {
+  captureStartSql,
+  changeByIdSql,
+  changesSql,
+  lockAndCompareSql,
+  preflightSql,
+  qualified,
+  recordAtSql,
+  revertCreateSql,
+  revertDeleteSql,
+  revertUpdateSql,
+  tableAtSql,
+  transactionSql,
+  type BuiltSql,
+  type LiveTable,
+  type TrailLocation,
+  type TrailPosition,
+} from './history.sql';
+import { keyValues, TargetResolver, type ResolvedTarget } from './history-target';
+import { describe, parseInstant, type Instant } from './history-time';
+
+const OPERATIONS: readonly ChangeOperation[] = ['CREATE', 'UPDATE', 'DELETE', 'TRUNCATE'];
+const QUERY_KEYS = new Set(['primaryKey', 'from', 'to', 'operation', 'context', 'changedFields', 'limit', 'after', 'order']);
+const DEFAULT_LIMIT = 1000;
+const MAX_LIMIT = 10_000;
+/** PostgreSQL errors raised when a key value cannot be cast to the key column's type. */
+const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '22001', '22023']);
+
+type ChangeRef = HistoryChange<any> | BemiChange | string;
+
+/**
+ * Reads the audit trail and reconstructs records or whole tables as of any moment since capture
+ * started; reverts changes through the application's EntityManager so reverts are audited too.
+ *
+ * Nest: add `BemiHistory` to BemiModule's providers/exports. Elsewhere: `BemiHistory.create(orm)`.
+ */
+@Injectable()
+export class BemiHistory {
+  private readonly loc: TrailLocation;
+  private readonly targets: TargetResolver;
+  private readonly store: BemiContextStore;
+  private captureStart?: { value: bigint | null; text: string | null; at: number };
+  private static readonly CAPTURE_START_TTL_MS = 10_000;
+
+  constructor(
+    private readonly orm: MikroORM,
+    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: { history?: BemiHistoryOptions; capture?: { schema?: string } } | null,
+    @Optional() store?: BemiContextStore,
+  ) {
+    const options = moduleOptions?.history ?? {};
+    // The trail is where the capture worker writes it, unless told otherwise.
+    const schema = options.schema ?? moduleOptions?.capture?.schema ?? 'public';
+    const stateTable = options.captureStateTable ?? '_bemi_capture_state';
+    for (const [name, value] of Object.entries({ schema, table: options.table ?? 'changes', captureStateTable: stateTable })) {
+      if (typeof value !== 'string' || value === '') throw new BemiHistoryArgumentError('constructor', name, `must be a non-empty string, got ${describe(value)}.`);
+    }
+    this.loc = {
+      changes: qualified(schema, options.table ?? 'changes'),
+      captureState: qualified(schema, stateTable),
+      captureStateName: { schema, table: stateTable },
+      database: options.database ?? null,
+    };
+    this.targets = new TargetResolver(orm);
+    this.store = options.store ?? store ?? new BemiContextStore();
+  }
+
+  /** For use without Nest: `BemiHistory.create(orm, { schema: 'audit' })`. */
+  static create(orm: MikroORM, options: BemiHistoryOptions = {}): BemiHistory {
+    return new BemiHistory(orm, { history: options }, options.store);
+  }
+
+  // ---- reading the trail ------------------------------------------------------------------
+
+  /**
+   * Changes in commit order (oldest first unless `order: 'desc'`), filtered, one page at a time.
+   * `changes(Todo, { primaryKey: 26 })` is a record's trail; `changes({ context: { userId: 1 } })`
+   * everything one actor did. Continue with `{ after: page[page.length - 1].cursor }`.
+   */
+  async changes<T extends object>(target: HistoryTarget<T>, query?: ChangesQuery): Promise<HistoryChange<T>[]>;
+  async changes(query?: ChangesQuery): Promise<HistoryChange[]>;
+  async changes(targetOrQuery?: HistoryTarget | ChangesQuery, maybeQuery?: ChangesQuery): Promise<HistoryChange<any>[]> {
+    const M = 'changes';
+    const isQuery = targetOrQuery === undefined || (isPlainObject(targetOrQuery) && !(targetOrQuery instanceof EntitySchema));
+    const target = isQuery ? undefined : (targetOrQuery as HistoryTarget);
+    const query = ((isQuery ? targetOrQuery : maybeQuery) ?? {}) as ChangesQuery;
+    if (!isPlainObject(query)) throw new BemiHistoryArgumentError(M, 'query', `must be an object, got ${describe(query)}.`);
+    for (const key of Object.keys(query)) {
+      if (!QUERY_KEYS.has(key)) throw new BemiHistoryArgumentError(M, 'query', `has an unknown option "${key}"; known: ${[...QUERY_KEYS].join(', ')}.`);
+    }
+    const resolved = target === undefined ? undefined : await this.resolve(target, M, false);
+    if (query.primaryKey !== undefined && !resolved) {
+      throw new BemiHistoryArgumentError(M, 'primaryKey', 'needs an entity or table: changes(Todo, { primaryKey: 26 }).');
+    }
+    const from = query.from === undefined ? undefined : parseInstant(query.from, M, 'from');
+    const to = query.to === undefined ? undefined : parseInstant(query.to, M, 'to');
+    if (from && to && to.upper < from.lower) {
+      throw new BemiHistoryArgumentError(M, 'to', `(${to.upper}) is before "from" (${from.lower}).`);
+    }
+    const operations = query.operation === undefined ? undefined : [query.operation].flat();
+    for (const op of operations ?? []) {
+      if (!OPERATIONS.includes(op as ChangeOperation)) throw new BemiHistoryArgumentError(M, 'operation', `must be one of ${OPERATIONS.join(', ')}, got ${describe(op)}.`);
+    }
+    if (query.context !== undefined && !isPlainObject(query.context)) {
+      throw new BemiHistoryArgumentError(M, 'context', `must be a plain object to match against, got ${describe(query.context)}.`);
+    }
+    const changedColumns = query.changedFields === undefined ? undefined : this.columnsOf(resolved, query.changedFields, M, 'changedFields');
+    const limit = checkLimit(query.limit, M, DEFAULT_LIMIT);
+    const order = query.order ?? 'asc';
+    if (order !== 'asc' && order !== 'desc') throw new BemiHistoryArgumentError(M, 'order', `must be "asc" or "desc", got ${describe(order)}.`);
+
+    const built = changesSql(this.loc, {
+      table: resolved && { schema: resolved.schema, table: resolved.table },
+      keyText: query.primaryKey === undefined ? undefined : { live: resolved!, values: keyValues(resolved!, query.primaryKey, M) },
+      fromLower: from?.lower,
+      toUpper: to?.upper,
+      operations,
+      context: query.context === undefined ? undefined : JSON.stringify(query.context),
+      changedColumns,
+      after: query.after === undefined ? undefined : decodeCursor(query.after, M),
+      order,
+      limit,
+    });
+    const rows = await this.run<RawChangeRow>(built, M, 'primaryKey');
+    return this.mapChanges(rows, resolved);
+  }
+
+  /** One change by id. */
+  async change(id: string): Promise<HistoryChange> {
+    return this.mapChanges([await this.fetchChange(id, 'change')])[0];
+  }
+
+  /** All changes committed in the same transaction as `change`, in order. */
+  async transaction(change: ChangeRef): Promise<HistoryChange[]> {
+    const row = await this.rowOf(change, 'transaction');
+    const rows = await this.run<RawChangeRow>(transactionSql(this.loc, row.commit_position, row.transaction_id), 'transaction');
+    return this.mapChanges(rows);
+  }
+
+  /** `{ field: [before, after] }` for the fields the change modified (property names for mapped tables). */
+  diff(change: HistoryChange<any> | BemiChange): HistoryDiff {
+    if (!change || typeof change !== 'object' || !('before' in change) || !('after' in change)) {
+      throw new BemiHistoryArgumentError('diff', 'change', `must be a change returned by BemiHistory or a BemiChange entity, got ${describe(change)}.`);
+    }
+    if (isBemiChangeEntity(change)) {
+      const mapping = this.mappingFor(change.schema, change.table);
+      const mapped = toHistoryChange(entityToRaw(change), mapping, this.orm.em.getPlatform());
+      return diffChange(mapped);
+    }
+    return diffChange(change as HistoryChange);
+  }
+
+  // ---- time travel ------------------------------------------------------------------------
+
+  /**
+   * The record as it was at `at` (inclusive): an entity instance that no EntityManager manages
+   * (a plain row for unmapped tables), or null if it did not exist then.
+   */
+  async at<T extends object>(target: HistoryTarget<T>, primaryKey: unknown, at: HistoryInstant): Promise<T | null> {
+    const M = 'at';
+    const instant = parseInstant(at, M, 'at');
+    const resolved = await this.resolve(target, M, true);
+    const key = keyValues(resolved, primaryKey, M);
+    const { truncateBefore, truncateAfter } = await this.preflight(resolved, instant, M, 'at');
+    const rows = await this.run<Record<string, unknown>>(recordAtSql(this.loc, resolved, key, instant.upper, truncateBefore, truncateAfter), M, 'primaryKey');
+    const row = rows[0];
+    if (!row) return null;
+    const state = row._bemi_state;
+    if (state === 'toast') throw toastError('at', resolved, [row]);
+    if (state === 'noimage') throw noImageError('at', resolved, [row], instant.upper);
+    if (state === 'unknown') {
+      throw new BemiHistoryUnavailableError(
+        `BemiHistory.at(): ${resolved.label} was truncated after ${instant.upper}, and record ${key.join(', ')} had no change between that moment and the TRUNCATE, so its state then was not recorded.`,
+      );
+    }
+    if (state === 'gone') return null;
+    return this.toResults<T>(resolved, [row])[0];
+  }
+
+  /**
+   * Every row of the table as of `at`: the trail's state for rows that have changes, the live
+   * row for rows that never changed. Ordered by primary key.
+   */
+  async tableAt<T extends object>(target: HistoryTarget<T>, at: HistoryInstant, options: TableAtOptions<T> = {}): Promise<T[]> {
+    const M = 'tableAt';
+    const instant = parseInstant(at, M, 'at');
+    if (!isPlainObject(options)) throw new BemiHistoryArgumentError(M, 'options', `must be an object, got ${describe(options)}.`);
+    const resolved = await this.resolve(target, M, true);
+    if (resolved.keyColumns.length === 0) {
+      throw new BemiHistoryArgumentError(M, 'entity', `${resolved.label} has no primary key, so its rows cannot be told apart in the trail.`);
+    }
+    const limit = options.limit === undefined ? null : checkLimit(options.limit, M, 0, Number.MAX_SAFE_INTEGER, 'options.limit');
+    const where = this.whereOf(resolved, options.where, M);
+    const { truncateBefore, truncateAfter } = await this.preflight(resolved, instant, M, 'at');
+    if (truncateAfter && !truncateBefore) {
+      throw new BemiHistoryUnavailableError(
+        `BemiHistory.tableAt(): ${resolved.label} was truncated after ${instant.upper}; rows that existed then and had not changed before the TRUNCATE were not recorded, so the table at that moment cannot be rebuilt. at() still answers for records that changed in between.`,
+      );
+    }
+    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit), M);
+    const unfilled = rows.filter((r) => r._bemi_state === 'toast');
+    if (unfilled.length) throw toastError(M, resolved, unfilled);
+    const imageless = rows.filter((r) => r._bemi_state === 'noimage');
+    if (imageless.length) throw noImageError(M, resolved, imageless, instant.upper);
+    return this.toResults<T>(resolved, rows);
+  }
+
+  // ---- reverting --------------------------------------------------------------------------
+
+  /**
+   * Applies the inverse of one change through the EntityManager, in a transaction, with
+   * `{ revertOf: <change id> }` merged into the current context. Refuses (BemiRevertConflictError)
+   * when the row is no longer what the change left behind.
+   */
+  async revert(change: ChangeRef, options: RevertOptions = {}): Promise<void> {
+    const row = await this.rowOf(change, 'revert');
+    await this.revertRows([row], options, 'revert');
+  }
+
+  /** Reverts every change of `change`'s transaction, newest first, all or nothing. */
+  async revertTransaction(change: ChangeRef, options: RevertOptions = {}): Promise<void> {
+    const row = await this.rowOf(change, 'revertTransaction');
+    const rows = await this.run<RawChangeRow>(transactionSql(this.loc, row.commit_position, row.transaction_id), 'revertTransaction');
+    await this.revertRows(rows.reverse(), options, 'revertTransaction');
+  }
+
+  private async revertRows(rows: RawChangeRow[], options: RevertOptions, method: string): Promise<void> {
+    const em = (options.em ?? this.orm.em) as EntityManager & { execute?: (sql: string, params: unknown[]) => Promise<any[]> };
+    if (typeof em?.transactional !== 'function') throw new BemiHistoryArgumentError(method, 'options.em', `must be a MikroORM EntityManager, got ${describe(em)}.`);
+    const currentDb = this.loc.database ?? (await this.run<{ db: string }>({ sql: 'SELECT current_database() AS db', params: [] }, method))[0].db;
+    await em.transactional(async (tem) => {
+      const exec = (built: BuiltSql) => (tem as unknown as { execute(sql: string, params: unknown[]): Promise<any[]> }).execute(built.sql, built.params);
+      for (const row of rows) {
+        if (row.database !== currentDb) {
+          throw new BemiRevertUnsupportedError(row.id, `it was captured from database "${row.database}", but this EntityManager writes to "${currentDb}".`);
+        }
+        await this.store.run({ revertOf: row.id }, () => this.revertOne(row, exec, method));
+      }
+    });
+  }
+
+  private async revertOne(row: RawChangeRow, exec: (b: BuiltSql) => Promise<any[]>, method: string): Promise<void> {
+    if (row.operation === 'TRUNCATE') throw new BemiRevertUnsupportedError(row.id, 'a TRUNCATE carries no row images to restore.');
+    const target = await this.resolve(`${row.schema}.${row.table}`, method, true);
+    if (target.keyColumns.length === 0) throw new BemiRevertUnsupportedError(row.id, `${target.label} has no primary key to find the row by.`);
+    const live = new Map(target.columns.map((c) => [c.name, c]));
+    const before = row.before ?? {};
+    const after = row.after ?? {};
+    const conflict = (reason: string) => new BemiRevertConflictError(row.id, target.label, row.primary_key, reason);
+    const needKey = (image: Record<string, unknown>, side: string) => {
+      const missing = target.keyColumns.filter((k) => !(k.name in image)).map((k) => k.name);
+      if (missing.length) throw new BemiRevertUnsupportedError(row.id, `its ${side} image lacks the key column(s) ${missing.join(', ')}.`);
+    };
+    // Unchanged-TOAST markers stand for "same as before": never compared, never written.
+    const presentColumns = (image: Record<string, unknown>) => Object.keys(image).filter((c) => live.has(c) && image[c] !== UNCHANGED_TOAST_MARKER);
+
+    if (row.operation === 'DELETE') {
+      needKey(before, 'before');
+      const nonKey = target.columns.filter((c) => !c.generated && !target.keyColumns.some((k) => k.name === c.name));
+      if (nonKey.length && !nonKey.some((c) => c.name in before)) {
+        throw new BemiRevertUnsupportedError(row.id, `its before image holds only the key (the table was not REPLICA IDENTITY FULL when it was deleted), so the row cannot be restored.`);
+      }
+      const existing = await exec(lockAndCompareSql(target, JSON.stringify(before), []));
+      if (existing.length) throw conflict('a row with this key exists again.');
+      const columns = presentColumns(before).filter((c) => !live.get(c)!.generated);
+      const overriding = columns.some((c) => live.get(c)!.identityAlways);
+      try {
+        await exec(revertDeleteSql(target, JSON.stringify(before), columns, overriding));
+      } catch (error) {
+        if ((error as { code?: string }).code === '23505') throw conflict('a row with this key was inserted concurrently.');
+        throw error;
+      }
+      return;
+    }
+
+    needKey(after, 'after');
+    const compare = presentColumns(after);
+    const current = await exec(lockAndCompareSql(target, JSON.stringify(after), compare));
+    if (current.length === 0) throw conflict('the row no longer exists.');
+    if (!current[0].same) throw conflict('the row changed since (optimistic check against the change\'s after image failed).');
+
+    if (row.operation === 'CREATE') {
+      await exec(revertCreateSql(target, JSON.stringify(after)));
+      return;
+    }
+    // UPDATE: put back what it changed, nothing else.
+    const changed = compare.filter((c) => !live.get(c)!.generated && JSON.stringify(before[c]) !== JSON.stringify(after[c]));
+    const unknown = changed.filter((c) => !(c in before));
+    if (unknown.length) {
+      throw new BemiRevertUnsupportedError(row.id, `its before image lacks ${unknown.join(', ')} (the table was not REPLICA IDENTITY FULL), so the old values are unknown.`);
+    }
+    if (changed.length) await exec(revertUpdateSql(target, JSON.stringify(before), JSON.stringify(after), changed));
+  }
+
+  // ---- internals --------------------------------------------------------------------------
+
+  private async run<R = any>(built: BuiltSql, method: string, keyArgument?: string): Promise<R[]> {
+    const em = this.orm.em as unknown as { execute(sql: string, params: unknown[]): Promise<R[]> };
+    try {
+      return await em.execute(built.sql, built.params);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (keyArgument && code && BAD_VALUE_CODES.has(code)) {
+        throw new BemiHistoryArgumentError(method, keyArgument, `does not fit the key column's type (${(error as Error).message.split('\n')[0].replace(/^.* - /, '')}).`);
+      }
+      throw error;
+    }
+  }
+
+  private resolve(target: HistoryTarget, method: string, requireTable: boolean): Promise<ResolvedTarget> {
+    if (target === undefined || target === null || (typeof target === 'string' && target.trim() === '')) {
+      throw new BemiHistoryArgumentError(method, 'entity', `is required, got ${describe(target)}.`);
+    }
+    return this.targets.resolve(target, method, (sql, params) => this.run({ sql, params }, method), { requireTable });
+  }
+
+  /** Capture start check plus the table's TRUNCATEs around T. */
+  private async preflight(target: LiveTable, instant: Instant, method: string, argument: string) {
+    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null }>(
+      preflightSql(this.loc, target, instant.upper),
+      method,
+    );
+    const start = await this.captureStarted(row.state_exists, method);
+    if (start.value === null || instant.upperMicros < start.value) {
+      throw new BemiBeforeCaptureError(method, argument, instant.upper, start.text);
+    }
+    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after) };
+  }
+
+  private async captureStarted(stateExists: boolean, method: string): Promise<{ value: bigint | null; text: string | null }> {
+    if (!stateExists) return { value: null, text: null };
+    const cached = this.captureStart;
+    if (cached && cached.value !== null && Date.now() - cached.at < BemiHistory.CAPTURE_START_TTL_MS) return cached;
+    const [row] = await this.run<{ started: string | null }>(captureStartSql(this.loc), method);
+    const text = row?.started ?? null;
+    const value = text === null ? null : parseInstant(text, method, 'captureStartedAt').upperMicros;
+    this.captureStart = { value, text, at: Date.now() };
+    return this.captureStart;
+  }
+
+  private async fetchChange(id: unknown, method: string): Promise<RawChangeRow> {
+    if (typeof id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
+      throw new BemiHistoryArgumentError(method, 'change', `must be a change, a BemiChange or a change id (uuid), got ${describe(id)}.`);
+    }
+    const [row] = await this.run<RawChangeRow>(changeByIdSql(this.loc, id), method);
+    if (!row) throw new BemiChangeNotFoundError(id);
+    return row;
+  }
+
+  /** Always re-reads the change: reverts must act on what is stored, not on a caller's copy. */
+  private rowOf(change: ChangeRef, method: string): Promise<RawChangeRow> {
+    const id = typeof change === 'string' ? change : (change as { id?: unknown } | null)?.id;
+    return this.fetchChange(id, method);
+  }
+
+  private mapChanges(rows: RawChangeRow[], known?: ResolvedTarget): HistoryChange<any>[] {
+    const platform = this.orm.em.getPlatform();
+    const cache = new Map<string, MappingInfo | undefined>();
+    if (known) cache.set(`${known.schema}\u0000${known.table}`, known);
+    return rows.map((row) => {
+      const key = `${row.schema}\u0000${row.table}`;
+      if (!cache.has(key)) cache.set(key, this.mappingFor(row.schema, row.table));
+      return toHistoryChange(row, cache.get(key), platform);
+    });
+  }
+
+  private mappingFor(schema: string, table: string): MappingInfo | undefined {
+    const meta = this.targets.metaForTable(schema, table);
+    if (!meta) return undefined;
+    const columnToProp = new Map<string, string>();
+    for (const prop of meta.props) {
+      if (prop.fieldNames?.length === 1 && prop.persist !== false) columnToProp.set(prop.fieldNames[0], prop.name);
+    }
+    return { meta, columnToProp };
+  }
+
+  private columnsOf(target: ResolvedTarget | undefined, names: unknown, method: string, argument: string): string[] {
+    if (!Array.isArray(names) || names.some((n) => typeof n !== 'string' || n === '')) {
+      throw new BemiHistoryArgumentError(method, argument, `must be an array of property names, got ${describe(names)}.`);
+    }
+    return names.map((name: string) => {
+      if (!target) return name;
+      const column = target.propToColumn.get(name) ?? (target.columns.some((c) => c.name === name) || !target.meta ? name : undefined);
+      if (column === undefined) throw new BemiHistoryArgumentError(method, argument, `names "${name}", which is not a property of ${target.label}.`);
+      return column;
+    });
+  }
+
+  private whereOf(target: ResolvedTarget, where: unknown, method: string): Array<{ column: string; values: unknown[] }> {
+    if (where === undefined) return [];
+    if (!isPlainObject(where)) throw new BemiHistoryArgumentError(method, 'options.where', `must be an object of property: value, got ${describe(where)}.`);
+    return Object.entries(where).map(([name, value]) => {
+      const column = target.propToColumn.get(name) ?? (target.columns.some((c) => c.name === name) ? name : undefined);
+      if (column === undefined) throw new BemiHistoryArgumentError(method, 'options.where', `names "${name}", which is not a property or column of ${target.label}.`);
+      const values = (Array.isArray(value) ? value : [value]).map((v) => {
+        if (v instanceof Date) return v.toISOString();
+        if (v !== null && typeof v === 'object') {
+          const pk = (v as { __helper?: { getPrimaryKey(): unknown } }).__helper?.getPrimaryKey();
+          return pk !== undefined ? pk : JSON.stringify(v);
+        }
+        if (v === undefined) throw new BemiHistoryArgumentError(method, 'options.where', `has undefined for "${name}".`);
+        return typeof v === 'bigint' ? v.toString() : v;
+      });
+      return { column, values };
+    });
+  }
+
+  private toResults<T>(target: ResolvedTarget, rows: Record<string, unknown>[]): T[] {
+    for (const row of rows) {
+      delete row._bemi_state;
+      delete row._bemi_detail;
+      delete row._bemi_key;
+    }
+    if (!target.meta) return rows as T[];
+    return hydrateDetached(this.orm.em as unknown as EntityManager, target.meta, rows) as T[];
+  }
+}
+
+function noImageError(method: string, target: ResolvedTarget, rows: Record<string, unknown>[], at: string): BemiHistoryUnavailableError {
+  const keys = rows.slice(0, 5).map((r) => String(r._bemi_key));
+  return new BemiHistoryUnavailableError(
+    `BemiHistory.${method}(): record(s) ${keys.join(' | ')} of ${target.label} had no change at or before ${at}, and the first change after it has no before image ` +
+      '(the table is not REPLICA IDENTITY FULL), so the state at that moment was never recorded. ' +
+      'Set REPLICA IDENTITY FULL on the table (bemiMigrationSql({ replicaIdentityFull: true })) for complete images.',
+  );
+}
+
+function toastError(method: string, target: ResolvedTarget, rows: Record<string, unknown>[]): BemiHistoryUnavailableError {
+  const keys = rows.slice(0, 5).map((r) => String(r._bemi_key));
+  const columns = [...new Set(rows.map((r) => String(r._bemi_detail)))].join('; ');
+  return new BemiHistoryUnavailableError(
+    `BemiHistory.${method}(): the trail of ${target.label} does not hold the value of ${columns} for record(s) ${keys.join(' | ')}: ` +
+      'an UPDATE left a large (TOASTed) value unchanged and the table is not REPLICA IDENTITY FULL, and no earlier change recorded it. ' +
+      'Set REPLICA IDENTITY FULL on the table (bemiMigrationSql({ replicaIdentityFull: true })) for complete images.',
+  );
+}
+
+function parsePosition(text: string | null): TrailPosition | null {
+  if (!text) return null;
+  const m = /^\((\d+),(\d+)\)$/.exec(text);
+  return m ? { commitPosition: m[1], seq: Number(m[2]) } : null;
+}
+
+function checkLimit(value: unknown, method: string, fallback: number, max = MAX_LIMIT, argument = 'limit'): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new BemiHistoryArgumentError(method, argument, `must be an integer from 1 to ${max}, got ${describe(value)}.`);
+  }
+  return value;
+}
+
+function isPlainObject(value: unknown): value is Record<string, any> {
+  if (!value || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function isBemiChangeEntity(value: object): value is BemiChange {
+  return 'commitPosition' in value && 'transactionId' in value && !('cursor' in value);
+}
+
+function entityToRaw(c: BemiChange): RawChangeRow {
+  const committed = c.committedAt instanceof Date ? c.committedAt.toISOString() : String(c.committedAt);
+  return {
+    id: c.id,
+    primary_key: c.primaryKey,
+    before: c.before,
+    after: c.after,
+    context: c.context,
+    database: c.database,
+    schema: c.schema,
+    table: c.table,
+    operation: c.operation,
+    commit_ts: committed,
+    transaction_id: String(c.transactionId),
+    position: String(c.position),
+    commit_position: String(c.commitPosition),
+    seq: c.seq,
+  };
+}

@@ -1,0 +1,418 @@
+/**
+ * Every SQL statement of the history API, in one place.
+ *
+ * Statements run through MikroORM's `em.execute()`, which inlines `?` parameters with proper
+ * escaping (and which is where the Bemi context hook sees the revert writes). Two consequences:
+ * a literal `?` must be written `\?` (only possible inside quoted identifiers, see `ident`), and
+ * array parameters would expand to lists, so each value gets its own placeholder.
+ *
+ * Order of changes: (commit_position, seq) is the true order. Per-record lookups walk the
+ * capture's btree ("table", primary_key, committed_at) by time and break ties by that order.
+ */
+import { UNCHANGED_TOAST_MARKER, type ValueKind } from '../capture/json-values';
+import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
+
+export interface BuiltSql {
+  sql: string;
+  params: unknown[];
+}
+
+/**
+ * Collects parameters in any order while a statement is assembled; `build()` renumbers them in
+ * textual order. This lets fragments be composed (and a value be used twice) without counting.
+ */
+export class SqlParams {
+  private readonly values: unknown[] = [];
+
+  p(value: unknown): string {
+    this.values.push(value === undefined ? null : value);
+    return `\u0000${this.values.length - 1}\u0000`;
+  }
+
+  build(text: string): BuiltSql {
+    const params: unknown[] = [];
+    const sql = text.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => {
+      params.push(this.values[Number(i)]);
+      return '?';
+    });
+    // MikroORM leaves a statement without parameters untouched, `\?` included.
+    return params.length ? { sql, params } : { sql: sql.replace(/\\\?/g, '?'), params };
+  }
+}
+
+/** Quotes an identifier; `?` is escaped for MikroORM's placeholder replacement. */
+export function ident(name: string): string {
+  return `"${name.replace(/"/g, '""').replace(/\?/g, '\\?')}"`;
+}
+
+export function qualified(schema: string, name: string): string {
+  return `${ident(schema)}.${ident(name)}`;
+}
+
+/** Where the trail lives and whose writes to look at. */
+export interface TrailLocation {
+  changes: string; // qualified changes table
+  captureState: string; // qualified capture state table
+  captureStateName: { schema: string; table: string };
+  database: string | null; // null: current_database()
+}
+
+export interface KeyColumn {
+  name: string;
+  type: string; // format_type() of the column
+  /** How the capture encodes the column's values in JSON (see lib/capture/json-values.ts). */
+  kind: ValueKind;
+}
+
+/** The live table a history query is about. */
+export interface LiveTable {
+  schema: string;
+  table: string;
+  keyColumns: KeyColumn[];
+  /** False when every column is part of the key (a key-only image is then complete). */
+  hasNonKeyColumns?: boolean;
+}
+
+const COMMIT_TS = `to_char(c.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Columns of a change row as the mapper expects them. */
+const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, c.before, c.after, c.context, c.database, c.schema, c."table",
+  c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
+  c.position::text AS position, c.commit_position::text AS commit_position, c.seq`;
+
+function databaseIs(q: SqlParams, loc: TrailLocation, alias = 'c'): string {
+  return `${alias}.database = coalesce(${q.p(loc.database)}::text, current_database())`;
+}
+
+/**
+ * The same text the capture writes into `primary_key`: a single key's value as text; for a
+ * composite key a JSON array (no spaces) of the values encoded as in `after` (numbers and
+ * booleans bare, everything else as a JSON string). Built from typed expressions, so PostgreSQL's
+ * own output functions give the text, exactly as pgoutput does.
+ */
+export function keyTextSql(parts: Array<{ expr: string; kind: ValueKind }>): string {
+  if (parts.length === 1) return `(${parts[0].expr})::text`;
+  const encode = ({ expr, kind }: { expr: string; kind: ValueKind }) => {
+    const text = `(${expr})::text`;
+    // No '?' in these literals: MikroORM would take it for a placeholder.
+    if (kind === 'number') return `CASE WHEN ${text} ~ '^-{0,1}[0-9]+([.][0-9]+){0,1}([eE][-+]{0,1}[0-9]+){0,1}$' THEN ${text} ELSE to_json(${text})::text END`;
+    if (kind === 'bool') return `CASE WHEN (${expr}) THEN 'true' ELSE 'false' END`;
+    if (kind === 'json') return text;
+    return `to_json(${text})::text`;
+  };
+  return `('[' || concat_ws(',', ${parts.map(encode).join(', ')}) || ']')`;
+}
+
+/** Key text of user-supplied key values, cast through the column types (so `'00A1…'` uuids or `1.5` numerics match). */
+function keyTextOfValues(q: SqlParams, live: LiveTable, values: string[]): string {
+  return keyTextSql(live.keyColumns.map((k, i) => ({ expr: `${q.p(values[i])}::${k.type}`, kind: k.kind })));
+}
+
+/** Key text of a live-table row. */
+function keyTextOfRow(live: LiveTable, alias: string): string {
+  return keyTextSql(live.keyColumns.map((k) => ({ expr: `${alias}.${ident(k.name)}`, kind: k.kind })));
+}
+
+function liveName(live: LiveTable): string {
+  return qualified(live.schema, live.table);
+}
+
+/** Capture start for this database plus the TRUNCATEs of the table around T, in one round trip. */
+export function preflightSql(loc: TrailLocation, live: LiveTable | null, atUpper: string): BuiltSql {
+  const q = new SqlParams();
+  const stateExists = `to_regclass(${q.p(`${ident(loc.captureStateName.schema)}.${ident(loc.captureStateName.table)}`.replace(/\\\?/g, '?'))}) IS NOT NULL`;
+  const truncate = (cmp: '<=' | '>', dir: 'ASC' | 'DESC') =>
+    live
+      ? `(SELECT row(c.commit_position::text, c.seq)::text FROM ${loc.changes} c
+          WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
+            AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+          ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`
+      : 'NULL::text';
+  // The state table may not exist yet (capture never ran): ask the catalog first, then read it in a
+  // separate statement only when present, so a missing table is a typed error, not a SQL error.
+  return q.build(`SELECT ${stateExists} AS state_exists, ${truncate('<=', 'DESC')} AS truncate_before, ${truncate('>', 'ASC')} AS truncate_after`);
+}
+
+export function captureStartSql(loc: TrailLocation): BuiltSql {
+  const q = new SqlParams();
+  return q.build(
+    `SELECT ${COMMIT_TS.replace('c.committed_at', 'min(s.started_at)')} AS started
+     FROM ${loc.captureState} s WHERE s.database = coalesce(${q.p(loc.database)}::text, current_database())`,
+  );
+}
+
+/** A position (commit_position, seq) parsed from `row(...)::text`, or null. */
+export interface TrailPosition {
+  commitPosition: string;
+  seq: number;
+}
+
+function positionOrNull(q: SqlParams, pos: TrailPosition | null): { cp: string; seq: string } {
+  return { cp: `${q.p(pos?.commitPosition ?? null)}::bigint`, seq: `${q.p(pos?.seq ?? null)}::int` };
+}
+
+/**
+ * The state of one table (or one record) at T, as jsonb rows ready for `jsonb_populate_record`:
+ * per key, the `after` of its last change at or before T (nothing when that is a DELETE or a
+ * TRUNCATE came later), else the `before` of its first change after T (nothing when that is a
+ * CREATE). Keys come from a recursive skip scan over the ("table", primary_key, ...) index:
+ * one index probe per distinct key instead of reading every version.
+ */
+function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, truncBefore: TrailPosition | null, truncAfter: TrailPosition | null, keysFrom: string): string {
+  const tb = positionOrNull(q, truncBefore);
+  const ta = positionOrNull(q, truncAfter);
+  const t = `${q.p(atUpper)}::timestamptz`;
+  const pCounts = `p.operation IS NOT NULL AND (${tb.cp} IS NULL OR (p.commit_position, p.seq) > (${tb.cp}, ${tb.seq}))`;
+  const nCounts = `n.operation IS NOT NULL AND (${ta.cp} IS NULL OR (n.commit_position, n.seq) < (${ta.cp}, ${ta.seq}))`;
+  // source: 'trail' = the trail decides (data NULL = did not exist), 'unknown' = a later TRUNCATE
+  // erased the only image, 'live' = the trail knows nothing about the key.
+  const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
+  // Without REPLICA IDENTITY FULL an UPDATE's before image is empty and a DELETE's holds only the
+  // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
+  const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
+  const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
+  // An UPDATE's `after` marks unchanged TOASTed values it did not carry (tables without REPLICA
+  // IDENTITY FULL); the value is then the one in the latest earlier image of the same record.
+  // Markers nothing can fill are removed and reported as source 'toast'.
+  return `SELECT z.pk,
+      CASE WHEN f.unresolved IS NOT NULL THEN (z.data || coalesce(f.fill, '{}'::jsonb)) - f.unresolved
+           WHEN f.fill IS NOT NULL THEN z.data || f.fill ELSE z.data END AS data,
+      CASE WHEN f.unresolved IS NOT NULL THEN 'toast' ELSE z.source END AS source,
+      array_to_string(f.unresolved, ', ') AS detail
+    FROM (
+    SELECT k.pk, p.commit_position AS src_cp, p.seq AS src_seq,
+      CASE
+        WHEN ${pCounts} THEN CASE WHEN p.operation = 'DELETE' THEN NULL ELSE p.after END
+        WHEN ${tb.cp} IS NOT NULL THEN NULL
+        WHEN ${nCounts} THEN CASE WHEN n.operation = 'CREATE' THEN NULL ELSE n.before END
+      END AS data,
+      CASE
+        WHEN ${pCounts} OR ${tb.cp} IS NOT NULL THEN 'trail'
+        WHEN ${nCounts} THEN CASE WHEN n.operation <> 'CREATE' AND ${noImage} THEN 'noimage' ELSE 'trail' END
+        WHEN ${ta.cp} IS NOT NULL THEN 'unknown'
+        ELSE 'live'
+      END AS source
+    FROM ${keysFrom}
+    LEFT JOIN LATERAL (
+      SELECT c.operation, c.after, c.commit_position, c.seq FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
+    ) p ON true
+    LEFT JOIN LATERAL (
+      SELECT c.operation, c.before, c.commit_position, c.seq FROM ${loc.changes} c
+      WHERE p.operation IS NULL AND c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at > ${t}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1
+    ) n ON true
+    WHERE k.pk IS NOT NULL
+    ) z
+    LEFT JOIN LATERAL (
+      SELECT jsonb_object_agg(m.key, v.value) FILTER (WHERE v.value IS NOT NULL) AS fill,
+             array_agg(m.key) FILTER (WHERE v.value IS NULL) AS unresolved
+      FROM jsonb_each(z.data) m
+      LEFT JOIN LATERAL (
+        SELECT c.after -> m.key AS value FROM ${loc.changes} c
+        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = z.pk AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+          AND (c.commit_position, c.seq) < (z.src_cp, z.src_seq) AND c.after -> m.key <> ${marker}
+        ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
+      ) v ON true
+      WHERE m.value = ${marker}
+    ) f ON true`;
+}
+
+/**
+ * One record at T. Returns at most one row: `_bemi_state` ('present' | 'gone' | 'unknown' |
+ * 'toast' | 'noimage'), `_bemi_detail` and the table's columns. The live row is read only when the trail knows nothing about the key;
+ * no row at all means it is not in the live table either.
+ */
+export function recordAtSql(
+  loc: TrailLocation,
+  live: LiveTable,
+  keyValues: string[],
+  atUpper: string,
+  truncBefore: TrailPosition | null,
+  truncAfter: TrailPosition | null,
+): BuiltSql {
+  const q = new SqlParams();
+  const keysFrom = `(SELECT ${keyTextOfValues(q, live, keyValues)} AS pk) k`;
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, keysFrom);
+  const L = liveName(live);
+  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
+  return q.build(`WITH s AS (${state})
+    SELECT CASE WHEN s.source IN ('unknown', 'toast', 'noimage') THEN s.source WHEN s.data IS NULL THEN 'gone' ELSE 'present' END AS _bemi_state,
+           s.detail AS _bemi_detail, s.pk AS _bemi_key, r.*
+      FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, coalesce(s.data, '{}'::jsonb)) r
+      WHERE s.source <> 'live'
+    UNION ALL
+    SELECT 'present', NULL, s.pk, t.* FROM ${L} t, s WHERE s.source = 'live' AND ${keyMatch}`);
+}
+
+/** Every row of a table at T: trail state for keys with changes, the live row for keys without. */
+export function tableAtSql(
+  loc: TrailLocation,
+  live: LiveTable,
+  atUpper: string,
+  truncBefore: TrailPosition | null,
+  truncAfter: TrailPosition | null,
+  where: Array<{ column: string; values: unknown[] }>,
+  limit: number | null,
+): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  const table = () => q.p(live.table);
+  const keysFrom = `keys k`;
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, keysFrom);
+  const filter = where.length
+    ? `WHERE ${where
+        .map(({ column, values }) =>
+          values.length === 0
+            ? 'false'
+            : `(${values.map((v) => (v === null ? `x.${ident(column)} IS NULL` : `x.${ident(column)} = ${q.p(v)}`)).join(' OR ')})`,
+        )
+        .join(' AND ')}`
+    : '';
+  const order = live.keyColumns.map((k) => `x.${ident(k.name)}`).join(', ');
+  return q.build(`WITH RECURSIVE keys AS (
+      (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT c.primary_key FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key > k.pk ORDER BY c.primary_key LIMIT 1)
+      FROM keys k WHERE k.pk IS NOT NULL
+    ),
+    s AS (${state})
+    SELECT x.* FROM (
+      SELECT s.source AS _bemi_state, s.detail AS _bemi_detail, s.pk AS _bemi_key, r.* FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, s.data) r WHERE s.data IS NOT NULL
+      UNION ALL
+      SELECT 'live', NULL, NULL, t.* FROM ${L} t
+      WHERE NOT EXISTS (
+        SELECT 1 FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key = ${keyTextOfRow(live, 't')}
+          AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)})
+    ) x ${filter}
+    ORDER BY ${order}${limit === null ? '' : ` LIMIT ${q.p(limit)}`}`);
+}
+
+export interface ChangesFilter {
+  table?: { schema: string; table: string };
+  keyText?: { live: LiveTable; values: string[] };
+  fromLower?: string;
+  toUpper?: string;
+  operations?: string[];
+  context?: string; // JSON text
+  changedColumns?: string[];
+  after?: TrailPosition;
+  order: 'asc' | 'desc';
+  limit: number;
+}
+
+/** A page of changes in commit order, with keyset pagination on (commit_position, seq). */
+export function changesSql(loc: TrailLocation, f: ChangesFilter): BuiltSql {
+  const q = new SqlParams();
+  const where: string[] = [databaseIs(q, loc)];
+  if (f.table) where.push(`c."table" = ${q.p(f.table.table)}`, `c.schema = ${q.p(f.table.schema)}`);
+  if (f.keyText) where.push(`c.primary_key = ${keyTextOfValues(q, f.keyText.live, f.keyText.values)}`);
+  if (f.fromLower) where.push(`c.committed_at >= ${q.p(f.fromLower)}::timestamptz`);
+  if (f.toUpper) where.push(`c.committed_at <= ${q.p(f.toUpper)}::timestamptz`);
+  if (f.operations?.length) where.push(`c.operation IN (${f.operations.map((o) => q.p(o)).join(', ')})`);
+  if (f.context) where.push(`c.context @> ${q.p(f.context)}::jsonb`);
+  if (f.changedColumns?.length) {
+    const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
+    where.push(
+      `(${f.changedColumns.map((col) => `(c.before -> ${q.p(col)} IS DISTINCT FROM c.after -> ${q.p(col)} AND c.after -> ${q.p(col)} IS DISTINCT FROM ${marker})`).join(' OR ')})`,
+    );
+  }
+  const dir = f.order === 'desc' ? 'DESC' : 'ASC';
+  if (f.after) {
+    where.push(`(c.commit_position, c.seq) ${dir === 'ASC' ? '>' : '<'} (${q.p(f.after.commitPosition)}::bigint, ${q.p(f.after.seq)}::int)`);
+  }
+  return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
+    ORDER BY c.commit_position ${dir}, c.seq ${dir} LIMIT ${q.p(f.limit)}`);
+}
+
+export function changeByIdSql(loc: TrailLocation, id: string): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE c.id = ${q.p(id)}::uuid`);
+}
+
+/** All changes committed in the same transaction, in order. */
+export function transactionSql(loc: TrailLocation, commitPosition: string, transactionId: string): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c
+    WHERE c.commit_position = ${q.p(commitPosition)}::bigint AND c.transaction_id = ${q.p(transactionId)}::bigint
+    ORDER BY c.seq`);
+}
+
+/** Columns and primary key of a table, from the catalog (null row when it does not exist). */
+export function tableCatalogSql(schema: string, table: string): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type,
+      a.attgenerated <> '' AS generated, a.attidentity = 'a' AS identity_always,
+      coalesce((SELECT k.ord FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord) WHERE k.attnum = a.attnum), 0) AS key_position,
+      bt.oid::int AS base_oid, bt.typcategory AS category
+    FROM pg_class r
+    JOIN pg_namespace n ON n.oid = r.relnamespace
+    JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_type ty ON ty.oid = a.atttypid
+    JOIN pg_type bt ON bt.oid = CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END
+    LEFT JOIN pg_index i ON i.indrelid = r.oid AND i.indisprimary
+    WHERE n.nspname = ${q.p(schema)} AND r.relname = ${q.p(table)} AND r.relkind IN ('r', 'p')
+    ORDER BY a.attnum`);
+}
+
+// ---- revert -------------------------------------------------------------------------------
+
+/** Equality of the live row `t` and an image `img`, on the given columns, by their text form (works for every type). */
+function sameColumns(columns: string[]): string {
+  return columns.length ? columns.map((c) => `t.${ident(c)}::text IS NOT DISTINCT FROM img.${ident(c)}::text`).join(' AND ') : 'true';
+}
+
+function keyMatchImage(live: LiveTable, tAlias: string, imgAlias: string): string {
+  return live.keyColumns.map((k) => `${tAlias}.${ident(k.name)} = ${imgAlias}.${ident(k.name)}`).join(' AND ');
+}
+
+/**
+ * Locks the live row the image's key points at and tells whether it still equals the image on
+ * `compare` columns. No row: the record does not exist.
+ */
+export function lockAndCompareSql(live: LiveTable, imageJson: string, compare: string[]): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  return q.build(`SELECT (${sameColumns(compare)}) AS same
+    FROM ${L} t, jsonb_populate_record(NULL::${L}, ${q.p(imageJson)}::jsonb) img
+    WHERE ${keyMatchImage(live, 't', 'img')} FOR UPDATE OF t`);
+}
+
+/** Puts `setColumns` back to their values in `beforeJson` on the row identified by `afterJson`'s key. */
+export function revertUpdateSql(live: LiveTable, beforeJson: string, afterJson: string, setColumns: string[]): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  return q.build(`UPDATE ${L} AS t SET ${setColumns.map((c) => `${ident(c)} = b.${ident(c)}`).join(', ')}
+    FROM jsonb_populate_record(NULL::${L}, ${q.p(beforeJson)}::jsonb) b, jsonb_populate_record(NULL::${L}, ${q.p(afterJson)}::jsonb) img
+    WHERE ${keyMatchImage(live, 't', 'img')}`);
+}
+
+export function revertDeleteSql(live: LiveTable, beforeJson: string, columns: string[], overridingIdentity: boolean): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  const cols = columns.map(ident).join(', ');
+  return q.build(`INSERT INTO ${L} (${cols})${overridingIdentity ? ' OVERRIDING SYSTEM VALUE' : ''}
+    SELECT ${columns.map((c) => `b.${ident(c)}`).join(', ')} FROM jsonb_populate_record(NULL::${L}, ${q.p(beforeJson)}::jsonb) b`);
+}
+
+export function revertCreateSql(live: LiveTable, afterJson: string): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  return q.build(`DELETE FROM ${L} AS t USING jsonb_populate_record(NULL::${L}, ${q.p(afterJson)}::jsonb) img WHERE ${keyMatchImage(live, 't', 'img')}`);
+}
+
+// ---- indexes ------------------------------------------------------------------------------
+
+/**
+ * The index the history queries need beyond the capture's own ("table", primary_key,
+ * committed_at) btree, GIN on context and UNIQUE (commit_position, seq): a table's changes in
+ * commit order, for the first page of `changes(Todo)` without a key (else every change of the
+ * table is sorted). Named like the capture's indexes.
+ */
+export function historyIndexSql(options: { schema?: string; table?: string } = {}): string {
+  const table = `${quoteIdent(options.schema ?? 'public')}.${quoteIdent(options.table ?? 'changes')}`;
+  return `CREATE INDEX IF NOT EXISTS ${quoteIdent('_bemi_changes_table_position')} ON ${table} ("table", commit_position, seq);\n`;
+}
