@@ -1,0 +1,155 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
+import { parseArgs } from 'node:util';
+import { renderBemiMigrationFile, parseSchemaList } from '../migration/migration-file';
+import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
+import { resolveMigrationsDirectory, type ReadProjectFile } from './migrations-path';
+
+export const MIGRATION_CREATE_HELP = `Usage: nestjs-bemi migration:create [options]
+
+Writes <path>/Migration<yyyyMMddHHmmss>_bemi.ts, a MikroORM migration whose up() installs
+nestjs-bemi's context triggers and whose down() removes them. Apply it with
+\`npx mikro-orm migration:up\`, undo it with \`npx mikro-orm migration:down\`.
+
+Options:
+  --path <dir>                  Directory of the migration, relative to the current directory.
+                                Default: migrations.pathTs (else .path) of the app's MikroORM
+                                config when found, else <sourceRoot>/migrations (src/migrations).
+  --schemas <a,b>               Schemas whose tables are tracked. Default: public.
+  --no-replica-identity-full    Leave REPLICA IDENTITY as it is (default: set it to FULL, so
+                                updates and deletes carry the whole old row).
+  --name <name>                 File and class name suffix. Default: bemi.
+  --dry-run                     Print the file instead of writing it.
+  -h, --help                    Show this help.
+`;
+
+/** `nestjs-bemi migration:create`: writes the same file as the `migration` schematic. */
+export async function runMigrationCreateCommand(argv: string[], io: CliIo = processIo): Promise<number> {
+  const args = parseMigrationCreateArgs(argv);
+  if (args.help) {
+    io.out(MIGRATION_CREATE_HELP);
+    return 0;
+  }
+  const read: ReadProjectFile = (path) => {
+    try {
+      return readFileSync(join(io.cwd, path), 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  let directory = args.path;
+  let origin = '';
+  if (directory === undefined) {
+    const found = resolveMigrationsDirectory(read, { sourceRoot: nestSourceRoot(read) });
+    directory = found.path;
+    origin = found.foundIn ? ` (the migrations path of ${found.foundIn})` : ' (default; no MikroORM migrations path found)';
+  }
+  const file = renderBemiMigrationFile({
+    schemas: args.schemas,
+    replicaIdentityFull: args.replicaIdentityFull,
+    name: args.name,
+    generatedBy: ['npx nestjs-bemi migration:create', ...argv].join(' '),
+  });
+  const target = resolve(io.cwd, directory, file.fileName);
+  const shown = displayPath(io.cwd, target);
+  if (args.dryRun) {
+    io.out(`Would create ${shown}${origin}:\n`);
+    io.out(file.content);
+    return 0;
+  }
+  try {
+    mkdirSync(resolve(io.cwd, directory), { recursive: true });
+    writeFileSync(target, file.content, { flag: 'wx' });
+  } catch (error) {
+    throw new Error(`cannot write ${shown}: ${oneLineReason(error)}`);
+  }
+  io.out(`Created ${shown}${origin}.`);
+  io.out('Next: npx mikro-orm migration:up (needs PostgreSQL 14+ with wal_level=logical); undo with npx mikro-orm migration:down.');
+  return 0;
+}
+
+interface MigrationCreateArgs {
+  help: boolean;
+  path?: string;
+  schemas: string[];
+  replicaIdentityFull: boolean;
+  name?: string;
+  dryRun: boolean;
+}
+
+export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        path: { type: 'string' },
+        schemas: { type: 'string' },
+        'replica-identity-full': { type: 'boolean' },
+        'no-replica-identity-full': { type: 'boolean' },
+        name: { type: 'string' },
+        'dry-run': { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError(describeParseError(error));
+  }
+  if (values['replica-identity-full'] && values['no-replica-identity-full']) {
+    throw new UsageError('--replica-identity-full and --no-replica-identity-full contradict each other');
+  }
+  for (const key of ['path', 'schemas', 'name'] as const) {
+    if (typeof values[key] === 'string' && (values[key] as string).trim() === '') throw new UsageError(`--${key} needs a non-empty value`);
+  }
+  let schemas: string[];
+  try {
+    schemas = parseSchemaList(values.schemas as string | undefined);
+  } catch (error) {
+    throw new UsageError(`--${oneLineReason(error)}`);
+  }
+  for (const schema of schemas) {
+    if (schema.length > 63) throw new UsageError(`--schemas: "${schema}" is longer than PostgreSQL's 63-character limit for names`);
+  }
+  return {
+    help: values.help === true,
+    path: values.path as string | undefined,
+    schemas,
+    replicaIdentityFull: values['no-replica-identity-full'] !== true,
+    name: values.name as string | undefined,
+    dryRun: values['dry-run'] === true,
+  };
+}
+
+function describeParseError(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  const message = oneLineReason(error);
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+    const option = /'([^']+)'/.exec(message)?.[1];
+    return `unknown option ${option ?? message}`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    const value = /'([^']+)'/.exec(message)?.[1];
+    return `unexpected argument ${value ? `"${value}"` : ''} (options take the form --name value)`.replace('  ', ' ');
+  }
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return message.replace(/^Option '([^']+)'/, '$1').replace(/\.$/, '');
+  return message;
+}
+
+/** The `sourceRoot` of nest-cli.json, if the app has one. */
+function nestSourceRoot(read: ReadProjectFile): string | undefined {
+  const text = read('nest-cli.json');
+  if (!text) return undefined;
+  try {
+    const root = JSON.parse(text)?.sourceRoot;
+    return typeof root === 'string' && root ? root : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function displayPath(cwd: string, target: string): string {
+  const rel = relative(cwd, target);
+  return rel.startsWith('..') ? target : rel.split(sep).join('/');
+}

@@ -1,0 +1,298 @@
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BEMI_SQL_OBJECTS as O, bemiMigrationSql } from '../../lib/migration/bemi-migration-sql';
+import { createTestDatabase, TestDatabase } from '../support/database';
+import { loadMigration, REPO_ROOT, stagePackage } from './support';
+
+/**
+ * End to end, as a user gets it: the package is built and packed with `npm pack`, installed from
+ * the tarball into a throwaway NestJS + MikroORM app next to the real Nest CLI 11, the Nest CLI
+ * generates the migration, the app compiles it with its own tsc, and MikroORM's Migrator runs it
+ * up and down against the test PostgreSQL.
+ */
+
+jest.setTimeout(240_000);
+
+const NEST_CLI = '11.0.24';
+const APP_DEPENDENCIES = {
+  '@mikro-orm/core': '6.6.16',
+  '@mikro-orm/migrations': '6.6.16',
+  '@mikro-orm/nestjs': '6.1.2',
+  '@mikro-orm/postgresql': '6.6.16',
+  '@nestjs/common': '11.2.10',
+  '@nestjs/core': '11.2.10',
+  'nestjs-cls': '6.3.1',
+  'reflect-metadata': '0.2.2',
+  rxjs: '7.8.2',
+};
+const APP_DEV_DEPENDENCIES = { '@nestjs/cli': NEST_CLI, '@nestjs/schematics': '11.1.0', '@types/node': '20.19.43', typescript: '5.9.3' };
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment of a user's shell: without what jest and ts-jest set (MikroORM reads TS_JEST to prefer .ts files). */
+function userEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1', FORCE_COLOR: '0' };
+  for (const key of Object.keys(env)) if (key === 'TS_JEST' || key.startsWith('JEST_')) delete env[key];
+  return env;
+}
+
+function sh(cwd: string, file: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(file, args, { cwd, env: userEnv(env), maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+async function ok(cwd: string, file: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const result = await sh(cwd, file, args, env);
+  if (result.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+const APP_MODULE = `import { Module } from '@nestjs/common';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import config from './mikro-orm.config';
+
+@Module({
+  imports: [MikroOrmModule.forRoot(config)],
+})
+export class AppModule {}
+`;
+
+const MAIN = `import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module';
+
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(AppModule);
+  await app.listen(3000);
+}
+void bootstrap();
+`;
+
+const ORM_CONFIG = `import { defineConfig } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+
+export default defineConfig({
+  clientUrl: process.env.DATABASE_URL,
+  entities: [],
+  discovery: { warnWhenNoEntities: false },
+  extensions: [Migrator],
+  migrations: { path: 'dist/db/migrations', pathTs: 'src/db/migrations' },
+});
+`;
+
+/** Runs MikroORM's Migrator with the app's compiled config: node migrate.js up|down. */
+const MIGRATE = `const { MikroORM } = require('@mikro-orm/postgresql');
+const config = require('./dist/mikro-orm.config').default;
+(async () => {
+  const orm = await MikroORM.init(config);
+  try {
+    const migrator = orm.getMigrator();
+    const done = process.argv[2] === 'down' ? await migrator.down() : await migrator.up();
+    console.log(JSON.stringify(done.map((m) => m.name)));
+  } finally {
+    await orm.close(true);
+  }
+})().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
+`;
+
+const TSCONFIG = {
+  compilerOptions: {
+    module: 'commonjs',
+    target: 'ES2022',
+    declaration: false,
+    emitDecoratorMetadata: true,
+    experimentalDecorators: true,
+    esModuleInterop: true,
+    strict: true,
+    noImplicitOverride: true,
+    skipLibCheck: true,
+    outDir: './dist',
+    rootDir: './src',
+    types: ['node'],
+  },
+  include: ['src'],
+};
+
+describe('end to end: npm pack → Nest CLI 11 app → nest g -c nestjs-bemi migration → MikroORM migration:up/down on PostgreSQL', () => {
+  let work: string;
+  let app: string;
+  let db: TestDatabase;
+  let nest: (...args: string[]) => Promise<Result>;
+  const timings: Record<string, number> = {};
+
+  async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
+    const start = Date.now();
+    try {
+      return await fn();
+    } finally {
+      timings[label] = Date.now() - start;
+    }
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'nestjs-bemi-e2e-'));
+    app = join(work, 'app');
+    const pkg = await timed('build', () => stagePackage({ full: true, linkNodeModules: false }));
+    const tarball = await timed('pack', async () => {
+      for (const doc of ['README.md', 'CHANGELOG.md', 'LICENSE']) if (existsSync(join(REPO_ROOT, doc))) await cp(join(REPO_ROOT, doc), join(pkg.dir, doc));
+      const packed = await ok(pkg.dir, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
+      await pkg.remove();
+      return join(work, JSON.parse(packed.stdout)[0].filename as string);
+    });
+    await mkdir(join(app, 'src'), { recursive: true });
+    await writeFile(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'throwaway-app', private: true, dependencies: { ...APP_DEPENDENCIES, 'nestjs-bemi': `file:${tarball}` }, devDependencies: APP_DEV_DEPENDENCIES }, null, 2),
+    );
+    await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: '@nestjs/schematics', sourceRoot: 'src' }, null, 2));
+    await writeFile(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
+    await writeFile(join(app, 'src', 'main.ts'), MAIN);
+    await writeFile(join(app, 'src', 'app.module.ts'), APP_MODULE);
+    await writeFile(join(app, 'src', 'mikro-orm.config.ts'), ORM_CONFIG);
+    await writeFile(join(app, 'migrate.js'), MIGRATE);
+    await timed('npm install', () => ok(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']));
+    const nestBin = join(app, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js');
+    nest = (...args) => sh(app, process.execPath, [nestBin, ...args]);
+    db = await createTestDatabase('nestcli');
+  }, 600_000);
+
+  afterAll(async () => {
+    await db?.drop();
+    if (work) await rm(work, { recursive: true, force: true });
+    console.log(`e2e timings (ms): ${JSON.stringify(timings)}`);
+  });
+
+  async function migrationFiles(): Promise<string[]> {
+    const dir = join(app, 'src', 'db', 'migrations');
+    return existsSync(dir) ? (await readdir(dir)).sort() : [];
+  }
+
+  it('the packed package ships the bin, the schematics and the compiled code they load', async () => {
+    const installed = join(app, 'node_modules', 'nestjs-bemi');
+    for (const file of ['schematics/collection.json', 'schematics/migration/schema.json', 'schematics/utils.js', 'dist/cli/main.js', 'dist/migration/migration-file.js']) {
+      expect(existsSync(join(installed, file))).toBe(true);
+    }
+    const help = await ok(app, join(app, 'node_modules', '.bin', 'nestjs-bemi'), ['--help']);
+    expect(help.stdout).toContain('migration:create');
+  });
+
+  it('nest g bemi:migration is rejected by the stock CLI ("Invalid schematic", exit 0): the documented reason for the -c form', async () => {
+    const result = await nest('g', 'bemi:migration');
+    expect(result.code).toBe(0);
+    expect(result.stderr + result.stdout).toMatch(/Invalid schematic "bemi:migration"/);
+    expect(await migrationFiles()).toEqual([]);
+  });
+
+  it('nest g -c nestjs-bemi migration --dry-run writes nothing', async () => {
+    const result = await timed('nest g --dry-run', () => nest('g', '-c', 'nestjs-bemi', 'migration', '--dry-run'));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/CREATE src\/db\/migrations\/Migration\d{14}_bemi\.ts/);
+    expect(await migrationFiles()).toEqual([]);
+  });
+
+  it('nest g -c nestjs-bemi migration writes the migration where the MikroORM config keeps migrations', async () => {
+    const result = await timed('nest g', () => nest('g', '-c', 'nestjs-bemi', 'migration'));
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    expect(await migrationFiles()).toEqual([expect.stringMatching(/^Migration\d{14}_bemi\.ts$/)]);
+  });
+
+  it('with "collection": "nestjs-bemi" in nest-cli.json, nest g migration and nest g controller both work', async () => {
+    await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: 'nestjs-bemi', sourceRoot: 'src' }, null, 2));
+    try {
+      const migration = await nest('g', 'migration', '--dry-run');
+      expect(migration.code).toBe(0);
+      expect(migration.stdout).toMatch(/CREATE src\/db\/migrations\/Migration\d{14}_bemi\.ts/);
+      const controller = await nest('g', 'controller', 'cats', '--no-spec');
+      expect(controller.code).toBe(0);
+      expect(controller.stdout).toMatch(/CREATE src\/cats\/cats\.controller\.ts/);
+      expect(await readFile(join(app, 'src', 'app.module.ts'), 'utf8')).toContain('CatsController');
+    } finally {
+      await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: '@nestjs/schematics', sourceRoot: 'src' }, null, 2));
+    }
+  });
+
+  it('the schematics CLI the Nest CLI installs passes every option: nestjs-bemi:migration --schemas --no-replica-identity-full', async () => {
+    const schematicsBin = join(app, 'node_modules', '@angular-devkit', 'schematics-cli', 'bin', 'schematics.js');
+    const result = await sh(app, process.execPath, [schematicsBin, 'nestjs-bemi:migration', '--schemas=public,audit', '--no-replica-identity-full', '--path=tmp/other']);
+    expect(result).toMatchObject({ code: 0 });
+    const [file] = await readdir(join(app, 'tmp', 'other'));
+    const loaded = await loadMigration(await readFile(join(app, 'tmp', 'other', file), 'utf8'));
+    expect(loaded.up).toEqual([bemiMigrationSql({ schemas: ['public', 'audit'], replicaIdentityFull: false }).up]);
+    await rm(join(app, 'tmp'), { recursive: true });
+  });
+
+  it('nest add nestjs-bemi imports BemiModule.forRoot() in the root module, keeps the existing migration, and is idempotent', async () => {
+    const first = await timed('nest add', () => nest('add', 'nestjs-bemi', '--skip-install'));
+    expect(first.code).toBe(0);
+    const module = await readFile(join(app, 'src', 'app.module.ts'), 'utf8');
+    expect(module).toContain(`import { BemiModule } from 'nestjs-bemi';`);
+    expect(module).toMatch(/imports: \[MikroOrmModule\.forRoot\(config\), BemiModule\.forRoot\(\)\]/);
+    expect(first.stdout).toMatch(/npx mikro-orm migration:up/);
+    const second = await nest('add', 'nestjs-bemi', '--skip-install');
+    expect(second.code).toBe(0);
+    expect(await readFile(join(app, 'src', 'app.module.ts'), 'utf8')).toBe(module);
+    expect(await migrationFiles()).toHaveLength(1);
+  });
+
+  it('the app compiles (root module and migration) with its own tsc, strict and noImplicitOverride', async () => {
+    const tsc = join(app, 'node_modules', 'typescript', 'bin', 'tsc');
+    await timed('app tsc', () => ok(app, process.execPath, [tsc, '-p', 'tsconfig.json']));
+    const [file] = await migrationFiles();
+    expect(existsSync(join(app, 'dist', 'db', 'migrations', file.replace(/\.ts$/, '.js')))).toBe(true);
+  });
+
+  it('MikroORM runs the migration up (triggers and functions exist), up again harmlessly, and down (all gone)', async () => {
+    await db.query(`CREATE TABLE todo (id serial PRIMARY KEY, task text); CREATE TABLE note (id int PRIMARY KEY)`);
+    const env = { DATABASE_URL: db.url };
+    const [file] = await migrationFiles();
+    const name = file.replace(/\.ts$/, '');
+
+    const up = await timed('migration:up', () => ok(app, process.execPath, ['migrate.js', 'up'], env));
+    expect(JSON.parse(up.stdout.trim().split('\n').pop()!)).toEqual([name]);
+    await expectInstalled(db);
+
+    // up twice: forget that it ran and run it again
+    await db.query(`DELETE FROM mikro_orm_migrations WHERE name LIKE $1`, [`${name}%`]);
+    const again = await ok(app, process.execPath, ['migrate.js', 'up'], env);
+    expect(JSON.parse(again.stdout.trim().split('\n').pop()!)).toEqual([name]);
+    await expectInstalled(db);
+
+    const down = await timed('migration:down', () => ok(app, process.execPath, ['migrate.js', 'down'], env));
+    expect(JSON.parse(down.stdout.trim().split('\n').pop()!)).toEqual([name]);
+    expect(await db.query(`SELECT tgrelid::regclass::text AS rel FROM pg_trigger WHERE tgname = $1`, [O.trigger])).toEqual([]);
+    expect(await db.query(`SELECT proname FROM pg_proc WHERE proname LIKE '\\_bemi%'`)).toEqual([]);
+    expect(await db.query(`SELECT evtname FROM pg_event_trigger WHERE evtname = $1`, [O.eventTrigger])).toEqual([]);
+    expect(await db.query(`SELECT relname, relreplident FROM pg_class WHERE relname IN ('todo', 'note') ORDER BY 1`)).toEqual([
+      { relname: 'note', relreplident: 'd' },
+      { relname: 'todo', relreplident: 'd' },
+    ]);
+    expect(await db.query(`SELECT name FROM mikro_orm_migrations`)).toEqual([]);
+  });
+});
+
+async function expectInstalled(db: TestDatabase): Promise<void> {
+  expect(await db.query(`SELECT tgrelid::regclass::text AS rel FROM pg_trigger WHERE tgname = $1 ORDER BY 1`, [O.trigger])).toEqual([{ rel: 'note' }, { rel: 'todo' }]);
+  expect((await db.query<{ proname: string }>(`SELECT proname FROM pg_proc WHERE proname LIKE '\\_bemi%' ORDER BY 1`)).map((r) => r.proname)).toEqual(
+    [O.emitFunction, O.isTrackedFunction, O.onCreateFunction, O.trackFunction].sort(),
+  );
+  expect(await db.query(`SELECT evtname FROM pg_event_trigger WHERE evtname = $1`, [O.eventTrigger])).toEqual([{ evtname: O.eventTrigger }]);
+  // the generator's default: REPLICA IDENTITY FULL; and the migrations table itself is not tracked
+  expect(await db.query(`SELECT relname, relreplident FROM pg_class WHERE relname IN ('todo', 'note', 'mikro_orm_migrations') ORDER BY 1`)).toEqual([
+    { relname: 'mikro_orm_migrations', relreplident: 'd' },
+    { relname: 'note', relreplident: 'f' },
+    { relname: 'todo', relreplident: 'f' },
+  ]);
+}
