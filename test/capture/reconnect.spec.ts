@@ -1,0 +1,98 @@
+import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
+import { installTriggers, startWorker, syncCapture, waitFor, type MemoryLogger } from './support/capture-helpers';
+import { spawnPostgres } from './support/processes';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function insertItems(db: { url: string }, from: number, to: number): Promise<void> {
+  await withClient(db.url, (c) => c.query(`INSERT INTO item (id, v) SELECT g, g FROM generate_series($1::int, $2::int) g`, [from, to]));
+}
+
+/** Every id in 1..n was captured as exactly one CREATE. */
+async function expectCreatedOnce(db: TestDatabase, n: number): Promise<void> {
+  const rows = await db.query(`SELECT primary_key::int AS id, count(*)::int AS times FROM changes WHERE "table" = 'item' AND operation = 'CREATE' GROUP BY 1 ORDER BY 1`);
+  expect(rows.length).toBe(n);
+  expect(rows.every((r, i) => r.id === i + 1 && r.times === 1)).toBe(true);
+}
+
+describe('capture: reconnects and resumes', () => {
+  it('after the walsender is terminated (pg_terminate_backend)', async () => {
+    const db = await createTestDatabase('capture_reconnect');
+    let worker: CaptureWorker | undefined;
+    try {
+      await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
+      await installTriggers(db);
+      let logger: MemoryLogger;
+      let slotName: string;
+      ({ worker, logger, slotName } = await startWorker(db, { reconnectDelayMs: 50, maxReconnectDelayMs: 500 }));
+      await insertItems(db, 1, 100);
+      await syncCapture(db);
+      for (let round = 0; round < 2; round++) {
+        const [killed] = await db.query(`SELECT pg_terminate_backend(active_pid) AS ok FROM pg_replication_slots WHERE slot_name = $1`, [slotName]);
+        expect(killed.ok).toBe(true);
+        await insertItems(db, 101 + round * 100, 200 + round * 100); // written while the stream is down or reconnecting
+        await syncCapture(db);
+      }
+      await expectCreatedOnce(db, 300);
+      expect(worker.status().reconnects).toBeGreaterThanOrEqual(2);
+      expect(logger.text('warn')).toMatch(/Replication stream lost \(.*terminat/);
+      expect(logger.text('log')).toMatch(/Reconnected \(attempt \d+\); resuming at [0-9A-F]+\/[0-9A-F]+/);
+    } finally {
+      await worker?.stop();
+      await db.drop();
+    }
+  });
+
+  it('after the PostgreSQL server crashes and restarts', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'bemi-restart-'));
+    const port = await freePort();
+    let server = await spawnPostgres(dataDir, port);
+    const db: TestDatabase = {
+      name: 'postgres',
+      url: server.url,
+      query: (sql, params) => withClient(server.url, async (c) => (await c.query(sql, params as unknown[])).rows),
+      drop: async () => undefined,
+    };
+    let worker: CaptureWorker | undefined;
+    try {
+      await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
+      await installTriggers(db);
+      let logger: MemoryLogger;
+      ({ worker, logger } = await startWorker(db, { reconnectDelayMs: 100, maxReconnectDelayMs: 1000 }));
+      await insertItems(db, 1, 200);
+      await syncCapture(db);
+      await insertItems(db, 201, 300); // committed right before the crash: must survive it
+      // Immediate shutdown (SIGQUIT to the postmaster): no clean checkpoint, crash recovery on start.
+      const postmaster = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      process.kill(postmaster, 'SIGQUIT');
+      server.run.child.kill('SIGKILL');
+      await server.run.exited;
+      await waitFor(() => worker!.status().state === 'reconnecting', 'the worker to notice', 30_000);
+      server = await spawnPostgres(dataDir, port);
+      await insertItems(db, 301, 400);
+      await syncCapture(db, 60_000);
+      await expectCreatedOnce(db, 400);
+      expect(worker.status().reconnects).toBeGreaterThanOrEqual(1);
+      expect(logger.text('log')).toMatch(/Reconnected/);
+    } finally {
+      await worker?.stop();
+      server.run.child.kill('SIGTERM');
+      await server.run.exited;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
