@@ -11,11 +11,13 @@ export interface CliCommand {
 }
 
 /**
- * The commands of the bin. A command with heavy dependencies loads its module when it runs, e.g.
- * `run: (argv) => import('../capture/capture.cli').then((m) => m.runCaptureCommand(argv))`.
+ * The commands of the bin. A command with heavy dependencies loads its module only when it runs
+ * (capture needs pg and the replication client; migration:create needs neither).
  */
 export const COMMANDS: Record<string, CliCommand> = {
   'migration:create': { summary: 'Write a MikroORM migration that installs the context triggers.', run: runMigrationCreateCommand },
+  capture: { summary: 'Stream changes and their context from the WAL into the "changes" table.', run: (argv) => import('../capture/capture.cli').then((m) => m.runCaptureCommand(argv)) },
+  'capture:drop-slot': { summary: "Drop the capture worker's replication slot (and publication).", run: (argv) => import('../capture/capture.cli').then((m) => m.runDropSlotCommand(argv)) },
 };
 
 export function usage(): string {

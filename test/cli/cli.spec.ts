@@ -54,7 +54,7 @@ describe('nestjs-bemi bin', () => {
 
     it.each([
       [[], /^Usage: nestjs-bemi/],
-      [['migration:make'], /^nestjs-bemi: unknown command "migration:make" \(commands: migration:create; see nestjs-bemi --help\)\n$/],
+      [['migration:make'], /^nestjs-bemi: unknown command "migration:make" \(commands: migration:create, capture, capture:drop-slot; see nestjs-bemi --help\)\n$/],
       [['migration:create', '--bogus'], /^nestjs-bemi migration:create: unknown option --bogus\n$/],
       [['migration:create', '--path'], /^nestjs-bemi migration:create: --path <value> argument missing\n$/],
       [['migration:create', 'src/migrations'], /^nestjs-bemi migration:create: unexpected argument "src\/migrations" \(options take the form --name value\)\n$/],
@@ -137,6 +137,15 @@ describe('nestjs-bemi bin', () => {
         });
       });
     }
+
+    it('delegates capture and capture:drop-slot to the capture commands, loaded on demand', async () => {
+      const help = await bin(['--help']);
+      expect(help.stdout).toMatch(/^  capture {2,}\S/m);
+      expect(help.stdout).toMatch(/^  capture:drop-slot {2,}\S/m);
+      expect(await bin(['capture', '--help'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: nestjs-bemi capture /) });
+      expect(await bin(['capture:drop-slot', '--help'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^Usage: nestjs-bemi capture:drop-slot /) });
+      expect(await bin(['capture', '--bogus'])).toMatchObject({ code: 2 });
+    });
 
     it('starts with a shebang and exits with the command exit code', async () => {
       expect((await readFile(join(pkg.dir, 'dist', 'cli', 'main.js'), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
