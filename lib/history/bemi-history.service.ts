@@ -11,6 +11,7 @@ import {
   BemiHistoryUnavailableError,
   BemiRevertConflictError,
   BemiRevertUnsupportedError,
+  BemiUnknownEntityError,
 } from './history.errors';
 import type {
   BemiHistoryOptions,
@@ -36,6 +37,7 @@ import {
   revertDeleteSql,
   revertUpdateSql,
   tableAtSql,
+  trailHasTableSql,
   transactionSql,
   type BuiltSql,
   type LiveTable,
@@ -332,11 +334,19 @@ export class BemiHistory {
     }
   }
 
-  private resolve(target: HistoryTarget, method: string, requireTable: boolean): Promise<ResolvedTarget> {
+  private async resolve(target: HistoryTarget, method: string, requireTable: boolean): Promise<ResolvedTarget> {
     if (target === undefined || target === null || (typeof target === 'string' && target.trim() === '')) {
       throw new BemiHistoryArgumentError(method, 'entity', `is required, got ${describe(target)}.`);
     }
-    return this.targets.resolve(target, method, (sql, params) => this.run({ sql, params }, method), { requireTable });
+    const resolved = await this.targets.resolve(target, method, (sql, params) => this.run({ sql, params }, method), { requireTable });
+    // A table that is gone may still have a trail; a name with neither is most likely a typo.
+    if (!resolved.exists && !resolved.meta) {
+      const [known] = await this.run(trailHasTableSql(this.loc, resolved.schema, resolved.table), method);
+      if (!known) {
+        throw new BemiUnknownEntityError(method, String(target), `No MikroORM entity has that name, there is no table ${resolved.schema}.${resolved.table} and no change of one.`);
+      }
+    }
+    return resolved;
   }
 
   /** Capture start check plus the table's TRUNCATEs around T. */

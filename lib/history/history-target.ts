@@ -88,7 +88,7 @@ export class TargetResolver {
     }
     const { columns, keys } = await this.loadCatalog(schema, table, execute);
     const exists = columns.length > 0;
-    if (!exists && (options.requireTable || !meta)) {
+    if (!exists && options.requireTable) {
       if (!meta) {
         throw new BemiUnknownEntityError(method, String(target), `No MikroORM entity has that name and there is no table ${schema}.${table}.`);
       }

@@ -75,8 +75,18 @@ export interface LiveTable {
 
 const COMMIT_TS = `to_char(c.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
+/**
+ * A row image with every top-level number that is not a small integer turned into a string of
+ * its digits: the driver parses JSON numbers into doubles, which would turn numeric `12.50` into
+ * 12.5 and round big values. The mapper turns them back into numbers for number properties.
+ */
+function exactNumbers(image: string): string {
+  return `coalesce((SELECT jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' AND (e.value #>> '{}') !~ '^-{0,1}[0-9]{1,15}$'
+      THEN to_jsonb(e.value #>> '{}') ELSE e.value END) FROM jsonb_each(${image}) e), '{}'::jsonb)`;
+}
+
 /** Columns of a change row as the mapper expects them. */
-const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, c.before, c.after, c.context, c.database, c.schema, c."table",
+const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, ${exactNumbers('c.before')} AS before, ${exactNumbers('c.after')} AS after, c.context, c.database, c.schema, c."table",
   c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
   c.position::text AS position, c.commit_position::text AS commit_position, c.seq`;
 
@@ -326,6 +336,12 @@ export function changesSql(loc: TrailLocation, f: ChangesFilter): BuiltSql {
   }
   return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
     ORDER BY c.commit_position ${dir}, c.seq ${dir} LIMIT ${q.p(f.limit)}`);
+}
+
+/** Whether the trail holds any change of schema.table (one probe of the record index). */
+export function trailHasTableSql(loc: TrailLocation, schema: string, table: string): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT 1 AS found FROM ${loc.changes} c WHERE c."table" = ${q.p(table)} AND c.schema = ${q.p(schema)} LIMIT 1`);
 }
 
 export function changeByIdSql(loc: TrailLocation, id: string): BuiltSql {

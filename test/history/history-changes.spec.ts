@@ -39,6 +39,20 @@ describe('BemiHistory.changes(), diff(), transaction() (real PostgreSQL, fixture
     expect(await env.history.changes(Todo, { primaryKey: { id: 26 }, order: 'desc' })).toEqual([...trail].reverse());
   });
 
+  it('keeps numeric digits exactly, for mapped and unmapped tables', async () => {
+    const [id] = await env.trail.commit(t(4, 30), [{ table: 'todo', operation: 'CREATE', key: '40', after: '{"id": 40, "task": "n", "is_completed": false, "amount": 12345678901234567.50, "views": 7}' }]);
+    try {
+      const [withAmount] = await env.history.changes(Todo, { primaryKey: 40 });
+      expect(withAmount.after).toMatchObject({ id: 40, amount: '12345678901234567.50', views: 7 });
+      expect((await env.history.change(id)).after.amount).toBe('12345678901234567.50');
+      // A table that exists only in the trail (here: another schema) can still be read by name.
+      const [unmapped] = await env.history.changes('other.todo', {});
+      expect(unmapped.after).toEqual({ id: 26, task: 'x', is_completed: false }); // small integers stay numbers
+    } finally {
+      await env.db.query(`DELETE FROM changes WHERE id = $1`, [id]);
+    }
+  });
+
   it('filters by time range (inclusive), operation, context and changed fields', async () => {
     const ops = async (q: ChangesQuery) => (await env.history.changes(Todo, q)).map((c) => `${c.primaryKey}:${c.operation}`);
     expect(await ops({ from: t(2), to: t(3) })).toEqual(['26:UPDATE', '27:CREATE', '26:UPDATE']);

@@ -95,7 +95,8 @@ export interface FixtureChange {
   operation: 'CREATE' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
   key?: string | null;
   before?: Record<string, unknown>;
-  after?: Record<string, unknown>;
+  /** An object, or raw JSON text (to write numbers JavaScript cannot hold). */
+  after?: Record<string, unknown> | string;
   context?: Record<string, unknown>;
   schema?: string;
   database?: string;
@@ -136,7 +137,7 @@ export class TrailWriter {
         [
           c.key ?? null,
           JSON.stringify(c.before ?? {}),
-          JSON.stringify(c.after ?? {}),
+          typeof c.after === 'string' ? c.after : JSON.stringify(c.after ?? {}),
           JSON.stringify(c.context ?? {}),
           c.database ?? null,
           c.schema ?? 'public',
@@ -167,10 +168,11 @@ export class TrailWriter {
       );
     const insert = (image: Record<string, unknown>) =>
       this.db.query(`INSERT INTO ${t} SELECT * FROM jsonb_populate_record(NULL::${t}, $1::jsonb)`, [JSON.stringify(image)]);
-    if (c.operation === 'CREATE') await insert(c.after!);
+    const after = typeof c.after === 'string' ? JSON.parse(c.after) : c.after!;
+    if (c.operation === 'CREATE') await insert(after);
     if (c.operation === 'UPDATE') {
-      await remove(c.before && Object.keys(c.before).length ? c.before : c.after!);
-      await insert(c.after!);
+      await remove(c.before && Object.keys(c.before).length ? c.before : after);
+      await insert(after);
     }
     if (c.operation === 'DELETE') await remove(c.before!);
     if (c.operation === 'TRUNCATE') await this.db.query(`DELETE FROM ${t}`);
