@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { WalReader } from '../support/wal-reader';
-import { installTriggers, syncCapture, uniqueSlot, withContext } from './support/capture-helpers';
+import { installTriggers, syncCapture, uniqueSlot, waitFor, withContext } from './support/capture-helpers';
 import { spawnCapture, type ChildRun } from './support/processes';
 
 /**
@@ -91,6 +91,7 @@ describe('capture: exactly once across kill -9 of the worker', () => {
     run.child.kill('SIGTERM');
     expect((await run.exited).code).toBe(0);
     expect(run.stdout).toContain('Stopped at');
+    await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).length === 0, 'the slot to be released');
 
     // The independent view of what was committed.
     const expected = new Map<string, string[]>();

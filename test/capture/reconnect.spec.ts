@@ -1,22 +1,10 @@
-import { createServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, syncCapture, waitFor, type MemoryLogger } from './support/capture-helpers';
-import { spawnPostgres } from './support/processes';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor, type MemoryLogger } from './support/capture-helpers';
+import { freePort, spawnPostgres } from './support/processes';
 
 async function insertItems(db: { url: string }, from: number, to: number): Promise<void> {
   await withClient(db.url, (c) => c.query(`INSERT INTO item (id, v) SELECT g, g FROM generate_series($1::int, $2::int) g`, [from, to]));
@@ -52,7 +40,7 @@ describe('capture: reconnects and resumes', () => {
       expect(logger.text('warn')).toMatch(/Replication stream lost \(.*terminat/);
       expect(logger.text('log')).toMatch(/Reconnected \(attempt \d+\); resuming at [0-9A-F]+\/[0-9A-F]+/);
     } finally {
-      await worker?.stop();
+      await stopAndDropSlot(worker, db);
       await db.drop();
     }
   });

@@ -1,7 +1,7 @@
 import { UNCHANGED_TOAST_MARKER } from '../../lib/capture/json-values';
 import type { CaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { changesOf, inTransaction, installTriggers, startWorker, syncCapture, withContext } from './support/capture-helpers';
+import { changesOf, inTransaction, installTriggers, startWorker, stopAndDropSlot, syncCapture, withContext } from './support/capture-helpers';
 
 describe('capture: WAL → changes rows (real PostgreSQL, in-process worker)', () => {
   let db: TestDatabase;
@@ -36,7 +36,7 @@ describe('capture: WAL → changes rows (real PostgreSQL, in-process worker)', (
   });
 
   afterAll(async () => {
-    await worker?.stop();
+    await stopAndDropSlot(worker, db);
     await db.drop();
   });
 

@@ -39,6 +39,18 @@ export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = 
   return { worker, logger, slotName: options.slotName };
 }
 
+/**
+ * Stops a worker and drops its slot so the test database can be dropped. The walsender leaves
+ * the slot a moment after the connection closes, so wait for that first.
+ */
+export async function stopAndDropSlot(worker: CaptureWorker | undefined, db: TestDatabase): Promise<void> {
+  if (!worker) return;
+  await worker.stop();
+  const slot = worker.status().slotName;
+  await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).length === 0, 'the slot to be released');
+  await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+}
+
 /** Installs the context triggers (as an application would through its migration) plus a sync table. */
 export async function installTriggers(db: TestDatabase, options: Parameters<typeof bemiMigrationSql>[0] = {}): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS capture_sync (id serial PRIMARY KEY, token text NOT NULL)`);

@@ -2,8 +2,8 @@
 // ({ url, port, dataDir }) once it accepts connections; stops it on SIGTERM.
 import { startPostgres } from '../../support/postgres-server.mjs';
 
-const [dataDir, port] = process.argv.slice(2);
-const server = await startPostgres({ dataDir, port: Number(port), persistent: true, extraFlags: ['-c', 'fsync=off'] });
+const [dataDir, port, ...extraFlags] = process.argv.slice(2);
+const server = await startPostgres({ dataDir, port: Number(port), persistent: true, extraFlags: ['-c', 'fsync=off', ...extraFlags] });
 process.stdout.write(`${JSON.stringify({ url: server.url, port: server.port, dataDir: server.dataDir })}\n`);
 process.on('SIGTERM', async () => {
   await server.stop();

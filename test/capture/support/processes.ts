@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import * as ts from 'typescript';
 
@@ -68,9 +69,21 @@ export function spawnCapture(args: string[]): ChildRun {
   );
 }
 
-/** A PostgreSQL server in a child process (for restarts). */
-export async function spawnPostgres(dataDir: string, port: number): Promise<{ run: ChildRun; url: string }> {
-  const run = new ChildRun(spawn(process.execPath, [join(__dirname, 'postgres-child.mjs'), dataDir, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** A PostgreSQL server in a child process (for restarts and other server settings). */
+export async function spawnPostgres(dataDir: string, port: number, extraFlags: string[] = []): Promise<{ run: ChildRun; url: string }> {
+  const run = new ChildRun(spawn(process.execPath, [join(__dirname, 'postgres-child.mjs'), dataDir, String(port), ...extraFlags], { stdio: ['ignore', 'pipe', 'pipe'] }));
   await run.waitForOutput('\n', 120_000);
   return { run, url: JSON.parse(run.stdout.split('\n')[0]).url };
 }
