@@ -83,6 +83,7 @@ const NEXT_STEPS = [
   'Next steps:',
   '  1. PostgreSQL 14+ with wal_level = logical (then restart PostgreSQL).',
   '  2. npx mikro-orm migration:up   (undo: npx mikro-orm migration:down)',
+  '  3. Record the changes: npx nestjs-bemi capture --source <database url>   (see npx nestjs-bemi capture --help)',
 ];
 
 module.exports = {

@@ -65,6 +65,7 @@ export async function runMigrationCreateCommand(argv: string[], io: CliIo = proc
   }
   io.out(`Created ${shown}${origin}.`);
   io.out('Next: npx mikro-orm migration:up (needs PostgreSQL 14+ with wal_level=logical); undo with npx mikro-orm migration:down.');
+  io.out('Then record the changes: npx nestjs-bemi capture --source <database url> (see npx nestjs-bemi capture --help).');
   return 0;
 }
 

@@ -93,6 +93,7 @@ describe('nestjs-bemi bin', () => {
       expect(file).toMatch(/^Migration\d{14}_bemi\.ts$/);
       expect(result.stdout).toContain(`Created db/migrations/${file}.`);
       expect(result.stdout).toMatch(/npx mikro-orm migration:up/);
+      expect(result.stdout).toMatch(/npx nestjs-bemi capture --source/);
       const loaded = await loadMigration(await readFile(join(cwd, 'db', 'migrations', file), 'utf8'));
       const expected = bemiMigrationSql({ schemas: ['public', 'audit'], replicaIdentityFull: false });
       expect(loaded).toEqual({ className: file.replace('.ts', ''), up: [expected.up], down: [expected.down] });

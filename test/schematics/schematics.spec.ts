@@ -203,6 +203,7 @@ export class AppModule {}
       const result = await runner.runSchematic('nest-add', {}, tree);
       expect(logs.join('\n')).toMatch(/warn: nestjs-bemi: root module not found/);
       expect(logs.join('\n')).toMatch(/npx mikro-orm migration:up/);
+      expect(logs.join('\n')).toMatch(/npx nestjs-bemi capture --source/);
       expect(migrationsIn(result)).toHaveLength(1);
     });
   });
