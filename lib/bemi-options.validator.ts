@@ -1,7 +1,8 @@
 import { DEFAULT_MAX_CONTEXT_SIZE } from './bemi.constants';
 import type { BemiModuleOptions, BemiResolvedOptions } from './bemi.interfaces';
+import { checkCaptureOptions } from './capture/capture-options';
 
-const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm']);
+const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture']);
 
 /** Thrown at startup when BemiModule options are wrong; the message names the option and the fix. */
 export class BemiOptionsError extends Error {
@@ -34,11 +35,14 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
   if (max !== undefined && (typeof max !== 'number' || !Number.isInteger(max) || max < 2)) {
     throw new BemiOptionsError('maxContextSize', `must be a whole number of bytes of at least 2, got ${describe(max)}`, `Remove it to use the default (${DEFAULT_MAX_CONTEXT_SIZE}).`);
   }
+  // Fails at startup, naming the capture option at fault (the worker itself starts later).
+  if (o.capture !== undefined) checkCaptureOptions(o.capture as NonNullable<BemiModuleOptions['capture']>);
   return {
     context: o.context as BemiResolvedOptions['context'],
     defaultContext: (o.defaultContext as boolean | undefined) ?? true,
     maxContextSize: (max as number | undefined) ?? DEFAULT_MAX_CONTEXT_SIZE,
     attachToOrm: (o.attachToOrm as boolean | undefined) ?? true,
+    ...(o.capture !== undefined ? { capture: o.capture as BemiResolvedOptions['capture'] } : {}),
   };
 }
 

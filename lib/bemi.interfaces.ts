@@ -1,4 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
+import type { BemiCaptureOptions } from './capture/capture-options';
 
 /** A JSON-compatible context object. Values JSON cannot hold are converted (see README). */
 export type BemiContextValue = Record<string, unknown>;
@@ -31,6 +32,11 @@ export interface BemiModuleOptions {
    * Set to false when you call `installBemiQueryHook()` yourself, e.g. for several ORMs.
    */
   attachToOrm?: boolean;
+  /**
+   * Run the change-capture worker inside the application (streams the WAL into `changes`).
+   * Off when absent. `source` defaults to the MikroORM connection. See docs/capture.md.
+   */
+  capture?: BemiCaptureOptions;
 }
 
 /** Options after validation, with every default filled in. */
@@ -39,4 +45,6 @@ export interface BemiResolvedOptions {
   defaultContext: boolean;
   maxContextSize: number;
   attachToOrm: boolean;
+  /** Capture options as given (validated); undefined when capture is off. */
+  capture?: BemiCaptureOptions;
 }

@@ -9,6 +9,7 @@ import {
 } from './bemi.module-definition';
 import { validateBemiOptions } from './bemi-options.validator';
 import { BemiService } from './bemi.service';
+import { BemiCaptureService } from './capture/capture.service';
 import { BemiContextInterceptor } from './context/bemi-context.interceptor';
 import { BemiContextStore } from './context/bemi-context.store';
 import { BemiScopeMiddleware } from './context/bemi-scope.middleware';
@@ -25,10 +26,11 @@ import { BemiOrmHook } from './orm/bemi-orm-hook';
     { provide: BemiContextStore, useFactory: () => new BemiContextStore() },
     BemiService,
     BemiOrmHook,
+    BemiCaptureService,
     BemiScopeMiddleware,
     { provide: APP_INTERCEPTOR, useClass: BemiContextInterceptor },
   ],
-  exports: [BemiService, BemiContextStore, BEMI_RESOLVED_OPTIONS],
+  exports: [BemiService, BemiContextStore, BemiCaptureService, BEMI_RESOLVED_OPTIONS],
 })
 export class BemiModule extends BemiConfigurableModule implements NestModule {
   constructor(@Optional() @Inject(HttpAdapterHost) private readonly adapterHost?: HttpAdapterHost) {

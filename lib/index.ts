@@ -15,3 +15,15 @@ export type { BemiContextFactory, BemiContextValue, BemiModuleOptions } from './
 export { installBemiQueryHook, type BemiQueryHookOptions } from './orm/bemi-query-hook';
 export { encodeContext } from './orm/context-encoder';
 export { bemiMigrationSql, type BemiMigrationSqlOptions } from './migration/bemi-migration-sql';
+export { BemiCaptureService } from './capture/capture.service';
+export { CaptureWorker, HEARTBEAT_MESSAGE_PREFIX, type CaptureStatus } from './capture/capture.worker';
+export {
+  BemiCaptureOptionsError,
+  resolveCaptureOptions,
+  type BemiCaptureOptions,
+  type CaptureLogger,
+  type ResolvedCaptureOptions,
+} from './capture/capture-options';
+export { BemiCaptureSetupError } from './capture/source-setup';
+export { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTableSqlOptions } from './capture/changes-table';
+export { UNCHANGED_TOAST_MARKER } from './capture/json-values';

@@ -1,0 +1,69 @@
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { MikroORM } from '@mikro-orm/core';
+import type { ClientConfig } from 'pg';
+import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
+import type { BemiResolvedOptions } from '../bemi.interfaces';
+import { BemiCaptureOptionsError, resolveCaptureOptions } from './capture-options';
+import { CaptureWorker, type CaptureStatus } from './capture.worker';
+
+/**
+ * Runs the change-capture worker with the application when `BemiModule.forRoot({ capture })` is
+ * set: starts once the application has bootstrapped, and on shutdown (`app.close()`, or a signal
+ * with `app.enableShutdownHooks()`) stores and acknowledges what it received before closing.
+ * Without the `capture` option it does nothing.
+ */
+@Injectable()
+export class BemiCaptureService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private worker?: CaptureWorker;
+
+  constructor(
+    @Inject(BEMI_RESOLVED_OPTIONS) private readonly options: BemiResolvedOptions,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  /** True when capture is configured for this application. */
+  get enabled(): boolean {
+    return this.options.capture !== undefined;
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const capture = this.options.capture;
+    if (!capture) return;
+    const source = capture.source === undefined ? await this.ormConnection() : undefined;
+    this.worker = new CaptureWorker(resolveCaptureOptions({ logger: new Logger('BemiCapture'), ...capture }, source));
+    await this.worker.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.worker?.stop();
+  }
+
+  /** The worker's counters, position and lag; null when capture is not configured or not started. */
+  status(): CaptureStatus | null {
+    return this.worker?.status() ?? null;
+  }
+
+  /** Measures the lag now (bytes of WAL behind the server, seconds behind the last commit). */
+  async lag(): Promise<{ bytes: number; seconds: number } | null> {
+    return this.worker ? this.worker.lag() : null;
+  }
+
+  /** Without `capture.source`, the worker connects like the application's MikroORM does. */
+  private async ormConnection(): Promise<ClientConfig> {
+    let orm: MikroORM | undefined;
+    try {
+      orm = this.moduleRef.get(MikroORM, { strict: false });
+    } catch {
+      orm = undefined;
+    }
+    if (!orm) {
+      throw new BemiCaptureOptionsError('source', 'is required when the application has no MikroORM instance (give a postgres:// URL)');
+    }
+    const c = orm.em.getConnection().getConnectionOptions() as { host?: string; port?: number; user?: string; password?: unknown; database?: string };
+    let password = c.password;
+    if (typeof password === 'function') password = await password();
+    if (password && typeof password === 'object' && 'password' in password) password = (password as { password: string }).password;
+    return { host: c.host, port: c.port, user: c.user, password: password as string | undefined, database: c.database };
+  }
+}
