@@ -32,7 +32,9 @@ import {
   lockAndCompareSql,
   preflightSql,
   qualified,
-  recordAtSql,
+  imageRowSql,
+  liveRowSql,
+  recordTrailSql,
   revertCreateSql,
   revertDeleteSql,
   revertUpdateSql,
@@ -188,20 +190,39 @@ export class BemiHistory {
     const instant = parseInstant(at, M, 'at');
     const resolved = await this.resolve(target, M, true);
     const key = keyValues(resolved, primaryKey, M);
-    const { truncateBefore, truncateAfter } = await this.preflight(resolved, instant, M, 'at');
-    const rows = await this.run<Record<string, unknown>>(recordAtSql(this.loc, resolved, key, instant.upper, truncateBefore, truncateAfter), M, 'primaryKey');
-    const row = rows[0];
-    if (!row) return null;
-    const state = row._bemi_state;
-    if (state === 'toast') throw toastError('at', resolved, [row]);
-    if (state === 'noimage') throw noImageError('at', resolved, [row], instant.upper);
-    if (state === 'unknown') {
+    // Phase 1: cheap index probes; the rule is applied here, where it reads plainly.
+    const [trail] = await this.run<RecordTrailRow>(recordTrailSql(this.loc, resolved, key, instant.upper), M, 'primaryKey');
+    await this.checkCaptureStart(trail.state_exists, instant, M, 'at');
+    const prev = parseTrailChange(trail.prev);
+    const next = parseTrailChange(trail.next);
+    const truncatedBefore = parsePosition(trail.truncate_before);
+    const truncatedAfter = parsePosition(trail.truncate_after);
+    const keyLabel = [trail.pk];
+
+    let source: TrailChange | null = null;
+    if (prev && (!truncatedBefore || comparePositions(prev, truncatedBefore) > 0)) {
+      if (prev.op === 'DELETE') return null;
+      source = prev;
+    } else if (truncatedBefore) {
+      return null; // gone with the TRUNCATE, not re-created before T
+    } else if (next && (!truncatedAfter || comparePositions(next, truncatedAfter) < 0)) {
+      if (next.op === 'CREATE') return null;
+      if (!imageIsComplete(next.image, resolved)) throw noImageError(M, resolved, keyLabel, instant.upper);
+      source = next;
+    } else if (truncatedAfter) {
       throw new BemiHistoryUnavailableError(
-        `BemiHistory.at(): ${resolved.label} was truncated after ${instant.upper}, and record ${key.join(', ')} had no change between that moment and the TRUNCATE, so its state then was not recorded.`,
+        `BemiHistory.at(): ${resolved.label} was truncated after ${instant.upper}, and record ${trail.pk} had no change between that moment and the TRUNCATE, so its state then was not recorded.`,
       );
     }
-    if (state === 'gone') return null;
-    return this.toResults<T>(resolved, [row])[0];
+
+    // Phase 2: the image as a typed row (or the live row when the trail knows nothing of the key).
+    const rows = source
+      ? await this.run<Record<string, unknown>>(imageRowSql(this.loc, resolved, source.image, trail.pk, source), M)
+      : await this.run<Record<string, unknown>>(liveRowSql(resolved, key), M, 'primaryKey');
+    if (!rows[0]) return null;
+    if (rows[0]._bemi_unresolved) throw toastError(M, resolved, keyLabel, [String(rows[0]._bemi_unresolved)]);
+    delete rows[0]._bemi_unresolved;
+    return this.toResults<T>(resolved, rows)[0];
   }
 
   /**
@@ -226,9 +247,9 @@ export class BemiHistory {
     }
     const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit), M);
     const unfilled = rows.filter((r) => r._bemi_state === 'toast');
-    if (unfilled.length) throw toastError(M, resolved, unfilled);
+    if (unfilled.length) throw toastError(M, resolved, unfilled.map((r) => String(r._bemi_key)), unfilled.map((r) => String(r._bemi_detail)));
     const imageless = rows.filter((r) => r._bemi_state === 'noimage');
-    if (imageless.length) throw noImageError(M, resolved, imageless, instant.upper);
+    if (imageless.length) throw noImageError(M, resolved, imageless.map((r) => String(r._bemi_key)), instant.upper);
     return this.toResults<T>(resolved, rows);
   }
 
@@ -355,11 +376,15 @@ export class BemiHistory {
       preflightSql(this.loc, target, instant.upper),
       method,
     );
-    const start = await this.captureStarted(row.state_exists, method);
+    await this.checkCaptureStart(row.state_exists, instant, method, argument);
+    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after) };
+  }
+
+  private async checkCaptureStart(stateExists: boolean, instant: Instant, method: string, argument: string): Promise<void> {
+    const start = await this.captureStarted(stateExists, method);
     if (start.value === null || instant.upperMicros < start.value) {
       throw new BemiBeforeCaptureError(method, argument, instant.upper, start.text);
     }
-    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after) };
   }
 
   private async captureStarted(stateExists: boolean, method: string): Promise<{ value: bigint | null; text: string | null }> {
@@ -451,23 +476,58 @@ export class BemiHistory {
   }
 }
 
-function noImageError(method: string, target: ResolvedTarget, rows: Record<string, unknown>[], at: string): BemiHistoryUnavailableError {
-  const keys = rows.slice(0, 5).map((r) => String(r._bemi_key));
+function noImageError(method: string, target: ResolvedTarget, keys: string[], at: string): BemiHistoryUnavailableError {
   return new BemiHistoryUnavailableError(
-    `BemiHistory.${method}(): record(s) ${keys.join(' | ')} of ${target.label} had no change at or before ${at}, and the first change after it has no before image ` +
+    `BemiHistory.${method}(): record(s) ${keys.slice(0, 5).join(' | ')} of ${target.label} had no change at or before ${at}, and the first change after it has no before image ` +
       '(the table is not REPLICA IDENTITY FULL), so the state at that moment was never recorded. ' +
       'Set REPLICA IDENTITY FULL on the table (bemiMigrationSql({ replicaIdentityFull: true })) for complete images.',
   );
 }
 
-function toastError(method: string, target: ResolvedTarget, rows: Record<string, unknown>[]): BemiHistoryUnavailableError {
-  const keys = rows.slice(0, 5).map((r) => String(r._bemi_key));
-  const columns = [...new Set(rows.map((r) => String(r._bemi_detail)))].join('; ');
+function toastError(method: string, target: ResolvedTarget, keys: string[], columns: string[]): BemiHistoryUnavailableError {
   return new BemiHistoryUnavailableError(
-    `BemiHistory.${method}(): the trail of ${target.label} does not hold the value of ${columns} for record(s) ${keys.join(' | ')}: ` +
+    `BemiHistory.${method}(): the trail of ${target.label} does not hold the value of ${[...new Set(columns)].join('; ')} for record(s) ${keys.slice(0, 5).join(' | ')}: ` +
       'an UPDATE left a large (TOASTed) value unchanged and the table is not REPLICA IDENTITY FULL, and no earlier change recorded it. ' +
       'Set REPLICA IDENTITY FULL on the table (bemiMigrationSql({ replicaIdentityFull: true })) for complete images.',
   );
+}
+
+interface RecordTrailRow {
+  state_exists: boolean;
+  pk: string;
+  prev: string | null;
+  next: string | null;
+  truncate_before: string | null;
+  truncate_after: string | null;
+}
+
+interface TrailChange extends TrailPosition {
+  op: ChangeOperation;
+  /** The image as JSON text, numbers exactly as stored. */
+  image: string;
+}
+
+function parseTrailChange(text: string | null): TrailChange | null {
+  if (!text) return null;
+  const raw = JSON.parse(text) as { op: ChangeOperation; image: string; cp: string; seq: number };
+  return { op: raw.op, image: raw.image, commitPosition: raw.cp, seq: raw.seq };
+}
+
+/** Order of two changes in the stream. */
+function comparePositions(a: TrailPosition, b: TrailPosition): number {
+  const ca = BigInt(a.commitPosition);
+  const cb = BigInt(b.commitPosition);
+  return ca === cb ? a.seq - b.seq : ca < cb ? -1 : 1;
+}
+
+/**
+ * Without REPLICA IDENTITY FULL an UPDATE's before image is empty and a DELETE's holds only the
+ * key: such an image cannot tell the earlier state.
+ */
+function imageIsComplete(imageJson: string, target: ResolvedTarget): boolean {
+  if (target.hasNonKeyColumns === false) return true;
+  const keys = new Set(target.keyColumns.map((k) => k.name));
+  return Object.keys(JSON.parse(imageJson) as object).some((column) => !keys.has(column));
 }
 
 function parsePosition(text: string | null): TrailPosition | null {

@@ -127,20 +127,96 @@ function liveName(live: LiveTable): string {
   return qualified(live.schema, live.table);
 }
 
-/** Capture start for this database plus the TRUNCATEs of the table around T, in one round trip. */
-export function preflightSql(loc: TrailLocation, live: LiveTable | null, atUpper: string): BuiltSql {
+/** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'), as `(cp,seq)` text. */
+function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+  const dir = cmp === '<=' ? 'DESC' : 'ASC';
+  return `(SELECT row(c.commit_position::text, c.seq)::text FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
+        AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+}
+
+/**
+ * Whether the capture state table exists (it does not before capture first ran: asking the
+ * catalog keeps that a typed error instead of a SQL error that would abort the caller's
+ * transaction).
+ */
+function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
+  return `to_regclass(${q.p(`${quoteIdent(loc.captureStateName.schema)}.${quoteIdent(loc.captureStateName.table)}`)}) IS NOT NULL`;
+}
+
+/** Capture state presence plus the TRUNCATEs of the table around T, in one round trip. */
+export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: string): BuiltSql {
   const q = new SqlParams();
-  const stateExists = `to_regclass(${q.p(`${ident(loc.captureStateName.schema)}.${ident(loc.captureStateName.table)}`.replace(/\\\?/g, '?'))}) IS NOT NULL`;
-  const truncate = (cmp: '<=' | '>', dir: 'ASC' | 'DESC') =>
-    live
-      ? `(SELECT row(c.commit_position::text, c.seq)::text FROM ${loc.changes} c
-          WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
-            AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-          ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`
-      : 'NULL::text';
-  // The state table may not exist yet (capture never ran): ask the catalog first, then read it in a
-  // separate statement only when present, so a missing table is a typed error, not a SQL error.
-  return q.build(`SELECT ${stateExists} AS state_exists, ${truncate('<=', 'DESC')} AS truncate_before, ${truncate('>', 'ASC')} AS truncate_after`);
+  return q.build(
+    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after`,
+  );
+}
+
+/**
+ * Everything `at()` needs from the trail about one record, as cheap index probes that plan
+ * fast: its last change at or before T, its first change after T, the TRUNCATEs around T.
+ * Changes come back as JSON text with the image as a string, so no number passes through a
+ * JavaScript double on its way to `jsonb_populate_record`.
+ */
+export function recordTrailSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
+  const q = new SqlParams();
+  const change = (cmp: '<=' | '>', image: 'after' | 'before') => {
+    const dir = cmp === '<=' ? 'DESC' : 'ASC';
+    return `(SELECT json_build_object('op', c.operation, 'image', c.${image}::text, 'cp', c.commit_position::text, 'seq', c.seq)::text
+      FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = ${keyTextOfValues(q, live, keyValues)} AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+  };
+  return q.build(`SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk,
+    ${change('<=', 'after')} AS prev, ${change('>', 'before')} AS next,
+    ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after`);
+}
+
+/**
+ * An image as a typed row of the live table (PostgreSQL converts the captured text to the
+ * column types), with unchanged-TOAST markers filled from earlier changes of the record.
+ * Returns `_bemi_unresolved` (markers nothing could fill, removed) and the columns.
+ */
+export function imageRowSql(loc: TrailLocation, live: LiveTable, imageJson: string, pkText: string, at: TrailPosition): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  if (!imageJson.includes(UNCHANGED_TOAST_MARKER)) {
+    return q.build(`SELECT NULL AS _bemi_unresolved, r.* FROM jsonb_populate_record(NULL::${L}, ${q.p(imageJson)}::jsonb) r`);
+  }
+  const fill = toastFillSql(q, loc, live, 'i.img', q.p(pkText), `${q.p(at.commitPosition)}::bigint`, `${q.p(at.seq)}::int`);
+  return q.build(`SELECT array_to_string(f.unresolved, ', ') AS _bemi_unresolved, r.*
+    FROM (SELECT ${q.p(imageJson)}::jsonb AS img) i
+    CROSS JOIN LATERAL (${fill}) f
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, (i.img || coalesce(f.fill, '{}'::jsonb)) - coalesce(f.unresolved, '{}'::text[])) r`);
+}
+
+/** The live row with this key. */
+export function liveRowSql(live: LiveTable, keyValues: string[]): BuiltSql {
+  const q = new SqlParams();
+  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
+  return q.build(`SELECT t.* FROM ${liveName(live)} t WHERE ${keyMatch}`);
+}
+
+/**
+ * For an image with unchanged-TOAST markers (an UPDATE on a table without REPLICA IDENTITY
+ * FULL leaves out large values it did not change): each marked column's value from the latest
+ * earlier image of the same record that holds one. `fill` = found values, `unresolved` = the
+ * rest. A cheap strpos() gate skips the work for the (almost all) images without markers.
+ */
+function toastFillSql(q: SqlParams, loc: TrailLocation, live: LiveTable, image: string, pk: string, cp: string, seq: string): string {
+  const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
+  return `SELECT jsonb_object_agg(m.key, v.value) FILTER (WHERE v.value IS NOT NULL) AS fill,
+             array_agg(m.key) FILTER (WHERE v.value IS NULL) AS unresolved
+      FROM jsonb_each(${image}) m
+      LEFT JOIN LATERAL (
+        SELECT c.after -> m.key AS value FROM ${loc.changes} c
+        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = ${pk} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+          AND (c.commit_position, c.seq) < (${cp}, ${seq}) AND c.after -> m.key <> ${marker}
+        ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
+      ) v ON true
+      WHERE strpos(${image}::text, ${quoteLiteral(UNCHANGED_TOAST_MARKER)}) > 0 AND m.value = ${marker}`;
 }
 
 export function captureStartSql(loc: TrailLocation): BuiltSql {
@@ -176,14 +252,12 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
   const nCounts = `n.operation IS NOT NULL AND (${ta.cp} IS NULL OR (n.commit_position, n.seq) < (${ta.cp}, ${ta.seq}))`;
   // source: 'trail' = the trail decides (data NULL = did not exist), 'unknown' = a later TRUNCATE
   // erased the only image, 'live' = the trail knows nothing about the key.
-  const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
   // Without REPLICA IDENTITY FULL an UPDATE's before image is empty and a DELETE's holds only the
   // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
   const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
   const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
-  // An UPDATE's `after` marks unchanged TOASTed values it did not carry (tables without REPLICA
-  // IDENTITY FULL); the value is then the one in the latest earlier image of the same record.
-  // Markers nothing can fill are removed and reported as source 'toast'.
+  // Markers of unchanged TOAST values are filled (toastFillSql); what nothing fills is removed
+  // and reported as source 'toast'.
   return `SELECT z.pk,
       CASE WHEN f.unresolved IS NOT NULL THEN (z.data || coalesce(f.fill, '{}'::jsonb)) - f.unresolved
            WHEN f.fill IS NOT NULL THEN z.data || f.fill ELSE z.data END AS data,
@@ -217,45 +291,7 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
     ) n ON true
     WHERE k.pk IS NOT NULL
     ) z
-    LEFT JOIN LATERAL (
-      SELECT jsonb_object_agg(m.key, v.value) FILTER (WHERE v.value IS NOT NULL) AS fill,
-             array_agg(m.key) FILTER (WHERE v.value IS NULL) AS unresolved
-      FROM jsonb_each(z.data) m
-      LEFT JOIN LATERAL (
-        SELECT c.after -> m.key AS value FROM ${loc.changes} c
-        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = z.pk AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-          AND (c.commit_position, c.seq) < (z.src_cp, z.src_seq) AND c.after -> m.key <> ${marker}
-        ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
-      ) v ON true
-      WHERE m.value = ${marker}
-    ) f ON true`;
-}
-
-/**
- * One record at T. Returns at most one row: `_bemi_state` ('present' | 'gone' | 'unknown' |
- * 'toast' | 'noimage'), `_bemi_detail` and the table's columns. The live row is read only when the trail knows nothing about the key;
- * no row at all means it is not in the live table either.
- */
-export function recordAtSql(
-  loc: TrailLocation,
-  live: LiveTable,
-  keyValues: string[],
-  atUpper: string,
-  truncBefore: TrailPosition | null,
-  truncAfter: TrailPosition | null,
-): BuiltSql {
-  const q = new SqlParams();
-  const keysFrom = `(SELECT ${keyTextOfValues(q, live, keyValues)} AS pk) k`;
-  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, keysFrom);
-  const L = liveName(live);
-  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
-  return q.build(`WITH s AS (${state})
-    SELECT CASE WHEN s.source IN ('unknown', 'toast', 'noimage') THEN s.source WHEN s.data IS NULL THEN 'gone' ELSE 'present' END AS _bemi_state,
-           s.detail AS _bemi_detail, s.pk AS _bemi_key, r.*
-      FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, coalesce(s.data, '{}'::jsonb)) r
-      WHERE s.source <> 'live'
-    UNION ALL
-    SELECT 'present', NULL, s.pk, t.* FROM ${L} t, s WHERE s.source = 'live' AND ${keyMatch}`);
+    LEFT JOIN LATERAL (${toastFillSql(q, loc, live, 'z.data', 'z.pk', 'z.src_cp', 'z.src_seq')}) f ON true`;
 }
 
 /** Every row of a table at T: trail state for keys with changes, the live row for keys without. */
@@ -294,9 +330,8 @@ export function tableAtSql(
       SELECT s.source AS _bemi_state, s.detail AS _bemi_detail, s.pk AS _bemi_key, r.* FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, s.data) r WHERE s.data IS NOT NULL
       UNION ALL
       SELECT 'live', NULL, NULL, t.* FROM ${L} t
-      WHERE NOT EXISTS (
-        SELECT 1 FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key = ${keyTextOfRow(live, 't')}
-          AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)})
+      -- Live rows the trail knows nothing about (a hash anti-join against the keys already read).
+      WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.pk = ${keyTextOfRow(live, 't')} AND s.source <> 'live')
     ) x ${filter}
     ORDER BY ${order}${limit === null ? '' : ` LIMIT ${q.p(limit)}`}`);
 }

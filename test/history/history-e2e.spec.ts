@@ -53,6 +53,10 @@ describe('history end to end: MikroORM writes → WAL capture → BemiHistory (r
     uninstall?.();
     await orm?.close(true);
     await worker?.stop();
+    // The walsender lets go of the slot a moment after the worker disconnects; drop() needs it free.
+    for (let i = 0; i < 100 && (await db.query(`SELECT 1 FROM pg_replication_slots WHERE database = $1 AND active`, [db.name])).length; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await db?.drop();
   });
 
