@@ -80,6 +80,9 @@ interface Session {
   destination: Client;
   writer: ChangesWriter;
   stitcher: PgoutputStitcher;
+  /** XLogData messages parsed off the socket, and fully handled; equal when nothing is in flight. */
+  received: number;
+  handled: number;
   failed: boolean;
   fail(error: unknown): void;
   ended: Promise<Error | undefined>;
@@ -106,8 +109,6 @@ export class CaptureWorker {
   private database = '';
 
   // Stream bookkeeping (reset per session).
-  private received = 0;
-  private handled = 0;
   private pending: ChangeRow[] = [];
   /** Rows at the head of `pending` that belong to finished source transactions. */
   private completedRows = 0;
@@ -269,6 +270,8 @@ export class CaptureWorker {
       destination,
       writer: new ChangesWriter(destination, o.schema, o.slotName),
       stitcher: new PgoutputStitcher(this.database),
+      received: 0,
+      handled: 0,
       failed: false,
       fail: (error: unknown) => {
         if (session.failed) return;
@@ -288,8 +291,8 @@ export class CaptureWorker {
       void ended.then((e) => reject(e ?? new Error('stopped')));
     });
     const plugin = new TextPgoutputPlugin({ protoVersion: 1, publicationNames: [o.publicationName], messages: true }, () => {
-      this.received++;
-      this.maxQueuedMessages = Math.max(this.maxQueuedMessages, this.received - this.handled);
+      session.received++;
+      this.maxQueuedMessages = Math.max(this.maxQueuedMessages, session.received - session.handled);
     });
     service
       .subscribe(plugin, o.slotName, formatLsn(resume))
@@ -316,8 +319,6 @@ export class CaptureWorker {
   }
 
   private resetStream(resume: bigint): void {
-    this.received = 0;
-    this.handled = 0;
     this.pending = [];
     this.completedRows = 0;
     this.completed = undefined;
@@ -391,11 +392,13 @@ export class CaptureWorker {
 
   private async onData(session: Session, lsn: string, msg: DataMessage): Promise<void> {
     if (session.failed) return;
-    this.handled++;
     try {
       await this.exclusive(() => this.handle(session, lsn, msg));
     } catch (e) {
       session.fail(e);
+    } finally {
+      // Counted once fully handled: received === handled then means nothing is in flight.
+      session.handled++;
     }
   }
 
@@ -427,7 +430,7 @@ export class CaptureWorker {
         this.completed = { commitPosition: parseLsn(msg.commitLsn!), commitEndPosition: end, committedAt: new Date(Number((msg.commitTime as bigint) / 1000n)).toISOString() };
         this.completedRows = this.pending.length;
         this.completedTransactions++;
-        const caughtUp = this.received === this.handled;
+        const caughtUp = session.received === session.handled + 1; // this commit is the last message received
         if (caughtUp || this.pending.length >= this.options.batchSize || Date.now() - this.completedSince >= this.options.maxBatchDelayMs) {
           await this.storeCompleted(session);
         }
@@ -468,18 +471,18 @@ export class CaptureWorker {
   /** No received transaction waits to be stored (for the lag in seconds). */
   private caughtUp(): boolean {
     const s = this.session;
-    return this.received === this.handled && this.pending.length === 0 && !this.completed && (!s || !s.stitcher.inTransaction);
+    return (!s || (s.received === s.handled && !s.stitcher.inTransaction)) && this.pending.length === 0 && !this.completed;
   }
 
   /** Nothing received is waiting to be stored: a server position may be confirmed as is. */
   private idle(fromHandler = false): boolean {
     const s = this.session;
     return (
-      this.received === this.handled &&
+      !!s &&
+      s.received === s.handled + (fromHandler ? 1 : 0) &&
       (fromHandler || !this.busy) &&
       this.pending.length === 0 &&
       !this.completed &&
-      !!s &&
       !s.stitcher.inTransaction &&
       !s.writer.inTransaction
     );

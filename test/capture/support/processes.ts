@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join, relative } from 'node:path';
 import * as ts from 'typescript';
@@ -30,6 +30,7 @@ export function compileLib(): string {
     }
   };
   walk(join(ROOT, 'lib'));
+  process.once('exit', () => rmSync(out, { recursive: true, force: true }));
   compiled = out;
   return out;
 }
