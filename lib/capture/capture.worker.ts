@@ -244,14 +244,18 @@ export class CaptureWorker {
     const source = new Client(o.source);
     const destination = new Client(o.destination);
     const clients = [source, destination];
+    // An idle client that loses its connection emits 'error': routed to the session once it exists.
+    let onClientError: (e: Error) => void = () => undefined;
+    for (const c of clients) c.on('error', (e) => onClientError(e));
+    let resume: bigint;
     try {
       await source.connect();
       await destination.connect();
+      resume = await this.resumePosition(source, destination);
     } catch (e) {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
       throw e;
     }
-    const resume = await this.resumePosition(source, destination);
     await this.lock; // a handler of the previous session may still be unwinding
     this.resetStream(resume);
 
@@ -281,7 +285,7 @@ export class CaptureWorker {
       },
       ended,
     };
-    for (const c of clients) c.on('error', (e) => session.fail(e));
+    onClientError = (e) => session.fail(e);
     service.on('error', (e: Error) => session.fail(e));
     service.on('data', (lsn: string, msg: DataMessage) => this.onData(session, lsn, msg));
     service.on('heartbeat', (lsn: string, _ts: number, reply: boolean) => this.onKeepalive(session, lsn, reply));

@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent } from '../migration/sql-quote';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
 import type { ChangeRow } from './pgoutput-stitcher';
@@ -10,14 +13,21 @@ export interface StoredPosition {
   committedAt: string;
 }
 
+const COLUMNS = `primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+
 /**
  * Writes `changes` rows to the destination inside one open destination transaction at a time.
  * Rows already present (same commit position and seq) are skipped, which makes re-delivery after
  * a crash harmless: the table holds each change exactly once.
+ *
+ * Batches go in with COPY (about twice as fast as a parameterized INSERT here). COPY cannot skip
+ * conflicts, so it runs under a savepoint: a batch that meets an already stored change (which the
+ * stored position normally prevents) is rolled back to it and inserted with ON CONFLICT DO NOTHING.
  */
 export class ChangesWriter {
   private open = false;
   private readonly insertSql: string;
+  private readonly copySql: string;
   private readonly stateSql: string;
 
   constructor(
@@ -26,8 +36,8 @@ export class ChangesWriter {
     private readonly slotName: string,
   ) {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
-    this.insertSql = `INSERT INTO ${changes}
-      (primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq)
+    this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
+    this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
       SELECT * FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::text[],
                            $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::bigint[], $13::bigint[], $14::int[])
       ON CONFLICT (commit_position, seq) DO NOTHING`;
@@ -47,6 +57,20 @@ export class ChangesWriter {
       await this.client.query('BEGIN');
       this.open = true;
     }
+    await this.client.query('SAVEPOINT bemi_batch');
+    try {
+      const copy = this.client.query(copyFrom(this.copySql));
+      await pipeline(Readable.from([copyText(rows)]), copy);
+      await this.client.query('RELEASE SAVEPOINT bemi_batch');
+      return rows.length;
+    } catch (e) {
+      if ((e as { code?: string }).code !== '23505') throw e; // unique_violation: some rows are stored already
+      await this.client.query('ROLLBACK TO SAVEPOINT bemi_batch');
+    }
+    return this.insertSkippingStored(rows);
+  }
+
+  private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
     const n = rows.length;
     const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
@@ -89,4 +113,21 @@ export class ChangesWriter {
     this.open = false;
     await this.client.query('ROLLBACK');
   }
+}
+
+/** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
+function copyText(rows: readonly ChangeRow[]): string {
+  let out = '';
+  for (const r of rows) {
+    out +=
+      `${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${esc(r.before)}\t${esc(r.after)}\t${esc(r.context)}\t${esc(r.database)}\t` +
+      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
+  }
+  return out;
+}
+
+const SPECIAL = /[\\\t\n\r]/;
+function esc(value: string): string {
+  if (!SPECIAL.test(value)) return value;
+  return value.replace(/\\/g, '\\\\').replace(/\t/g, '\\t').replace(/\n/g, '\\n').replace(/\r/g, '\\r');
 }

@@ -1,0 +1,73 @@
+import { Client } from 'pg';
+import { bemiChangesTableSql } from '../../lib/capture/changes-table';
+import { ChangesWriter } from '../../lib/capture/changes-writer';
+import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+
+function row(commit: number, seq: number, value: string): ChangeRow {
+  return {
+    primaryKey: value,
+    before: '{}',
+    after: JSON.stringify({ v: value }),
+    context: '{"who":"tab\\there"}',
+    database: 'db',
+    schema: 'public',
+    table: 'odd\ttable\nname\\x',
+    operation: 'CREATE',
+    committedAt: '2024-01-01T00:00:00.123456Z',
+    queuedAt: '2024-01-01T00:00:00.200Z',
+    transactionId: '42',
+    position: String(commit * 10 + seq),
+    commitPosition: String(commit),
+    seq,
+  };
+}
+
+describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
+  let db: TestDatabase;
+  let client: Client;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('capture_writer');
+    await db.query(bemiChangesTableSql({ schema: 'audit' }).up);
+    await db.query(`INSERT INTO audit._bemi_capture_state (slot_name, database) VALUES ('s', 'db')`);
+    client = new Client({ connectionString: db.url });
+    await client.connect();
+  });
+
+  afterAll(async () => {
+    await client.end();
+    await db.drop();
+  });
+
+  it('writes rows with any characters, and skips changes already stored (exactly once)', async () => {
+    const writer = new ChangesWriter(client, 'audit', 's');
+    const first = [row(100, 0, 'a\tb'), row(100, 1, 'c\nd'), row(100, 2, 'e\\f')];
+    expect(await writer.insert(first)).toBe(3);
+    await writer.commit({ commitPosition: 100n, commitEndPosition: 120n, committedAt: '2024-01-01T00:00:00.123456Z' });
+
+    // The same transaction delivered again together with a new one: only the new rows are added.
+    const again = [...first, row(200, 0, 'g'), row(200, 1, 'h')];
+    expect(await writer.insert(again)).toBe(2);
+    await writer.commit({ commitPosition: 200n, commitEndPosition: 220n, committedAt: '2024-01-01T00:00:01Z' });
+
+    const rows = await db.query(`SELECT primary_key, "table", after->>'v' AS v, context->>'who' AS who, commit_position::int, seq FROM audit.changes ORDER BY commit_position, seq`);
+    expect(rows.map((r) => [r.commit_position, r.seq, r.primary_key, r.v])).toEqual([
+      [100, 0, 'a\tb', 'a\tb'],
+      [100, 1, 'c\nd', 'c\nd'],
+      [100, 2, 'e\\f', 'e\\f'],
+      [200, 0, 'g', 'g'],
+      [200, 1, 'h', 'h'],
+    ]);
+    expect(rows.every((r) => r.table === 'odd\ttable\nname\\x' && r.who === 'tab\there')).toBe(true);
+    const [state] = await db.query(`SELECT last_commit_position::int AS c, last_commit_end_position::int AS e FROM audit._bemi_capture_state`);
+    expect(state).toEqual({ c: 200, e: 220 });
+  });
+
+  it('rolls back everything of an unfinished transaction', async () => {
+    const writer = new ChangesWriter(client, 'audit', 's');
+    await writer.insert([row(300, 0, 'partial')]);
+    await writer.rollback();
+    expect(await db.query(`SELECT 1 FROM audit.changes WHERE commit_position = 300`)).toEqual([]);
+  });
+});
