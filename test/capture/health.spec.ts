@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BemiCaptureSetupError } from '../../lib/capture/source-setup';
-import { runDropSlotCommand } from '../../lib/capture/capture.cli';
+import { runCaptureCommand, runDropSlotCommand } from '../../lib/capture/capture.cli';
 import type { CaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, urlFor, withClient, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
@@ -129,6 +129,25 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
       out.mockRestore();
       err.mockRestore();
       await worker?.stop();
+    }
+  });
+
+  it('nestjs-bemi capture: help, bad arguments, and --no-create-table on a database without changes', async () => {
+    const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const empty = await createTestDatabase('capture_cli');
+    try {
+      expect(await runCaptureCommand(['--help'])).toBe(0);
+      expect(out.mock.calls.join('')).toContain('Usage: nestjs-bemi capture --source <url>');
+      expect(await runCaptureCommand(['--source', empty.url, '--batch-size', 'many'])).toBe(2);
+      expect(err.mock.calls.join('')).toContain('--batch-size must be a whole number, got "many".');
+      const slot = uniqueSlot();
+      expect(await runCaptureCommand(['--source', empty.url, '--no-create-table', '--slot', slot, '--publication', slot])).toBe(1);
+      expect(err.mock.calls.join('')).toMatch(/could not start: The destination has no public\.changes/);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+      await empty.drop();
     }
   });
 
