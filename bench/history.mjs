@@ -1,6 +1,6 @@
 // History query speed on 1,000,000 changes (issue 5): at(), changes() first page, context filter
 // and tableAt() of a 10,000-row table, through BemiHistory itself (MikroORM included).
-// Standalone: `npm run build && node bench/history.mjs [--quick] [--explain]` (starts its own
+// Standalone: `npm run build && node bench/history.mjs [--quick] [--explain] [--record-index-5]` (starts its own
 // embedded PostgreSQL unless BEMI_BENCH_DATABASE_URL is set). Also exports `runHistory` in the
 // suite shape of bench/run.mjs.
 import { createRequire } from 'node:module';
@@ -12,7 +12,7 @@ const { Client } = require('pg');
 const { EntitySchema, MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { BemiHistory } = require('../dist/history/bemi-history.service.js');
-const { historyIndexSql, recordAtSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
+const { historyIndexSql, recordTrailSql, imageRowSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
 const { bemiChangesTableSql } = require('../dist/capture/changes-table.js');
 
 class Todo {}
@@ -34,14 +34,14 @@ const ItemSchema = new EntitySchema({
 });
 
 const START = Date.UTC(2026, 0, 1);
-const STEP_MS = 20; // commit spacing: 1M changes over ~5.6 hours
+const STEP_MS = 4; // commit spacing: commit numbers up to 4M, ~4.4 hours
 
 /**
  * 1,000,000 changes, commits interleaved across records: todo 10,000 records × 80
  * versions (CREATE, UPDATEs; every 20th record deleted at its last version) and item 2,000
  * records × 100 versions. Contexts carry one of 1,000 userIds.
  */
-async function seed(c, scale) {
+async function seed(c, scale, recordIndex5) {
   const todoRecords = 10_000;
   const todoVersions = Math.round(80 * scale);
   const itemRecords = 2_000;
@@ -68,9 +68,14 @@ async function seed(c, scale) {
     ORDER BY n`;
   const todoImage = (v) => `jsonb_build_object('id', r, 'task', 'task ' || r || ' v' || ${v}, 'is_completed', (${v}) % 2 = 1, 'views', ${v})`;
   const itemImage = (v) => `jsonb_build_object('id', r, 'name', 'item ' || r, 'price', round((r + ${v}) / 7.0, 2))`;
-  // Commit numbers: todo 0..799,999 (versions interleaved across records), item from 10,000,000.
-  await c.query(insert('todo', todoRecords, todoVersions, 0, 1, todoImage, 20));
-  await c.query(insert('item', itemRecords, itemVersions, 10_000_000, 1, itemImage, 1_000_000));
+  // Commit numbers interleave the tables evenly: todo takes every 5th from 0, item every 20th from 1.
+  await c.query(insert('todo', todoRecords, todoVersions, 0, 5, todoImage, 20));
+  await c.query(insert('item', itemRecords, itemVersions, 1, 20, itemImage, 1_000_000));
+  if (recordIndex5) {
+    // Variant: the capture's record index with the stream order appended, so "latest change at or
+    // before T" needs no sort step (see docs/history.md).
+    await c.query(`DROP INDEX _bemi_changes_record; CREATE INDEX _bemi_changes_record ON changes ("table", primary_key, committed_at, commit_position, seq)`);
+  }
   await c.query(`
     INSERT INTO todo SELECT r, 'task ' || r || ' v${todoVersions - 1}', ${todoVersions - 1} % 2 = 1, ${todoVersions - 1} FROM generate_series(1, ${todoRecords}) r WHERE r % 20 <> 0;
     INSERT INTO item SELECT r, 'item ' || r, round((r + ${itemVersions - 1}) / 7.0, 2) FROM generate_series(1, ${itemRecords}) r;
@@ -87,7 +92,7 @@ async function time(fn) {
   return performance.now() - t0;
 }
 
-export async function runHistory({ adminUrl, quick = false, log = () => {}, explain = false }) {
+export async function runHistory({ adminUrl, quick = false, log = () => {}, explain = false, recordIndex5 = false }) {
   const dbName = `bemi_bench_history_${process.pid}`;
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
@@ -101,12 +106,12 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
   try {
     log('history: seeding changes ...');
     const t0 = performance.now();
-    const facts = await seed(c, quick ? 0.25 : 1);
+    const facts = await seed(c, quick ? 0.25 : 1, recordIndex5);
     log(`history: ${facts.changes.toLocaleString('en-US')} changes seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: url.toString(), entities: [TodoSchema, ItemSchema], allowGlobalContext: true, pool: { min: 1, max: 2 } });
     const history = BemiHistory.create(orm);
     const rnd = mulberry32(42);
-    const span = facts.todoVersions * facts.todoRecords * STEP_MS;
+    const span = facts.todoVersions * facts.todoRecords * 5 * STEP_MS;
     const randomInstant = () => new Date(START + Math.floor(rnd() * span));
     const randomKey = () => 1 + Math.floor(rnd() * facts.todoRecords);
 
@@ -143,6 +148,14 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       const at = randomInstant();
       tableAt.push(await time(() => history.tableAt(Todo, at)));
     }
+    // The same statement without entity hydration, to show where tableAt() spends its time.
+    const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
+    const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
+    const tableAtSqlOnly = [];
+    for (let i = 0; i < (quick ? 5 : 11); i++) {
+      const built = tableAtSql(loc, live, randomInstant().toISOString().replace('Z', '000Z'), null, null, [], null);
+      tableAtSqlOnly.push(await time(() => orm.em.execute(built.sql, built.params)));
+    }
     const rowsAtEnd = (await history.tableAt(Todo, new Date(START + span + 1000))).length;
 
     if (explain) await printPlans(c, orm, facts, history);
@@ -158,6 +171,7 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       absoluteRow('history context filter, first page p50', 'ms', ms(median(contextPage)), '≤ 50 ms', (v) => v <= 50, '{ userId } over all tables, 50 rows'),
       absoluteRow('history context filter, all matches p50', 'ms', ms(median(contextAll)), '≤ 50 ms', (v) => v <= 50, `~${Math.round(facts.changes / 1000)} rows per userId`),
       absoluteRow('history tableAt() 10,000-row table p50', 'ms', ms(median(tableAt)), '≤ 300 ms', (v) => v <= 300, `${rowsAtEnd.toLocaleString('en-US')} rows at the end`),
+      absoluteRow('history tableAt() statement alone p50', 'ms', ms(median(tableAtSqlOnly)), '(diagnostic)', () => null, 'same SQL via em.execute, no entity hydration'),
     ];
   } finally {
     await orm?.close(true);
@@ -172,10 +186,12 @@ async function printPlans(c, orm, facts, history) {
   const platform = orm.em.getPlatform();
   const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
   const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
-  const mid = new Date(START + Math.floor((facts.todoVersions * facts.todoRecords * STEP_MS) / 2)).toISOString().replace('Z', '000Z');
+  const mid = new Date(START + Math.floor((facts.todoVersions * facts.todoRecords * 5 * STEP_MS) / 2)).toISOString().replace('Z', '000Z');
   const plans = {
-    'at(Todo, 4242, T)': recordAtSql(loc, live, ['4242'], mid, null, null),
+    'at(Todo, 4242, T), statement 1: trail probes': recordTrailSql(loc, live, ['4242'], mid),
+    'at(Todo, 4242, T), statement 2: the image as a typed row': imageRowSql(loc, live, '{"id": 4242, "task": "t", "is_completed": true, "views": 7}', '4242', { commitPosition: '1', seq: 0 }),
     'changes(Todo, { primaryKey: 4242, limit: 50 })': changesSql(loc, { table: live, keyText: { live, values: ['4242'] }, order: 'asc', limit: 50 }),
+    'changes(Todo, { limit: 50 })': changesSql(loc, { table: live, order: 'asc', limit: 50 }),
     'changes(Todo, { from: T, limit: 50 })': changesSql(loc, { table: live, fromLower: mid, order: 'asc', limit: 50 }),
     'changes({ context: { userId: 42 }, limit: 50 })': changesSql(loc, { context: '{"userId":42}', order: 'asc', limit: 50 }),
     'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null),
@@ -208,6 +224,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       adminUrl: external ?? server.url,
       quick: process.argv.includes('--quick'),
       explain: process.argv.includes('--explain'),
+      recordIndex5: process.argv.includes('--record-index-5'),
       log: (line) => console.error(`[bench] ${line}`),
     });
     console.log('');

@@ -8,6 +8,7 @@ import {
   BemiBeforeCaptureError,
   BemiChangeNotFoundError,
   BemiHistoryArgumentError,
+  BemiHistoryError,
   BemiHistoryUnavailableError,
   BemiRevertConflictError,
   BemiRevertUnsupportedError,
@@ -24,7 +25,7 @@ import type {
   RevertOptions,
   TableAtOptions,
 } from './history.interfaces';
-import { decodeCursor, diffChange, hydrateDetached, toHistoryChange, type MappingInfo, type RawChangeRow } from './history-mapper';
+import { decodeCursor, diffChange, hydrateDetached, imageOf, toHistoryChange, type MappingInfo, type RawChangeRow } from './history-mapper';
 import {
   captureStartSql,
   changeByIdSql,
@@ -67,13 +68,14 @@ type ChangeRef = HistoryChange<any> | BemiChange | string;
 @Injectable()
 export class BemiHistory {
   private readonly loc: TrailLocation;
-  private readonly targets: TargetResolver;
+  private readonly resolver?: TargetResolver;
   private readonly store: BemiContextStore;
   private captureStart?: { value: bigint | null; text: string | null; at: number };
   private static readonly CAPTURE_START_TTL_MS = 10_000;
 
   constructor(
-    private readonly orm: MikroORM,
+    // Optional so that an app without a default MikroORM still boots; methods then say what to do.
+    @Optional() @Inject(MikroORM) private readonly maybeOrm: MikroORM | undefined,
     @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: { history?: BemiHistoryOptions; capture?: { schema?: string } } | null,
     @Optional() store?: BemiContextStore,
   ) {
@@ -90,7 +92,7 @@ export class BemiHistory {
       captureStateName: { schema, table: stateTable },
       database: options.database ?? null,
     };
-    this.targets = new TargetResolver(orm);
+    this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
     this.store = options.store ?? store ?? new BemiContextStore();
   }
 
@@ -292,8 +294,8 @@ export class BemiHistory {
     const target = await this.resolve(`${row.schema}.${row.table}`, method, true);
     if (target.keyColumns.length === 0) throw new BemiRevertUnsupportedError(row.id, `${target.label} has no primary key to find the row by.`);
     const live = new Map(target.columns.map((c) => [c.name, c]));
-    const before = row.before ?? {};
-    const after = row.after ?? {};
+    const before = imageOf(row.before);
+    const after = imageOf(row.after);
     const conflict = (reason: string) => new BemiRevertConflictError(row.id, target.label, row.primary_key, reason);
     const needKey = (image: Record<string, unknown>, side: string) => {
       const missing = target.keyColumns.filter((k) => !(k.name in image)).map((k) => k.name);
@@ -341,6 +343,20 @@ export class BemiHistory {
   }
 
   // ---- internals --------------------------------------------------------------------------
+
+  private get orm(): MikroORM {
+    if (!this.maybeOrm) {
+      throw new BemiHistoryError(
+        'BemiHistory has no MikroORM instance: import MikroOrmModule.forRoot() in the application, or create one yourself with BemiHistory.create(orm).',
+      );
+    }
+    return this.maybeOrm;
+  }
+
+  private get targets(): TargetResolver {
+    void this.orm; // throws the explanatory error when there is no ORM
+    return this.resolver!;
+  }
 
   private async run<R = any>(built: BuiltSql, method: string, keyArgument?: string): Promise<R[]> {
     const em = this.orm.em as unknown as { execute(sql: string, params: unknown[]): Promise<R[]> };

@@ -8,8 +8,9 @@ import type { TrailPosition } from './history.sql';
 export interface RawChangeRow {
   id: string;
   primary_key: string | null;
-  before: Record<string, unknown> | null;
-  after: Record<string, unknown> | null;
+  /** JSON text (from SQL) or an already parsed object (from a BemiChange entity). */
+  before: string | Record<string, unknown> | null;
+  after: string | Record<string, unknown> | null;
   context: Record<string, unknown> | null;
   database: string;
   schema: string;
@@ -55,8 +56,8 @@ export function toHistoryChange(row: RawChangeRow, mapping: MappingInfo | undefi
     ...(mapping?.meta ? { entity: mapping.meta.className } : {}),
     primaryKey: row.primary_key,
     operation: row.operation,
-    before: mapImage(row.before ?? {}, mapping, platform),
-    after: mapImage(row.after ?? {}, mapping, platform),
+    before: mapImage(imageOf(row.before), mapping, platform),
+    after: mapImage(imageOf(row.after), mapping, platform),
     context: row.context ?? {},
     committedAt: new Date(row.commit_ts),
     commitTimestamp: row.commit_ts,
@@ -65,6 +66,30 @@ export function toHistoryChange(row: RawChangeRow, mapping: MappingInfo | undefi
     commitPosition: row.commit_position,
     seq: Number(row.seq),
   };
+}
+
+export function imageOf(value: string | Record<string, unknown> | null): Record<string, unknown> {
+  if (value === null || value === undefined) return {};
+  return typeof value === 'string' ? (parseJsonExact(value) as Record<string, unknown>) : value;
+}
+
+const JSON_TOKEN = /"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|[{}[\]]/g;
+
+/**
+ * JSON.parse, except that a top-level number whose text a double would not give back exactly
+ * (numeric `12.50`, bigint beyond 2^53) stays a string of its digits. Strings are matched as
+ * whole tokens first, so digits inside them are never touched.
+ */
+export function parseJsonExact(text: string): unknown {
+  let depth = 0;
+  const rewritten = text.replace(JSON_TOKEN, (token) => {
+    const c = token[0];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c !== '"' && depth === 1 && String(Number(token)) !== token) return JSON.stringify(token);
+    return token;
+  });
+  return JSON.parse(rewritten);
 }
 
 /** Column-keyed image → property-keyed values, converted to the properties' JS types where the text allows. */

@@ -75,18 +75,8 @@ export interface LiveTable {
 
 const COMMIT_TS = `to_char(c.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-/**
- * A row image with every top-level number that is not a small integer turned into a string of
- * its digits: the driver parses JSON numbers into doubles, which would turn numeric `12.50` into
- * 12.5 and round big values. The mapper turns them back into numbers for number properties.
- */
-function exactNumbers(image: string): string {
-  return `coalesce((SELECT jsonb_object_agg(e.key, CASE WHEN jsonb_typeof(e.value) = 'number' AND (e.value #>> '{}') !~ '^-{0,1}[0-9]{1,15}$'
-      THEN to_jsonb(e.value #>> '{}') ELSE e.value END) FROM jsonb_each(${image}) e), '{}'::jsonb)`;
-}
-
-/** Columns of a change row as the mapper expects them. */
-const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, ${exactNumbers('c.before')} AS before, ${exactNumbers('c.after')} AS after, c.context, c.database, c.schema, c."table",
+/** Columns of a change row as the mapper expects them. Images come as text: the mapper parses them keeping numeric digits exact. */
+const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, c.before::text AS before, c.after::text AS after, c.context, c.database, c.schema, c."table",
   c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
   c.position::text AS position, c.commit_position::text AS commit_position, c.seq`;
 

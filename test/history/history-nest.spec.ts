@@ -50,4 +50,14 @@ describe('BemiHistory in a Nest application', () => {
     expect(changes.map((c) => [c.operation, c.context])).toEqual([['UPDATE', { userId: 5, job: 'undo', revertOf: update }]]);
     expect(await env.db.query(`SELECT task FROM todo WHERE id = 1`)).toEqual([{ task: 'one' }]);
   });
+
+  it('lets an application without a default MikroORM boot, and explains on first use', async () => {
+    const bare = await Test.createTestingModule({ imports: [BemiModule.forRoot({ attachToOrm: false })], providers: [BemiHistory] }).compile();
+    await bare.init();
+    try {
+      await expect(bare.get(BemiHistory).changes({})).rejects.toThrow(/no MikroORM instance.*BemiHistory.create\(orm\)/);
+    } finally {
+      await bare.close();
+    }
+  });
 });
