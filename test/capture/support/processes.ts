@@ -13,7 +13,14 @@ let compiled: string | undefined;
  */
 export function compileLib(): string {
   if (compiled) return compiled;
-  const out = join(ROOT, 'node_modules', '.cache', `nestjs-bemi-capture-${process.pid}`);
+  const cache = join(ROOT, 'node_modules', '.cache');
+  mkdirSync(cache, { recursive: true });
+  // Jest may force-exit a worker before its exit hook runs: clear copies of processes that are gone.
+  for (const name of readdirSync(cache, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)) {
+    const pid = Number(/^nestjs-bemi-capture-(\d+)$/.exec(name)?.[1]);
+    if (pid && !alive(pid)) rmSync(join(cache, name), { recursive: true, force: true });
+  }
+  const out = join(cache, `nestjs-bemi-capture-${process.pid}`);
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
@@ -57,6 +64,15 @@ export class ChildRun {
       if (Date.now() > deadline) throw new Error(`timed out waiting for "${text}"\nstdout: ${this.stdout}\nstderr: ${this.stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
