@@ -2,7 +2,7 @@ import { DEFAULT_MAX_CONTEXT_SIZE } from './bemi.constants';
 import type { BemiModuleOptions, BemiResolvedOptions } from './bemi.interfaces';
 import { checkCaptureOptions } from './capture/capture-options';
 
-const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture']);
+const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture', 'history']);
 
 /** Thrown at startup when BemiModule options are wrong; the message names the option and the fix. */
 export class BemiOptionsError extends Error {
@@ -37,12 +37,23 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
   }
   // Fails at startup, naming the capture option at fault (the worker itself starts later).
   if (o.capture !== undefined) checkCaptureOptions(o.capture as NonNullable<BemiModuleOptions['capture']>);
+  if (o.history !== undefined) {
+    if (!o.history || typeof o.history !== 'object' || Array.isArray(o.history)) {
+      throw new BemiOptionsError('history', `must be an object, got ${describe(o.history)}`, 'Example: history: { schema: "audit" }.');
+    }
+    for (const [key, value] of Object.entries(o.history)) {
+      if (!['schema', 'table', 'captureStateTable', 'database'].includes(key) || typeof value !== 'string' || !value) {
+        throw new BemiOptionsError(`history.${key}`, `must be one of schema, table, captureStateTable, database, as a non-empty string`, 'Remove it to use the default (the capture schema, "changes").');
+      }
+    }
+  }
   return {
     context: o.context as BemiResolvedOptions['context'],
     defaultContext: (o.defaultContext as boolean | undefined) ?? true,
     maxContextSize: (max as number | undefined) ?? DEFAULT_MAX_CONTEXT_SIZE,
     attachToOrm: (o.attachToOrm as boolean | undefined) ?? true,
     ...(o.capture !== undefined ? { capture: o.capture as BemiResolvedOptions['capture'] } : {}),
+    ...(o.history !== undefined ? { history: o.history as BemiResolvedOptions['history'] } : {}),
   };
 }
 

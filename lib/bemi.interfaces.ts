@@ -1,5 +1,6 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { BemiCaptureOptions } from './capture/capture-options';
+import type { BemiHistoryOptions } from './history/history.interfaces';
 
 /** A JSON-compatible context object. Values JSON cannot hold are converted (see README). */
 export type BemiContextValue = Record<string, unknown>;
@@ -37,6 +38,8 @@ export interface BemiModuleOptions {
    * Off when absent. `source` defaults to the MikroORM connection. See docs/capture.md.
    */
   capture?: BemiCaptureOptions;
+  /** Where `BemiHistory` reads the trail. Default: the capture schema (else `public`), table `changes`. */
+  history?: Pick<BemiHistoryOptions, 'schema' | 'table' | 'captureStateTable' | 'database'>;
 }
 
 /** Options after validation, with every default filled in. */
@@ -47,4 +50,5 @@ export interface BemiResolvedOptions {
   attachToOrm: boolean;
   /** Capture options as given (validated); undefined when capture is off. */
   capture?: BemiCaptureOptions;
+  history?: BemiModuleOptions['history'];
 }

@@ -12,6 +12,7 @@ import { BemiService } from './bemi.service';
 import { BemiCaptureService } from './capture/capture.service';
 import { BemiContextInterceptor } from './context/bemi-context.interceptor';
 import { BemiContextStore } from './context/bemi-context.store';
+import { BemiHistory } from './history/bemi-history.service';
 import { BemiScopeMiddleware } from './context/bemi-scope.middleware';
 import { BemiOrmHook } from './orm/bemi-orm-hook';
 
@@ -27,10 +28,11 @@ import { BemiOrmHook } from './orm/bemi-orm-hook';
     BemiService,
     BemiOrmHook,
     BemiCaptureService,
+    BemiHistory,
     BemiScopeMiddleware,
     { provide: APP_INTERCEPTOR, useClass: BemiContextInterceptor },
   ],
-  exports: [BemiService, BemiContextStore, BemiCaptureService, BEMI_RESOLVED_OPTIONS],
+  exports: [BemiService, BemiContextStore, BemiCaptureService, BemiHistory, BEMI_RESOLVED_OPTIONS],
 })
 export class BemiModule extends BemiConfigurableModule implements NestModule {
   constructor(@Optional() @Inject(HttpAdapterHost) private readonly adapterHost?: HttpAdapterHost) {

@@ -27,3 +27,6 @@ export {
 export { BemiCaptureSetupError } from './capture/source-setup';
 export { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTableSqlOptions } from './capture/changes-table';
 export { UNCHANGED_TOAST_MARKER } from './capture/json-values';
+export * from './history';
+export { BEMI_SQL_OBJECTS } from './migration/bemi-migration-sql';
+export { renderBemiMigrationFile, type BemiMigrationFileOptions } from './migration/migration-file';

@@ -16,3 +16,11 @@ describe('validateBemiOptions', () => {
     expect(() => validateBemiOptions(options as any)).toThrow(message);
   });
 });
+
+describe('validateBemiOptions: history', () => {
+  it('accepts where the trail lives and rejects unknown keys', () => {
+    expect(validateBemiOptions({ history: { schema: 'audit' } }).history).toEqual({ schema: 'audit' });
+    expect(() => validateBemiOptions({ history: { shema: 'audit' } } as any)).toThrow(/"history.shema" must be one of schema, table/);
+    expect(() => validateBemiOptions({ history: 'audit' } as any)).toThrow(/"history" must be an object/);
+  });
+});

@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS ${changes} (
   CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
 );
 CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at);
+-- History pages a table's trail in stream order (BemiHistory.changes / tableAt).
+CREATE INDEX IF NOT EXISTS ${idx('table_position')} ON ${changes} ("table", commit_position, seq);
 CREATE INDEX IF NOT EXISTS ${idx('context')} ON ${changes} USING gin (context jsonb_path_ops);
 ${
   options.indexBeforeAfter

@@ -447,13 +447,3 @@ export function revertCreateSql(live: LiveTable, afterJson: string): BuiltSql {
 
 // ---- indexes ------------------------------------------------------------------------------
 
-/**
- * The index the history queries need beyond the capture's own ("table", primary_key,
- * committed_at) btree, GIN on context and UNIQUE (commit_position, seq): a table's changes in
- * commit order, for the first page of `changes(Todo)` without a key (else every change of the
- * table is sorted). Named like the capture's indexes.
- */
-export function historyIndexSql(options: { schema?: string; table?: string } = {}): string {
-  const table = `${quoteIdent(options.schema ?? 'public')}.${quoteIdent(options.table ?? 'changes')}`;
-  return `CREATE INDEX IF NOT EXISTS ${quoteIdent('_bemi_changes_table_position')} ON ${table} ("table", commit_position, seq);\n`;
-}

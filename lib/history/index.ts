@@ -12,4 +12,3 @@ export type {
   RevertOptions,
   TableAtOptions,
 } from './history.interfaces';
-export { historyIndexSql } from './history.sql';

@@ -7,7 +7,6 @@ import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
 import { BemiBeforeCaptureError, BemiRevertConflictError } from '../../lib/history/history.errors';
 import type { HistoryChange } from '../../lib/history/history.interfaces';
-import { historyIndexSql } from '../../lib/history/history.sql';
 import { formatMicros, parseInstant } from '../../lib/history/history-time';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, syncCapture } from '../capture/support/capture-helpers';
@@ -42,7 +41,6 @@ describe('history end to end: MikroORM writes → WAL capture → BemiHistory (r
     await db.query(`INSERT INTO order_line VALUES (9, 'Z', 1)`);
     await installTriggers(db, { replicaIdentityFull: true });
     ({ worker } = await startWorker(db));
-    await db.query(historyIndexSql());
     orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: db.url, entities: [TodoSchema, OrderLineSchema, BemiChange], allowGlobalContext: true });
     store = new BemiContextStore();
     uninstall = installBemiQueryHook(orm, { store });

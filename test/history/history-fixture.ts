@@ -4,13 +4,12 @@ import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { bemiChangesTableSql } from '../../lib/capture/changes-table';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
-import { historyIndexSql } from '../../lib/history/history.sql';
 import type { BemiHistoryOptions } from '../../lib/history/history.interfaces';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 /** The trail tables exactly as the capture worker creates them, plus the history index. */
 export function changesDdl(schema = 'public'): string {
-  return bemiChangesTableSql({ schema }).up + historyIndexSql({ schema });
+  return bemiChangesTableSql({ schema }).up;
 }
 
 export class Todo {
