@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { startPostgres } from '../test/support/postgres-server.mjs';
 import { printTable, writeResults } from './report.mjs';
 import { runCapture } from './capture.mjs';
+import { runHistory } from './history.mjs';
 import { runWriteOverhead } from './write-overhead.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -17,6 +18,7 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7);
 const suites = [
   ['write overhead and WAL', runWriteOverhead],
   ['capture', runCapture],
+  ['history', runHistory],
 ].filter(([name]) => !only || name.startsWith(only));
 
 async function main() {

@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { BemiModule } from 'nestjs-bemi';
 import { HeaderAuthGuard } from './auth/header-auth.guard';
+import { HistoryController } from './history/history.controller';
 import { CleanupJob } from './jobs/cleanup.job';
 import { JobsController } from './jobs/jobs.controller';
 import { mikroOrmConfig } from './mikro-orm.config';
@@ -17,9 +18,11 @@ import { TodoService } from './todo/todo.service';
     BemiModule.forRoot({
       // Added to every request's context, over the defaults (endpoint, method, params, userId).
       context: (req) => ({ ip: req.ip }),
+      // Stream the WAL into the "changes" table from inside the app (same database).
+      capture: { progressIntervalMs: 0 },
     }),
   ],
-  controllers: [TodoController, JobsController],
+  controllers: [TodoController, JobsController, HistoryController],
   providers: [TodoService, CleanupJob, { provide: APP_GUARD, useClass: HeaderAuthGuard }],
 })
 export class AppModule {}
