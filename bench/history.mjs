@@ -12,7 +12,7 @@ const { Client } = require('pg');
 const { EntitySchema, MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { BemiHistory } = require('../dist/history/bemi-history.service.js');
-const { historyIndexSql, recordTrailSql, imageRowSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
+const { recordTrailSql, imageRowSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
 const { bemiChangesTableSql } = require('../dist/capture/changes-table.js');
 
 class Todo {}
@@ -79,7 +79,7 @@ async function seed(c, scale, recordIndex5) {
   await c.query(`
     INSERT INTO todo SELECT r, 'task ' || r || ' v${todoVersions - 1}', ${todoVersions - 1} % 2 = 1, ${todoVersions - 1} FROM generate_series(1, ${todoRecords}) r WHERE r % 20 <> 0;
     INSERT INTO item SELECT r, 'item ' || r, round((r + ${itemVersions - 1}) / 7.0, 2) FROM generate_series(1, ${itemRecords}) r;
-    ${historyIndexSql()}`);
+    `);
   await c.query(`VACUUM ANALYZE changes`);
   await c.query(`ANALYZE todo; ANALYZE item`);
   const [{ n }] = (await c.query(`SELECT count(*)::int AS n FROM changes`)).rows;

@@ -33,11 +33,19 @@ async function main() {
     await c.connect();
     const postgres = (await c.query('SHOW server_version')).rows[0].server_version;
     await c.end();
+    const failed = [];
     for (const [name, suite] of suites) {
       log(`${name} ...`);
-      rows.push(...(await suite({ adminUrl, quick, repetitions, log })));
+      try {
+        rows.push(...(await suite({ adminUrl, quick, repetitions, log })));
+      } catch (error) {
+        // One broken suite must not throw away the others' figures.
+        console.error(error);
+        failed.push(name);
+      }
     }
-    const meta = { startedAt, mode: quick ? 'quick' : 'full', repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
+    if (failed.length) process.exitCode = 1;
+    const meta = { failedSuites: failed, startedAt, mode: quick ? 'quick' : 'full', repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
     console.log('');
     printTable(rows);
     const file = writeResults(join(here, 'results'), rows, meta);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { MikroORM } from '@mikro-orm/core';
+import { findMikroOrm } from '../orm/find-mikro-orm';
 import type { ClientConfig } from 'pg';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import type { BemiResolvedOptions } from '../bemi.interfaces';
@@ -51,12 +51,7 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
 
   /** Without `capture.source`, the worker connects like the application's MikroORM does. */
   private async ormConnection(): Promise<ClientConfig> {
-    let orm: MikroORM | undefined;
-    try {
-      orm = this.moduleRef.get(MikroORM, { strict: false });
-    } catch {
-      orm = undefined;
-    }
+    const orm = findMikroOrm(this.moduleRef);
     if (!orm) {
       throw new BemiCaptureOptionsError('source', 'is required when the application has no MikroORM instance (give a postgres:// URL)');
     }

@@ -1,10 +1,10 @@
 import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { MikroORM } from '@mikro-orm/core';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import type { BemiResolvedOptions } from '../bemi.interfaces';
 import { BemiContextStore } from '../context/bemi-context.store';
 import { installBemiQueryHook } from './bemi-query-hook';
+import { findMikroOrm } from './find-mikro-orm';
 
 /** Installs the context hook on the app's MikroORM instance at startup, removes it on shutdown. */
 @Injectable()
@@ -19,12 +19,7 @@ export class BemiOrmHook implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     if (!this.options.attachToOrm) return;
-    let orm: MikroORM | undefined;
-    try {
-      orm = this.moduleRef.get(MikroORM, { strict: false });
-    } catch {
-      orm = undefined;
-    }
+    const orm = findMikroOrm(this.moduleRef);
     if (!orm) {
       throw new Error(
         'BemiModule found no MikroORM instance to attach context to. Import MikroOrmModule.forRoot() from @mikro-orm/nestjs ' +
