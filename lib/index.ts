@@ -1,3 +1,5 @@
+// The public API of nestjs-bemi: context (module, service, decorator), the trigger migration,
+// change capture and history. Anything not exported here is internal.
 export { BemiModule } from './bemi.module';
 export { BemiService } from './bemi.service';
 export { BemiContext, type BemiContextDefinition } from './context/bemi-context.decorator';
@@ -14,7 +16,8 @@ export {
 export type { BemiContextFactory, BemiContextValue, BemiModuleOptions } from './bemi.interfaces';
 export { installBemiQueryHook, type BemiQueryHookOptions } from './orm/bemi-query-hook';
 export { encodeContext } from './orm/context-encoder';
-export { bemiMigrationSql, type BemiMigrationSqlOptions } from './migration/bemi-migration-sql';
+export { BEMI_SQL_OBJECTS, bemiMigrationSql, type BemiMigrationSqlOptions } from './migration/bemi-migration-sql';
+export { renderBemiMigrationFile, type BemiMigrationFileOptions } from './migration/migration-file';
 export { BemiCaptureService } from './capture/capture.service';
 export { CaptureWorker, HEARTBEAT_MESSAGE_PREFIX, type CaptureStatus } from './capture/capture.worker';
 export {
@@ -28,5 +31,3 @@ export { BemiCaptureSetupError } from './capture/source-setup';
 export { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTableSqlOptions } from './capture/changes-table';
 export { UNCHANGED_TOAST_MARKER } from './capture/json-values';
 export * from './history';
-export { BEMI_SQL_OBJECTS } from './migration/bemi-migration-sql';
-export { renderBemiMigrationFile, type BemiMigrationFileOptions } from './migration/migration-file';

@@ -1,9 +1,9 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { findMikroOrm } from '../orm/find-mikro-orm';
 import type { ClientConfig } from 'pg';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import type { BemiResolvedOptions } from '../bemi.interfaces';
+import { findMikroOrm } from '../orm/find-mikro-orm';
 import { BemiCaptureOptionsError, resolveCaptureOptions } from './capture-options';
 import { CaptureWorker, type CaptureStatus } from './capture.worker';
 
