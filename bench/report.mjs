@@ -1,6 +1,6 @@
 // Result rows and their rendering: one table (figure, ours, baseline, ratio, target, met?),
 // printed and written as JSON and Markdown under bench/results/.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /**
@@ -34,7 +34,8 @@ const fmt = (n) => (n === null || n === undefined ? '—' : Math.abs(n) >= 100 ?
 
 export function toMarkdown(rows, meta) {
   const lines = [
-    `Run ${meta.startedAt} on ${meta.machine}; PostgreSQL ${meta.postgres}; ${meta.mode} mode (${meta.repetitions} alternating repetitions, medians).`,
+    `Run ${meta.startedAt} on ${meta.machine}; PostgreSQL ${meta.postgres}; ${meta.mode} mode (${meta.repetitions} alternating repetitions, medians).` +
+      (meta.refreshed ? ` Refreshed: ${meta.refreshed.map((r) => `${r.suites.join(', ')} at ${r.at}`).join('; ')}.` : ''),
     '',
     '| figure | ours | baseline | ratio | target | met? |',
     '|---|---:|---:|---:|---|:-:|',
@@ -62,9 +63,18 @@ export function printTable(rows) {
   for (const row of body) console.log(line(row));
 }
 
-export function writeResults(dir, rows, meta) {
+/** With `merge` (a run of some suites only), rows of the same figures replace the stored ones. */
+export function writeResults(dir, rows, meta, merge = false) {
   mkdirSync(dir, { recursive: true });
   const name = meta.mode === 'quick' ? 'latest-quick' : 'latest';
+  const file = join(dir, `${name}.json`);
+  if (merge && existsSync(file)) {
+    const stored = JSON.parse(readFileSync(file, 'utf8'));
+    const fresh = new Map(rows.map((r) => [r.figure, r]));
+    const kept = stored.rows.map((r) => fresh.get(r.figure) ?? r);
+    rows = [...kept, ...rows.filter((r) => !stored.rows.some((s) => s.figure === r.figure))];
+    meta = { ...stored.meta, refreshed: [...(stored.meta.refreshed ?? []), { at: meta.startedAt, suites: meta.suites }] };
+  }
   writeFileSync(join(dir, `${name}.json`), JSON.stringify({ meta, rows }, null, 2) + '\n');
   writeFileSync(join(dir, `${name}.md`), toMarkdown(rows, meta));
   return join(dir, `${name}.md`);

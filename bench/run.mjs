@@ -48,7 +48,7 @@ async function main() {
     const meta = { failedSuites: failed, startedAt, mode: quick ? 'quick' : 'full', repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
     console.log('');
     printTable(rows);
-    const file = writeResults(join(here, 'results'), rows, meta);
+    const file = writeResults(join(here, 'results'), rows, { ...meta, suites: suites.map(([name]) => name) }, Boolean(only));
     console.log(`\nWritten to ${file} (and .json).`);
   } finally {
     await server?.stop();
