@@ -1,8 +1,10 @@
 import { DEFAULT_MAX_CONTEXT_SIZE } from './bemi.constants';
 import type { BemiModuleOptions, BemiResolvedOptions } from './bemi.interfaces';
 import { checkCaptureOptions } from './capture/capture-options';
+import { DEFAULT_REDACTED_CONTEXT_KEYS } from './context/context-redaction';
+import { BemiRulesError, checkRules } from './rules/rules-compiler';
 
-const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture', 'history']);
+const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture', 'history', 'redactContextKeys', 'rules']);
 
 /** Thrown at startup when BemiModule options are wrong; the message names the option and the fix. */
 export class BemiOptionsError extends Error {
@@ -47,6 +49,14 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
       }
     }
   }
+  const redact = o.redactContextKeys;
+  if (redact !== undefined && redact !== false && !(Array.isArray(redact) && redact.every((k) => typeof k === 'string' && k.trim().length > 0))) {
+    throw new BemiOptionsError('redactContextKeys', `must be a list of words or false, got ${describe(redact)}`, 'Example: redactContextKeys: [...DEFAULT_REDACTED_CONTEXT_KEYS, "iban"].');
+  }
+  if (o.rules !== undefined) asOptionsError(() => checkRules(o.rules));
+  if (o.rules !== undefined && o.capture && typeof o.capture === 'object' && 'rules' in o.capture) {
+    throw new BemiOptionsError('capture.rules', 'is set together with rules', 'Inside the module give the rules once, as BemiModule.forRoot({ rules }) (it also reads entity decorators).');
+  }
   return {
     context: o.context as BemiResolvedOptions['context'],
     defaultContext: (o.defaultContext as boolean | undefined) ?? true,
@@ -54,7 +64,19 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
     attachToOrm: (o.attachToOrm as boolean | undefined) ?? true,
     ...(o.capture !== undefined ? { capture: o.capture as BemiResolvedOptions['capture'] } : {}),
     ...(o.history !== undefined ? { history: o.history as BemiResolvedOptions['history'] } : {}),
+    redactContextKeys: redact === undefined ? DEFAULT_REDACTED_CONTEXT_KEYS : (redact as string[] | false),
+    ...(o.rules !== undefined ? { rules: o.rules as BemiResolvedOptions['rules'] } : {}),
   };
+}
+
+/** Runs `check`, reporting a rules problem as the module's own options error. */
+export function asOptionsError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (error instanceof BemiRulesError) throw new BemiOptionsError(error.path, error.problem, error.fix);
+    throw error;
+  }
 }
 
 function describe(value: unknown): string {

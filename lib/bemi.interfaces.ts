@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { BemiCaptureOptions } from './capture/capture-options';
 import type { BemiHistoryOptions } from './history/history.interfaces';
+import type { BemiRules } from './rules/rules.interfaces';
 
 /** A JSON-compatible context object. Values JSON cannot hold are converted (see README). */
 export type BemiContextValue = Record<string, unknown>;
@@ -40,6 +41,17 @@ export interface BemiModuleOptions {
   capture?: BemiCaptureOptions;
   /** Where `BemiHistory` reads the trail. Default: the capture schema (else `public`), table `changes`. */
   history?: Pick<BemiHistoryOptions, 'schema' | 'table' | 'captureStateTable' | 'database'>;
+  /**
+   * Words that make a context key secret (case-insensitive, matched inside the key, at any depth):
+   * its value is sent as `"[REDACTED]"`. Default `DEFAULT_REDACTED_CONTEXT_KEYS` (password, token,
+   * authorization, secret, cookie, ...); `false` masks nothing.
+   */
+  redactContextKeys?: string[] | false;
+  /**
+   * What the capture records per table and column (ignore, only, redact), merged with the entity
+   * decorators `@BemiIgnore()`, `@BemiRedact()`, `@BemiOnly()`. See docs/redaction.md.
+   */
+  rules?: BemiRules;
 }
 
 /** Options after validation, with every default filled in. */
@@ -51,4 +63,6 @@ export interface BemiResolvedOptions {
   /** Capture options as given (validated); undefined when capture is off. */
   capture?: BemiCaptureOptions;
   history?: BemiModuleOptions['history'];
+  redactContextKeys: readonly string[] | false;
+  rules?: BemiRules;
 }

@@ -1,5 +1,5 @@
 // The public API of nestjs-bemi: context (module, service, decorator), the trigger migration,
-// change capture and history. Anything not exported here is internal.
+// redaction rules, change capture and history. Anything not exported here is internal.
 export { BemiModule } from './bemi.module';
 export { BemiService } from './bemi.service';
 export { BemiContext, type BemiContextDefinition } from './context/bemi-context.decorator';
@@ -16,6 +16,8 @@ export {
 export type { BemiContextFactory, BemiContextValue, BemiModuleOptions } from './bemi.interfaces';
 export { installBemiQueryHook, type BemiQueryHookOptions } from './orm/bemi-query-hook';
 export { encodeContext } from './orm/context-encoder';
+export { DEFAULT_REDACTED_CONTEXT_KEYS } from './context/context-redaction';
+export * from './rules';
 export { BEMI_SQL_OBJECTS, bemiMigrationSql, type BemiMigrationSqlOptions } from './migration/bemi-migration-sql';
 export { renderBemiMigrationFile, type BemiMigrationFileOptions } from './migration/migration-file';
 export { BemiCaptureService } from './capture/capture.service';

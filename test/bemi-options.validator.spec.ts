@@ -1,8 +1,9 @@
 import { BemiOptionsError, validateBemiOptions } from '../lib/bemi-options.validator';
+import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../lib/context/context-redaction';
 
 describe('validateBemiOptions', () => {
   it('fills defaults', () => {
-    expect(validateBemiOptions(undefined)).toEqual({ context: undefined, defaultContext: true, maxContextSize: 1_000_000, attachToOrm: true });
+    expect(validateBemiOptions(undefined)).toEqual({ context: undefined, defaultContext: true, maxContextSize: 1_000_000, attachToOrm: true, redactContextKeys: DEFAULT_REDACTED_CONTEXT_KEYS });
   });
 
   it.each([
@@ -10,6 +11,12 @@ describe('validateBemiOptions', () => {
     [{ maxContextSize: -1 }, /"maxContextSize" must be a whole number/],
     [{ maxContextSize: 1.5 }, /"maxContextSize"/],
     [{ defaultContext: 'yes' }, /"defaultContext" must be true or false/],
+    [{ redactContextKeys: 'password' }, /"redactContextKeys" must be a list of words or false/],
+    [{ redactContextKeys: ['password', ''] }, /"redactContextKeys"/],
+    [{ rules: { tables: { users: { redact: 'password' } } } }, /"rules.tables.users.redact" must be a list of column names or a map/],
+    [{ rules: { tabels: {} } }, /"rules.tabels" is not a known option/],
+    [{ rules: { hmacKey: 'short' } }, /"rules.hmacKey" must be a string of at least 16 characters/],
+    [{ rules: {}, capture: { rules: {} } }, /"capture.rules" is set together with rules/],
     [{ attachToORM: true }, /"attachToORM" is not a known option. Known options: context, defaultContext, maxContextSize, attachToOrm/],
   ])('rejects %j naming the option and the fix', (options, message) => {
     expect(() => validateBemiOptions(options as any)).toThrow(BemiOptionsError);

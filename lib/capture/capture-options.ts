@@ -1,4 +1,6 @@
 import type { ClientConfig } from 'pg';
+import { BemiRulesError, compileRules } from '../rules/rules-compiler';
+import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
 
 /** Where log lines go. Nest's `Logger` fits; the CLI prints to the console. */
 export interface CaptureLogger {
@@ -51,6 +53,11 @@ export interface BemiCaptureOptions {
   maxReconnectDelayMs?: number;
   /** Log sink. Default: Nest's Logger with context `BemiCapture`. */
   logger?: CaptureLogger;
+  /**
+   * Redaction and ignore rules, with database column names (the CLI's `--rules` file). Inside the
+   * module use `BemiModule.forRoot({ rules })` instead: it also reads the entity decorators.
+   */
+  rules?: BemiRules | CompiledRules;
 }
 
 export interface ResolvedCaptureOptions {
@@ -74,6 +81,7 @@ export interface ResolvedCaptureOptions {
   reconnectDelayMs: number;
   maxReconnectDelayMs: number;
   logger?: CaptureLogger;
+  rules?: CompiledRules;
 }
 
 /** Thrown when capture options are wrong; the message names the option and the fix. */
@@ -87,7 +95,7 @@ export class BemiCaptureOptionsError extends Error {
 const KNOWN = new Set([
   'source', 'destination', 'schema', 'schemas', 'excludeTables', 'slotName', 'publicationName', 'ensureSchema',
   'indexBeforeAfter', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
-  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger',
+  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules',
 ]);
 
 /** Validated options whose connections may still be missing (the module can supply MikroORM's). */
@@ -123,6 +131,7 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
     reconnectDelayMs: int(o.reconnectDelayMs, 'reconnectDelayMs', 500, 1),
     maxReconnectDelayMs: int(o.maxReconnectDelayMs, 'maxReconnectDelayMs', 30_000, 1),
     logger: logger(o.logger),
+    rules: rules(o.rules),
   };
 }
 
@@ -167,6 +176,17 @@ function int(value: unknown, option: string, fallback: number, min: number): num
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) throw new BemiCaptureOptionsError(option, `must be a whole number of at least ${min}, got ${JSON.stringify(value)}`);
   return value;
+}
+
+function rules(value: unknown): CompiledRules | undefined {
+  if (value === undefined) return undefined;
+  if (value && typeof value === 'object' && (value as CompiledRules).tables instanceof Map) return value as CompiledRules;
+  try {
+    return compileRules(value as BemiRules);
+  } catch (error) {
+    if (error instanceof BemiRulesError) throw new BemiCaptureOptionsError(error.path, `${error.problem}. ${error.fix.replace(/\.$/, '')}`);
+    throw error;
+  }
 }
 
 function logger(value: unknown): CaptureLogger | undefined {

@@ -1,9 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import type { ClientConfig } from 'pg';
+import { asOptionsError } from '../bemi-options.validator';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import type { BemiResolvedOptions } from '../bemi.interfaces';
 import { findMikroOrm } from '../orm/find-mikro-orm';
+import { ruleEntitiesOf } from '../rules/entity-rules';
+import { compileRules } from '../rules/rules-compiler';
+import type { CompiledRules } from '../rules/rules.interfaces';
 import { BemiCaptureOptionsError, resolveCaptureOptions } from './capture-options';
 import { CaptureWorker, type CaptureStatus } from './capture.worker';
 
@@ -31,7 +35,8 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
     const capture = this.options.capture;
     if (!capture) return;
     const source = capture.source === undefined ? await this.ormConnection() : undefined;
-    this.worker = new CaptureWorker(resolveCaptureOptions({ logger: new Logger('BemiCapture'), ...capture }, source));
+    const rules = capture.rules ?? this.compiledRules();
+    this.worker = new CaptureWorker(resolveCaptureOptions({ logger: new Logger('BemiCapture'), ...capture, ...(rules ? { rules } : {}) }, source));
     await this.worker.start();
   }
 
@@ -47,6 +52,13 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
   /** Measures the lag now (bytes of WAL behind the server, seconds behind the last commit). */
   async lag(): Promise<{ bytes: number; seconds: number } | null> {
     return this.worker ? this.worker.lag() : null;
+  }
+
+  /** `rules` merged with the decorators of the application's entities; undefined when none apply. */
+  private compiledRules(): CompiledRules | undefined {
+    const orm = findMikroOrm(this.moduleRef);
+    const compiled = asOptionsError(() => compileRules(this.options.rules, orm ? ruleEntitiesOf(orm) : []));
+    return compiled.tables.size > 0 || compiled.skipIgnoredOnlyUpdates ? compiled : undefined;
   }
 
   /** Without `capture.source`, the worker connects like the application's MikroORM does. */

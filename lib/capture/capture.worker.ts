@@ -273,7 +273,7 @@ export class CaptureWorker {
       source,
       destination,
       writer: new ChangesWriter(destination, o.schema, o.slotName),
-      stitcher: new PgoutputStitcher(this.database),
+      stitcher: new PgoutputStitcher(this.database, o.rules),
       received: 0,
       handled: 0,
       failed: false,

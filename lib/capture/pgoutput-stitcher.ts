@@ -3,6 +3,8 @@ import { BEMI_MESSAGE_PREFIX } from '../bemi.constants';
 import { replaceUnstorable, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from './json-values';
 import { parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
+import { RelationRules } from '../rules/relation-rules';
+import type { CompiledRules } from '../rules/rules.interfaces';
 
 /** One row of the `changes` table, with every value already in the form the INSERT binds. */
 export interface ChangeRow {
@@ -42,8 +44,13 @@ interface OpenTransaction {
 export class PgoutputStitcher {
   private tx?: OpenTransaction;
   private readonly relations = new Map<number, RelationInfo>();
+  /** Redaction/ignore rules per relation: `null` = table ignored, undefined = none apply. */
+  private readonly relationRules = new Map<number, RelationRules | null | undefined>();
 
-  constructor(private readonly database: string) {}
+  constructor(
+    private readonly database: string,
+    private readonly rules?: CompiledRules,
+  ) {}
 
   get inTransaction(): boolean {
     return this.tx !== undefined;
@@ -52,6 +59,7 @@ export class PgoutputStitcher {
   /** Catalog facts for a relation; must be set after its relation message, before its changes. */
   setRelation(relationOid: number, info: RelationInfo): void {
     this.relations.set(relationOid, info);
+    this.relationRules.delete(relationOid);
   }
 
   begin(msg: Pgoutput.MessageBegin, receivedAt: Date): void {
@@ -80,23 +88,38 @@ export class PgoutputStitcher {
     if (!tx) throw new Error(`pgoutput: ${msg.tag} outside a transaction`);
     const position = parseLsn(lsn).toString();
     if (msg.tag === 'truncate') {
-      return msg.relations.map((relation) => this.row(tx, position, relation, 'TRUNCATE', '{}', '{}', null));
+      const rows: ChangeRow[] = [];
+      for (const relation of msg.relations) {
+        // Ignored tables still take a seq, so positions never depend on the rules in force.
+        if (RelationRules.isIgnoredTable(this.rules, relation.schema, relation.name)) tx.seq++;
+        else rows.push(this.row(tx, position, relation, 'TRUNCATE', '{}', '{}', null));
+      }
+      return rows;
     }
     const info = this.relations.get(msg.relation.relationOid);
     if (!info) throw new Error(`pgoutput: no catalog information for relation ${msg.relation.schema}.${msg.relation.name}`);
     const columns = msg.relation.columns;
+    const rules = this.rulesOf(msg.relation, info);
+    if (rules === null) {
+      tx.seq++;
+      return [];
+    }
     if (msg.tag === 'insert') {
-      const after = encodeTuple(columns, msg.new, info.kinds);
+      const after = encodeTuple(columns, msg.new, info.kinds, false, rules, 'after');
       return [this.row(tx, position, msg.relation, 'CREATE', '{}', after, primaryKeyOf(info, msg.new))];
     }
     if (msg.tag === 'update') {
       const old = msg.old ?? msg.key;
-      const before = old ? encodeTuple(columns, old, info.kinds, msg.old === null) : '{}';
-      const after = encodeTuple(columns, msg.new, info.kinds);
+      if (msg.old && rules?.onlyIgnoredChanged(columns.map((c) => c.name), msg.old, msg.new)) {
+        tx.seq++;
+        return [];
+      }
+      const before = old ? encodeTuple(columns, old, info.kinds, msg.old === null, rules, 'before', msg.new) : '{}';
+      const after = encodeTuple(columns, msg.new, info.kinds, false, rules, 'after');
       return [this.row(tx, position, msg.relation, 'UPDATE', before, after, primaryKeyOf(info, msg.new))];
     }
     const old = (msg.old ?? msg.key)!;
-    const before = encodeTuple(columns, old, info.kinds, msg.old === null);
+    const before = encodeTuple(columns, old, info.kinds, msg.old === null, rules, 'before');
     return [this.row(tx, position, msg.relation, 'DELETE', before, '{}', primaryKeyOf(info, old))];
   }
 
@@ -111,6 +134,17 @@ export class PgoutputStitcher {
   /** Forgets the open transaction (after a lost connection the server sends it again). */
   reset(): void {
     this.tx = undefined;
+  }
+
+  /** The relation's rules (resolved once per relation message); null when the table is ignored. */
+  private rulesOf(relation: Pgoutput.MessageRelation, info: RelationInfo): RelationRules | null | undefined {
+    if (!this.rules) return undefined;
+    if (this.relationRules.has(relation.relationOid)) return this.relationRules.get(relation.relationOid);
+    const resolved = RelationRules.isIgnoredTable(this.rules, relation.schema, relation.name)
+      ? null
+      : RelationRules.resolve(this.rules, relation.schema, relation.name, relation.columns.map((c) => c.name), info.primaryKey);
+    this.relationRules.set(relation.relationOid, resolved);
+    return resolved;
   }
 
   private row(
@@ -145,14 +179,28 @@ export class PgoutputStitcher {
  * JSON object text of a tuple, keyed by column name. pgoutput leaves a column `undefined` when it
  * is an unchanged TOASTed value it did not send (the client fills it from the old tuple when there
  * is one); such columns get {@link UNCHANGED_TOAST_MARKER}. In a key-only tuple (`keyOnly`), the
- * parser already dropped non-key columns.
+ * parser already dropped non-key columns. With `rules`, ignored columns are left out and redacted
+ * ones masked (`other`: the new tuple, when encoding an UPDATE's old one).
  */
-function encodeTuple(columns: Pgoutput.RelationColumn[], tuple: Record<string, unknown>, kinds: Map<string, ValueKind>, keyOnly = false): string {
+function encodeTuple(
+  columns: Pgoutput.RelationColumn[],
+  tuple: Record<string, unknown>,
+  kinds: Map<string, ValueKind>,
+  keyOnly: boolean,
+  rules: RelationRules | undefined,
+  side: 'before' | 'after',
+  other?: Record<string, unknown>,
+): string {
   const parts: string[] = [];
   for (const { name } of columns) {
     if (keyOnly && !(name in tuple)) continue;
     const value = tuple[name];
-    const json = value === undefined ? JSON.stringify(UNCHANGED_TOAST_MARKER) : valueToJson(value as string | null, kinds.get(name) ?? 'string');
+    const treatment = rules?.treatment(name);
+    if (treatment === 'ignore') continue;
+    let json: string;
+    if (value === undefined) json = JSON.stringify(UNCHANGED_TOAST_MARKER);
+    else if (treatment) json = rules!.redactedJson(treatment, value as string | null, side, other?.[name]);
+    else json = valueToJson(value as string | null, kinds.get(name) ?? 'string');
     parts.push(`${JSON.stringify(name)}:${json}`);
   }
   return `{${parts.join(',')}}`;

@@ -26,7 +26,11 @@ export class BemiOrmHook implements OnModuleInit, OnModuleDestroy {
           'in the same application, or set BemiModule.forRoot({ attachToOrm: false }) and call installBemiQueryHook(orm) yourself.',
       );
     }
-    this.uninstall = installBemiQueryHook(orm, { maxContextSize: this.options.maxContextSize, store: this.store });
+    this.uninstall = installBemiQueryHook(orm, {
+      maxContextSize: this.options.maxContextSize,
+      store: this.store,
+      redactContextKeys: this.options.redactContextKeys,
+    });
   }
 
   onModuleDestroy(): void {

@@ -3,6 +3,7 @@ import type { MikroORM } from '@mikro-orm/core';
 import { DEFAULT_MAX_CONTEXT_SIZE } from '../bemi.constants';
 import type { BemiContextValue } from '../bemi.interfaces';
 import { BemiContextStore } from '../context/bemi-context.store';
+import { secretKeyMatcher } from '../context/context-redaction';
 import { contextComment, encodeContext } from './context-encoder';
 import { isDataModifying } from './dml-detector';
 
@@ -17,6 +18,11 @@ export interface BemiQueryHookOptions {
   logger?: Pick<Logger, 'warn'>;
   /** Store to read the context from. Default: the nestjs-cls store. */
   store?: BemiContextStore;
+  /**
+   * Words that make a context key secret (case-insensitive, matched inside the key, at any depth);
+   * their values are sent as `"[REDACTED]"`. Default `DEFAULT_REDACTED_CONTEXT_KEYS`; false: none.
+   */
+  redactContextKeys?: readonly string[] | false;
 }
 
 /**
@@ -47,6 +53,7 @@ export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql:
   const store = options.store ?? new BemiContextStore();
   const logger = options.logger ?? new Logger('BemiModule');
   const maxBytes = options.maxContextSize ?? DEFAULT_MAX_CONTEXT_SIZE;
+  const isSecret = secretKeyMatcher(options.redactContextKeys);
   // Context objects are replaced, never mutated, so one encoding per object is enough.
   const encoded = new WeakMap<object, string | null>();
   const warned = new Set<string>();
@@ -62,7 +69,7 @@ export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql:
   const encode = (context: BemiContextValue): string | null => {
     let text: string;
     try {
-      text = encodeContext(context);
+      text = encodeContext(context, isSecret);
     } catch (error) {
       warnOnce(context, 'serialise', `could not be serialised (${(error as Error)?.message ?? String(error)}).`);
       return null;
