@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { quoteIdent } from '../migration/sql-quote';
+import { compileRules } from '../rules/rules-compiler';
+import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
 import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger } from './capture-options';
 import { CaptureWorker } from './capture.worker';
 
@@ -22,6 +25,8 @@ Options:
   --batch-size <n>           Rows held in memory before a write. Default: 2000.
   --progress-interval <ms>   Progress log interval; 0 turns it off. Default: 5000.
   --heartbeat-interval <ms>  Status update / idle heartbeat interval. Default: 10000.
+  --rules <file.json>        Redaction and ignore rules (docs/redaction.md), with column names.
+                             The hmacKey may come from $BEMI_HMAC_KEY instead of the file.
   -h, --help                 Show this help.
 `;
 
@@ -68,6 +73,7 @@ export async function runCaptureCommand(argv: string[]): Promise<number> {
         'batch-size': { type: 'string' },
         'progress-interval': { type: 'string' },
         'heartbeat-interval': { type: 'string' },
+        rules: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -89,6 +95,7 @@ export async function runCaptureCommand(argv: string[]): Promise<number> {
       progressIntervalMs: number(values['progress-interval'], '--progress-interval'),
       heartbeatIntervalMs: number(values['heartbeat-interval'], '--heartbeat-interval'),
       logger: consoleCaptureLogger,
+      rules: values.rules === undefined ? undefined : readRules(values.rules),
     };
     for (const key of Object.keys(options) as Array<keyof BemiCaptureOptions>) if (options[key] === undefined) delete options[key];
     if (!options.source) throw new Error('--source is required (or set BEMI_CAPTURE_SOURCE / DATABASE_URL).');
@@ -115,6 +122,22 @@ export async function runCaptureCommand(argv: string[]): Promise<number> {
   const s = worker.status();
   consoleCaptureLogger.log(`Stopped at ${s.confirmedPosition ?? 'the start'} after ${s.changesWritten} changes.`);
   return 0;
+}
+
+/** Reads and checks a rules file; the HMAC key may come from the environment, not the file. */
+function readRules(path: string): CompiledRules {
+  let parsed: BemiRules;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8')) as BemiRules;
+  } catch (e) {
+    throw new Error(`--rules ${path}: cannot read it as JSON (${message(e)}).`);
+  }
+  const hmacKey = parsed && typeof parsed === 'object' ? (parsed.hmacKey ?? process.env.BEMI_HMAC_KEY) : undefined;
+  try {
+    return compileRules(hmacKey === undefined ? parsed : { ...parsed, hmacKey });
+  } catch (e) {
+    throw new Error(`--rules ${path}: ${message(e)}`);
+  }
 }
 
 /** `nestjs-bemi capture:drop-slot`: the only way this package drops a slot. */
