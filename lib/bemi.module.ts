@@ -9,6 +9,7 @@ import {
 } from './bemi.module-definition';
 import { validateBemiOptions } from './bemi-options.validator';
 import { BemiService } from './bemi.service';
+import { BemiHealthIndicator } from './health/bemi-health.indicator';
 import { BemiCaptureService } from './capture/capture.service';
 import { BemiContextInterceptor } from './context/bemi-context.interceptor';
 import { BemiContextStore } from './context/bemi-context.store';
@@ -29,10 +30,11 @@ import { BemiOrmHook } from './orm/bemi-orm-hook';
     BemiOrmHook,
     BemiCaptureService,
     BemiHistory,
+    BemiHealthIndicator,
     BemiScopeMiddleware,
     { provide: APP_INTERCEPTOR, useClass: BemiContextInterceptor },
   ],
-  exports: [BemiService, BemiContextStore, BemiCaptureService, BemiHistory, BEMI_RESOLVED_OPTIONS],
+  exports: [BemiService, BemiContextStore, BemiCaptureService, BemiHistory, BemiHealthIndicator, BEMI_RESOLVED_OPTIONS],
 })
 export class BemiModule extends BemiConfigurableModule implements NestModule {
   constructor(@Optional() @Inject(HttpAdapterHost) private readonly adapterHost?: HttpAdapterHost) {

@@ -33,3 +33,5 @@ export { BemiCaptureSetupError } from './capture/source-setup';
 export { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTableSqlOptions } from './capture/changes-table';
 export { UNCHANGED_TOAST_MARKER } from './capture/json-values';
 export * from './history';
+export { BemiHealthIndicator } from './health/bemi-health.indicator';
+export type { BemiCaptureMetrics, BemiHealthResult, BemiHealthThresholds } from './health/health.interfaces';

@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import type { ClientConfig } from 'pg';
+import { Client, type ClientConfig } from 'pg';
 import { asOptionsError } from '../bemi-options.validator';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import type { BemiResolvedOptions } from '../bemi.interfaces';
 import { findMikroOrm } from '../orm/find-mikro-orm';
+import { readCaptureMetrics, type RowsQuery } from '../health/capture-metrics';
+import type { BemiCaptureMetrics } from '../health/health.interfaces';
 import { ruleEntitiesOf } from '../rules/entity-rules';
 import { compileRules } from '../rules/rules-compiler';
 import type { CompiledRules } from '../rules/rules.interfaces';
@@ -52,6 +54,34 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
   /** Measures the lag now (bytes of WAL behind the server, seconds behind the last commit). */
   async lag(): Promise<{ bytes: number; seconds: number } | null> {
     return this.worker ? this.worker.lag() : null;
+  }
+
+  /**
+   * Figures for health checks and metrics: the slot's state and retained WAL (read from the
+   * database, so they are right also when capture runs in another process), the in-process
+   * worker's state and lag, and the newest stored change. `slotName` defaults to `capture.slotName`.
+   */
+  async metrics(options: { slotName?: string } = {}): Promise<BemiCaptureMetrics> {
+    const capture = this.options.capture;
+    const target = {
+      slotName: options.slotName ?? capture?.slotName ?? 'nestjs_bemi',
+      schema: this.options.history?.schema ?? capture?.schema ?? 'public',
+      table: this.options.history?.table ?? 'changes',
+    };
+    const orm = findMikroOrm(this.moduleRef);
+    if (orm) {
+      const connection = orm.em.getConnection();
+      const query: RowsQuery = (sql) => connection.execute(sql, [], 'all');
+      return readCaptureMetrics(query, target, this.status());
+    }
+    if (!capture?.source) throw new Error('no database to measure: the application has no MikroORM instance and capture.source is not set');
+    const client = new Client(typeof capture.source === 'string' ? { connectionString: capture.source } : capture.source);
+    await client.connect();
+    try {
+      return await readCaptureMetrics(async (sql) => (await client.query(sql)).rows, target, this.status());
+    } finally {
+      await client.end();
+    }
   }
 
   /** `rules` merged with the decorators of the application's entities; undefined when none apply. */
