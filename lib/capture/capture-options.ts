@@ -40,7 +40,7 @@ export interface BemiCaptureOptions {
   heartbeatIntervalMs?: number;
   /** Emit a `_bemi_heartbeat` logical message on the source when idle, so the slot keeps moving. Default true. */
   heartbeatMessages?: boolean;
-  /** Interval of progress log lines (changes/s, lag), in ms; 0 turns them off. Default 5000. */
+  /** Interval of progress log lines (changes/s, lag), in ms; 0 turns them off (lag warnings are then checked every 5 s). Default 5000. */
   progressIntervalMs?: number;
   /** Warn when the worker is this many bytes of WAL behind. Default 64 MiB. */
   lagWarningBytes?: number;

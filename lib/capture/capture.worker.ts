@@ -525,7 +525,8 @@ export class CaptureWorker {
     };
     every(o.heartbeatIntervalMs, () => this.heartbeat());
     every(Math.max(o.maxBatchDelayMs, 50), () => this.flushIfDue());
-    every(o.progressIntervalMs, () => this.progress());
+    // Lag warnings keep coming when progress lines are turned off: a stuck slot fills the disk.
+    every(o.progressIntervalMs || 5000, () => this.progress(o.progressIntervalMs > 0));
     every(o.publicationRefreshMs, () => this.refreshPublication());
   }
 
@@ -554,7 +555,7 @@ export class CaptureWorker {
     this.lagBytes = behind > 0n ? Number(behind) : 0;
   }
 
-  private async progress(): Promise<void> {
+  private async progress(logProgress: boolean): Promise<void> {
     await this.measureLag();
     const now = Date.now();
     const s = this.status();
@@ -563,8 +564,8 @@ export class CaptureWorker {
     this.progressMark = { at: now, changes: this.changesWritten };
     const lag = `lag ${s.lagBytes ?? '?'} bytes, ${s.lagSeconds.toFixed(1)} s`;
     if ((s.lagBytes ?? 0) > this.options.lagWarningBytes || s.lagSeconds > this.options.lagWarningSeconds) {
-      this.logger.warn(`Capture is falling behind: ${lag} (${Math.round(rate)} changes/s).`);
-    } else if (changes > 0) {
+      this.logger.warn(`Capture is falling behind: ${lag} (${Math.round(rate)} changes/s). The slot retains WAL until capture catches up; see docs/health.md.`);
+    } else if (changes > 0 && logProgress) {
       this.logger.log(`Captured ${changes} changes (${Math.round(rate)}/s), ${this.changesWritten} in total; ${lag}.`);
     }
   }
