@@ -22,7 +22,10 @@ async function reachable(url) {
 
 async function call(url, method, path, { user, body } = {}) {
   const headers = { 'content-type': 'application/json' };
-  if (user) headers['x-user-id'] = String(user);
+  if (user) {
+    headers['x-user-id'] = String(user);
+    headers.authorization = `Bearer demo-token-of-${user}`; // masked in the trail: "[REDACTED]"
+  }
   const res = await fetch(`${url}${path}`, { method, headers, body: body ? JSON.stringify(body) : undefined });
   if (!res.ok) throw new Error(`${method} ${path} answered ${res.status}: ${await res.text()}`);
   const text = await res.text();
@@ -62,6 +65,8 @@ async function main() {
     );
     console.log(`\nThe todo as it was right after it was created (time travel):`);
     await call(url, 'GET', `/todo/${sleepTodo.id}/at?time=${encodeURIComponent(recent[0]?.committedAt ?? new Date().toISOString())}`);
+    console.log(`\nCapture health (the same figures feed @nestjs/terminus):`);
+    await call(url, 'GET', '/health');
   } finally {
     await started?.stop();
   }

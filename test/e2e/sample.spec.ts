@@ -32,7 +32,7 @@ describe('sample Todo API', () => {
   });
 
   it('records who did what: create, complete, delete, and the cleanup job', async () => {
-    const created = await request(url).post('/todo').set('x-user-id', '187234').send({ task: 'Sleep' }).expect(201);
+    const created = await request(url).post('/todo').set('x-user-id', '187234').set('authorization', 'Bearer sample-secret-token').send({ task: 'Sleep' }).expect(201);
     expect(created.body).toEqual({ id: expect.any(Number), task: 'Sleep', isCompleted: false });
     const id = created.body.id;
     await request(url).put(`/todo/${id}/complete`).set('x-user-id', '187234').expect(200);
@@ -50,6 +50,15 @@ describe('sample Todo API', () => {
       ['DELETE', expect.objectContaining({ endpoint: '/jobs/cleanup', job: 'cleanup-completed' })],
     ]);
     expect(changes[0].context).toHaveProperty('ip', '127.0.0.1');
+    // The sample puts the Authorization header into context: it reaches the WAL masked.
+    expect(changes[0].context).toHaveProperty('authorization', '[REDACTED]');
+    expect(changes[2].context).not.toHaveProperty('authorization');
+    expect(JSON.stringify(changes)).not.toContain('sample-secret-token');
+  });
+
+  it('reports capture health on GET /health (terminus)', async () => {
+    const res = await request(url).get('/health').expect(200);
+    expect(res.body).toMatchObject({ status: 'ok', info: { bemi: { status: 'up', workerState: 'streaming', slot: { exists: true, active: true } } } });
   });
 
   it('serves the trail, time travel and per-user changes from the captured audit trail', async () => {
