@@ -83,7 +83,8 @@ export function compileRules(input: BemiRules | undefined, entities: readonly Ru
   const tables = new Map<string, { ignoreTable: boolean; columns: Map<string, ColumnTreatment>; only?: Set<string> }>();
   const entityFor = (key: string) =>
     entities.find((e) => key === e.table || key === `${e.schema ?? 'public'}.${e.table}`);
-  const keyOf = (e: RuleEntity) => `${e.schema ?? 'public'}.${e.table}`;
+  // An entity without an explicit schema lives in the ORM's default schema, whatever that is.
+  const keyOf = (e: RuleEntity) => (e.schema ? `${e.schema}.${e.table}` : e.table);
   const slot = (key: string) => {
     let t = tables.get(key);
     if (!t) tables.set(key, (t = { ignoreTable: false, columns: new Map() }));

@@ -77,7 +77,7 @@ describe('compileRules', () => {
   });
 
   it('refuses hmac without a key, and a column both ignored and redacted, naming the option', () => {
-    expect(() => compileRules({}, [entity(Account, 'account')])).toThrow(/"rules.hmacKey" is required: column "email" of public.account is redacted with "hmac"/);
+    expect(() => compileRules({}, [entity(Account, 'account')])).toThrow(/"rules.hmacKey" is required: column "email" of account is redacted with "hmac"/);
     expect(() => compileRules({ tables: { a: { ignore: ['x'], redact: ['x'] } } })).toThrow(/"rules.tables.a" lists column "x" both in ignore and in redact/);
   });
 
