@@ -3,6 +3,7 @@ import { EntitySchema, MikroORM, type EntityManager } from '@mikro-orm/core';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import { UNCHANGED_TOAST_MARKER } from '../capture/json-values';
 import { BemiContextStore } from '../context/bemi-context.store';
+import { isRedactedValue } from '../rules/rules.constants';
 import type { BemiChange } from './bemi-change.entity';
 import {
   BemiBeforeCaptureError,
@@ -302,7 +303,15 @@ export class BemiHistory {
       if (missing.length) throw new BemiRevertUnsupportedError(row.id, `its ${side} image lacks the key column(s) ${missing.join(', ')}.`);
     };
     // Unchanged-TOAST markers stand for "same as before": never compared, never written.
-    const presentColumns = (image: Record<string, unknown>) => Object.keys(image).filter((c) => live.has(c) && image[c] !== UNCHANGED_TOAST_MARKER);
+    // Redacted values (rules) are not the column's value either: never compared, never written.
+    const presentColumns = (image: Record<string, unknown>) =>
+      Object.keys(image).filter((c) => live.has(c) && image[c] !== UNCHANGED_TOAST_MARKER && !isRedactedValue(image[c]));
+    const refuseRedacted = (image: Record<string, unknown>, columns: string[]) => {
+      const redacted = columns.filter((c) => isRedactedValue(image[c]));
+      if (redacted.length) {
+        throw new BemiRevertUnsupportedError(row.id, `${redacted.join(', ')} ${redacted.length > 1 ? 'were' : 'was'} recorded redacted (rules), so the old value is unknown.`);
+      }
+    };
 
     if (row.operation === 'DELETE') {
       needKey(before, 'before');
@@ -312,6 +321,7 @@ export class BemiHistory {
       }
       const existing = await exec(lockAndCompareSql(target, JSON.stringify(before), []));
       if (existing.length) throw conflict('a row with this key exists again.');
+      refuseRedacted(before, Object.keys(before).filter((c) => live.has(c) && !live.get(c)!.generated));
       const columns = presentColumns(before).filter((c) => !live.get(c)!.generated);
       const overriding = columns.some((c) => live.get(c)!.identityAlways);
       try {
@@ -334,6 +344,8 @@ export class BemiHistory {
       return;
     }
     // UPDATE: put back what it changed, nothing else.
+    // A redacted column that the UPDATE changed cannot be put back (its old value was never stored).
+    refuseRedacted(before, Object.keys(after).filter((c) => live.has(c) && isRedactedValue(after[c]) && JSON.stringify(before[c]) !== JSON.stringify(after[c])));
     const changed = compare.filter((c) => !live.get(c)!.generated && JSON.stringify(before[c]) !== JSON.stringify(after[c]));
     const unknown = changed.filter((c) => !(c in before));
     if (unknown.length) {

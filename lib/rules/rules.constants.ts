@@ -13,3 +13,11 @@ export const REDACTED_VALUE = '[REDACTED]';
 export const REDACTED_OLD_VALUE = '[REDACTED:old]';
 /** Prefix of a stored HMAC: `hmac-sha256:<64 hex digits>`. */
 export const HMAC_PREFIX = 'hmac-sha256:';
+
+/** True for a value the capture stored in place of a redacted one (mask or HMAC). */
+export function isRedactedValue(value: unknown): boolean {
+  return (
+    typeof value === 'string' &&
+    (value === REDACTED_VALUE || value === REDACTED_OLD_VALUE || (value.startsWith(HMAC_PREFIX) && /^hmac-sha256:[0-9a-f]{64}$/.test(value)))
+  );
+}

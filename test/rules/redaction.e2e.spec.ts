@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import { EntitySchema } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
-import { BemiHistory, BemiIgnore, BemiRedact, BemiService, bemiMigrationSql } from '../../lib';
+import { BemiHistory, BemiIgnore, BemiRedact, BemiRevertUnsupportedError, BemiService, bemiMigrationSql } from '../../lib';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createTodoApp, ormOf, TodoSchema } from '../support/todo-app';
 import { WalReader } from '../support/wal-reader';
@@ -167,5 +167,35 @@ describe('redaction and ignore rules, through the real capture path', () => {
     const history = app.get(BemiHistory);
     const trailOfAnn = await history.changes(Account, { primaryKey: id });
     expect(history.diff(trailOfAnn[1])).toEqual({ passwordHash: ['[REDACTED:old]', '[REDACTED]'] });
+  });
+
+  it('reverts around redacted columns, and refuses what it cannot put back', async () => {
+    const bemi = app.get(BemiService);
+    const history = app.get(BemiHistory);
+    const em = () => ormOf(app).em.fork() as EntityManager;
+    const id = await bemi.run({ userId: 8 }, async () => {
+      const e = em();
+      const a = e.create(Account, { name: 'Bob', passwordHash: 'bob-hash-1', email: 'bob@example.com', lastSeenAt: new Date() });
+      await e.flush();
+      return a.id;
+    });
+    await bemi.run({ userId: 8 }, () => em().nativeUpdate(Account, { id }, { name: 'Robert' }));
+    await bemi.run({ userId: 8 }, () => em().nativeUpdate(Account, { id }, { passwordHash: 'bob-hash-2' }));
+    await waitFor(async () => (await history.changes(Account, { primaryKey: id })).length === 3, 'three changes of Bob');
+    const [, rename, password] = await history.changes(Account, { primaryKey: id });
+
+    // The password change cannot be undone: its old value was never stored.
+    await expect(history.revert(password)).rejects.toThrow(BemiRevertUnsupportedError);
+    await expect(history.revert(password)).rejects.toThrow(/password_hash was recorded redacted \(rules\), so the old value is unknown/);
+    // The rename can: redacted columns take no part in the optimistic check and are not written.
+    await history.revert(rename);
+    const [row] = await db.query(`SELECT name, password_hash, email FROM account WHERE id = $1`, [id]);
+    expect(row).toEqual({ name: 'Bob', password_hash: 'bob-hash-2', email: 'bob@example.com' });
+
+    // A deleted row with redacted values cannot be restored.
+    await bemi.run({ userId: 8 }, () => em().nativeDelete(Account, { id }));
+    await waitFor(async () => (await history.changes(Account, { primaryKey: id, operation: 'DELETE' })).length === 1, 'the DELETE');
+    const [deletion] = await history.changes(Account, { primaryKey: id, operation: 'DELETE' });
+    await expect(history.revert(deletion)).rejects.toThrow(/email, password_hash were recorded redacted/);
   });
 });
