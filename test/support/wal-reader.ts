@@ -42,21 +42,7 @@ export class WalReader {
     const rows = await withClient(this.url, async (c) =>
       (await c.query(`SELECT xid::text AS xid, data FROM pg_logical_slot_get_changes($1, NULL, NULL, 'include-xids', '1', 'skip-empty-xacts', '1')`, [this.slot])).rows as Array<{ xid: string; data: string }>,
     );
-    const transactions: WalTransaction[] = [];
-    let current: WalTransaction | undefined;
-    for (const { xid, data } of rows) {
-      if (data.startsWith('BEGIN')) {
-        current = { xid: Number(xid), events: [] };
-        transactions.push(current);
-      } else if (data.startsWith('COMMIT')) {
-        current = undefined;
-      } else {
-        const event = parseEvent(data);
-        if (current) current.events.push(event);
-        else transactions.push({ xid: Number(xid), events: [event] }); // non-transactional message
-      }
-    }
-    return transactions;
+    return groupTransactions(rows);
   }
 
   /** Row changes of everything committed since the previous read, each with its context. */
@@ -67,6 +53,32 @@ export class WalReader {
   async close(): Promise<void> {
     await withClient(this.url, (c) => c.query(`SELECT pg_drop_replication_slot($1)`, [this.slot]));
   }
+}
+
+/** Groups test_decoding lines (with include-xids) into transactions, in commit order. */
+export function groupTransactions(rows: Array<{ xid: string; data: string }>): WalTransaction[] {
+  const transactions: WalTransaction[] = [];
+  let current: WalTransaction | undefined;
+  // PostgreSQL 14's test_decoding, with skip-empty-xacts, prints a transactional message that
+  // comes first in its transaction BEFORE that transaction's BEGIN (15+ prints BEGIN first).
+  let early: WalTransaction | undefined;
+  for (const { xid, data } of rows) {
+    if (data.startsWith('BEGIN')) {
+      current = early?.xid === Number(xid) ? early : { xid: Number(xid), events: [] };
+      if (current !== early) transactions.push(current);
+      early = undefined;
+    } else if (data.startsWith('COMMIT')) {
+      current = undefined;
+    } else {
+      const event = parseEvent(data);
+      if (current) current.events.push(event);
+      else if (event.kind === 'message' && event.transactional) {
+        if (early?.xid !== Number(xid)) transactions.push((early = { xid: Number(xid), events: [] }));
+        early.events.push(event);
+      } else transactions.push({ xid: Number(xid), events: [event] }); // non-transactional message
+    }
+  }
+  return transactions;
 }
 
 const MESSAGE = /^message: transactional: (\d) prefix: (.*?), sz: (\d+) content:([\s\S]*)$/;
