@@ -4,7 +4,7 @@
 // has two cores and each run already uses both.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { POSTGRES_PACKAGES } from './postgres-server.mjs';
+import { ensurePostgresPackage, POSTGRES_PACKAGES } from './postgres-server.mjs';
 
 const VERSIONS = ['14', '18'];
 const SUITES = [
@@ -36,6 +36,7 @@ const results = [];
 for (const version of versions) {
   console.log(`\n=== PostgreSQL ${version}: ${SUITES.join(' ')}`);
   const started = Date.now();
+  ensurePostgresPackage(Number(version)); // 14 is installed on first use (not in the lockfile)
   const run = spawnSync(process.execPath, [jest, ...SUITES], { stdio: 'inherit', env: { ...process.env, BEMI_TEST_PG_VERSION: version } });
   results.push({ version, ok: run.status === 0, seconds: Math.round((Date.now() - started) / 1000), status: run.status ?? run.signal });
 }

