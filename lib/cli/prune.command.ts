@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { pruneChanges, type RetentionLogger } from '../retention/prune-changes';
-import { checkBatchSize, DEFAULT_PRUNE_BATCH_SIZE } from '../retention/retention-options';
+import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../retention/retention-options';
 import { parseRetentionDuration } from '../retention/retention-duration';
 import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
 
@@ -96,12 +96,11 @@ export function parsePruneArgs(argv: string[]): PruneArgs {
     throw new UsageError(`--older-than: "${olderThan}" is not a duration; write a whole number followed by s, m, h, d or w, e.g. 365d`);
   }
   let batchSize: number | undefined;
-  if (values['batch-size'] !== undefined) {
-    const n = Number(values['batch-size']);
-    try {
-      batchSize = checkBatchSize(values['batch-size'].trim() === '' ? NaN : n, '--batch-size');
-    } catch (error) {
-      throw new UsageError(`--batch-size ${oneLineReason(error).replace(/^Retention option "--batch-size" /, '').replace(/\. Remove it.*$/, '')}`);
+  const raw = values['batch-size'];
+  if (raw !== undefined) {
+    batchSize = /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > MAX_PRUNE_BATCH_SIZE) {
+      throw new UsageError(`--batch-size must be a whole number from 1 to ${MAX_PRUNE_BATCH_SIZE}, got "${raw}"`);
     }
   }
   const tables = values.table?.flatMap((t) => t.split(',')).map((t) => t.trim()).filter(Boolean);
