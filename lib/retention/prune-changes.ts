@@ -128,6 +128,7 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
       if (ms !== null) cutoffs.set(t, await cutoffFor(ms));
     }
 
+    const deleteBatch = kind === 'p' ? sql.deleteBatchPartitioned : sql.deleteBatch;
     const dropped: number[] = [];
     if (kind === 'p' && partitionKey !== null && /^RANGE \(committed_at\)$/i.test(partitionKey)) {
       for (const partition of await rangePartitions(client, sql, qualified)) {
@@ -170,7 +171,7 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
       let from = '-infinity';
       for (;;) {
         const t0 = Date.now();
-        const { rows } = await client.query<{ rows: number; last: string | null }>(sql.deleteBatch, [t, from, cutoff, batchSize]);
+        const { rows } = await client.query<{ rows: number; last: string | null }>(deleteBatch, [t, from, cutoff, batchSize]);
         const n = rows[0].rows;
         if (n > 0) {
           entry.rows += n;

@@ -19,6 +19,8 @@ export interface RetentionSql {
   count: string;
   /** $1 trail table, $2 keyset lower bound, $3 cutoff, $4 batch size → { rows, last } */
   deleteBatch: string;
+  /** The same for a partitioned table. */
+  deleteBatchPartitioned: string;
   /** $1 the changes table (qualified text) → its direct partitions with their bound expression */
   partitions: string;
   /** $1 upper bound (text), $2 cutoffs (text[]) → { older }: the bound is at or before every cutoff */
@@ -58,8 +60,23 @@ export function retentionSql(schema: string, table: string): RetentionSql {
     count: `SELECT count(*)::bigint::text AS rows FROM ${relation}
       WHERE "table" = $1 AND committed_at < $2::timestamptz AND tableoid <> ALL($3::oid[])`,
     // Keyset on committed_at: each batch starts where the previous one ended instead of walking
-    // past the index entries it left dead. The outer range lets PostgreSQL skip partitions.
+    // past the index entries it left dead. Rows are found again by ctid (a TID scan, about half
+    // the batch time of primary-key lookups); the predicates are repeated so a reused slot could
+    // never match a row outside the range.
     deleteBatch: `WITH batch AS (
+        SELECT ctid FROM ${relation}
+        WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
+        ORDER BY committed_at
+        LIMIT $4
+      ), gone AS (
+        DELETE FROM ${relation}
+        WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND ctid = ANY(ARRAY(SELECT ctid FROM batch))
+        RETURNING committed_at
+      )
+      SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
+    // A ctid is only unique within one partition: partitioned tables go by primary key, and the
+    // outer range lets PostgreSQL skip partitions.
+    deleteBatchPartitioned: `WITH batch AS (
         SELECT id FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
         ORDER BY committed_at

@@ -170,6 +170,7 @@ describe('pruneChanges', () => {
       return JSON.stringify(rows[0]['QUERY PLAN']);
     });
     expect(plan).toContain('"Index Name":"_bemi_changes_table_committed_at"');
+    expect(plan).toContain('"Node Type":"Tid Scan"');
     expect(plan).not.toContain('"Node Type":"Seq Scan"');
   });
 });
