@@ -1,6 +1,5 @@
-export { BemiRetentionOptionsError, formatRetentionDuration, parseRetentionDuration } from './retention-duration';
+export { BemiRetentionOptionsError, parseRetentionDuration } from './retention-duration';
 export {
-  checkBatchSize,
   DEFAULT_PRUNE_BATCH_SIZE,
   DEFAULT_RETENTION_INTERVAL_MS,
   MAX_PRUNE_BATCH_SIZE,

@@ -41,11 +41,3 @@ export function parseRetentionDuration(value: unknown, option: string): number {
   }
   throw new BemiRetentionOptionsError(option, `must be a duration string such as "365d" or a number of milliseconds, got ${value === null ? 'null' : typeof value}`, 'Example: maxAge: "365d".');
 }
-
-/** Renders milliseconds back in the largest whole unit, for log lines ('365d', '90m'). */
-export function formatRetentionDuration(ms: number): string {
-  for (const unit of ['d', 'h', 'm', 's']) {
-    if (ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`;
-  }
-  return `${ms}ms`;
-}
