@@ -116,14 +116,14 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
       })();
       const logger = new RecordingLogger();
       const [result] = await Promise.all([pruneChanges(db.url, { maxAge: '365d', batchSize: 100, logger }), writes]);
-      await syncCapture(db);
+      await syncCapture(db, 120_000);
 
       expect(result.rows).toBe(700);
       expect(result.partitions.length).toBeGreaterThanOrEqual(1);
       expect(await db.query(`SELECT count(*)::int AS n FROM changes WHERE committed_at < now() - interval '365 days'`)).toEqual([{ n: 0 }]);
       expect(await db.query(`SELECT count(*)::int AS n, count(DISTINCT after->>'id')::int AS ids FROM changes WHERE "table" = 'items'`)).toEqual([{ n: 600, ids: 600 }]);
       expect(started.logger.text('error')).toBe('');
-    });
+    }, 240_000); // liveness bound: creating a slot waits for other test files' long transactions
 
     // The writer's fallback after a duplicate (re-delivery after a crash) names its conflict
     // target (commit_position, seq); on a partitioned table the unique constraint has to include

@@ -41,8 +41,8 @@ export async function createChangesTable(db: TestDatabase): Promise<void> {
   await db.query(bemiChangesTableSql().up);
 }
 
-/** The index pruning asks for (see docs/retention.md). */
-export const PRUNE_INDEX = `CREATE INDEX _bemi_changes_table_committed_at ON changes ("table", committed_at)`;
+/** The index pruning asks for (see docs/retention.md); IF NOT EXISTS in case the changes DDL brings it. */
+export const PRUNE_INDEX = `CREATE INDEX IF NOT EXISTS _bemi_changes_table_committed_at ON changes ("table", committed_at)`;
 
 /**
  * `changes` partitioned by month of committed_at, as docs/retention.md describes it: the same
