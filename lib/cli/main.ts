@@ -18,6 +18,7 @@ export const COMMANDS: Record<string, CliCommand> = {
   'migration:create': { summary: 'Write a MikroORM migration that installs the context triggers.', run: runMigrationCreateCommand },
   capture: { summary: 'Stream changes and their context from the WAL into the "changes" table.', run: (argv) => import('../capture/capture.cli').then((m) => m.runCaptureCommand(argv)) },
   'capture:drop-slot': { summary: "Drop the capture worker's replication slot (and publication).", run: (argv) => import('../capture/capture.cli').then((m) => m.runDropSlotCommand(argv)) },
+  prune: { summary: 'Delete changes older than a given age, in short batches (--dry-run counts).', run: (argv, io) => import('./prune.command').then((m) => m.runPruneCommand(argv, io)) },
 };
 
 export function usage(): string {

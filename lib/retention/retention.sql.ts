@@ -1,0 +1,102 @@
+import { quoteIdent } from '../migration/sql-quote';
+
+/** The SQL pruning runs, for one `changes` table (`schema`.`table`). The single place it lives. */
+export interface RetentionSql {
+  /** The changes table, quoted. */
+  relation: string;
+  /** Key of the session-level advisory lock that keeps two pruning runs on this table apart. */
+  lockKey: string;
+  /** $1 lock key → { locked } */
+  tryLock: string;
+  unlock: string;
+  /** $1 the changes table (qualified text) → { kind ('r' | 'p' | null), partition_key, has_index } */
+  describe: string;
+  /** $1 instant (text), $2 age in ms → { cutoff } as text, microseconds kept */
+  cutoff: string;
+  /** → the distinct trail tables, through the leading "table" column of an existing index */
+  trailTables(relation: string): string;
+  /** $1 trail table, $2 cutoff, $3 excluded partition oids → { rows } */
+  count: string;
+  /** $1 trail table, $2 keyset lower bound, $3 cutoff, $4 batch size → { rows, last } */
+  deleteBatch: string;
+  /** The same for a partitioned table. */
+  deleteBatchPartitioned: string;
+  /** $1 the changes table (qualified text) → its direct partitions with their bound expression */
+  partitions: string;
+  /** $1 upper bound (text), $2 cutoffs (text[]) → { older }: the bound is at or before every cutoff */
+  boundBeforeAll: string;
+  detach(partition: string): string;
+  drop(partition: string): string;
+  countAll(relation: string): string;
+}
+
+export function retentionSql(schema: string, table: string): RetentionSql {
+  const relation = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  return {
+    relation,
+    lockKey: `nestjs-bemi:prune:${schema}.${table}`,
+    tryLock: `SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext($1)) AS locked`,
+    unlock: `SELECT pg_catalog.pg_advisory_unlock(pg_catalog.hashtext($1))`,
+    describe: `SELECT c.relkind::text AS kind,
+        CASE WHEN c.relkind = 'p' THEN pg_catalog.pg_get_partkeydef(c.oid) END AS partition_key,
+        EXISTS (
+          -- An index whose leading columns are ("table", committed_at) or (committed_at) keeps every batch a short range scan.
+          SELECT 1 FROM pg_catalog.pg_index i
+          WHERE i.indrelid = c.oid
+            AND ((i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attname = 'table')
+                  AND i.indnatts > 1
+                  AND i.indkey[1] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attname = 'committed_at'))
+              OR i.indkey[0] = (SELECT attnum FROM pg_catalog.pg_attribute WHERE attrelid = c.oid AND attname = 'committed_at'))
+        ) AS has_index
+      FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)`,
+    cutoff: `SELECT ($1::timestamptz - $2::bigint * interval '1 millisecond')::text AS cutoff`,
+    // A loose index scan: one index descent per distinct value instead of reading the whole trail.
+    trailTables: (rel) => `WITH RECURSIVE t AS (
+        (SELECT "table" FROM ${rel} ORDER BY "table" LIMIT 1)
+        UNION ALL
+        SELECT (SELECT "table" FROM ${rel} WHERE "table" > t."table" ORDER BY "table" LIMIT 1) FROM t WHERE t."table" IS NOT NULL
+      )
+      SELECT "table" FROM t WHERE "table" IS NOT NULL`,
+    count: `SELECT count(*)::bigint::text AS rows FROM ${relation}
+      WHERE "table" = $1 AND committed_at < $2::timestamptz AND tableoid <> ALL($3::oid[])`,
+    // Keyset on committed_at: each batch starts where the previous one ended instead of walking
+    // past the index entries it left dead. Rows are found again by ctid (a TID scan, about half
+    // the batch time of primary-key lookups); the predicates are repeated so a reused slot could
+    // never match a row outside the range.
+    deleteBatch: `WITH batch AS (
+        SELECT ctid FROM ${relation}
+        WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
+        ORDER BY committed_at
+        LIMIT $4
+      ), gone AS (
+        DELETE FROM ${relation}
+        WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND ctid = ANY(ARRAY(SELECT ctid FROM batch))
+        RETURNING committed_at
+      )
+      SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
+    // A ctid is only unique within one partition: partitioned tables go by primary key, and the
+    // outer range lets PostgreSQL skip partitions.
+    deleteBatchPartitioned: `WITH batch AS (
+        SELECT id FROM ${relation}
+        WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
+        ORDER BY committed_at
+        LIMIT $4
+      ), gone AS (
+        DELETE FROM ${relation}
+        WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND id IN (SELECT id FROM batch)
+        RETURNING committed_at
+      )
+      SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
+    partitions: `SELECT c.oid::int AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS kind,
+        pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound
+      FROM pg_catalog.pg_inherits i
+      JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE i.inhparent = pg_catalog.to_regclass($1)
+      ORDER BY c.relname`,
+    boundBeforeAll: `SELECT $1::timestamptz <= ALL($2::timestamptz[]) AS older`,
+    detach: (partition) => `ALTER TABLE ${relation} DETACH PARTITION ${partition}`,
+    drop: (partition) => `DROP TABLE ${partition}`,
+    countAll: (rel) => `SELECT count(*)::bigint::text AS rows FROM ${rel}`,
+  };
+}
