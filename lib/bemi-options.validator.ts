@@ -2,9 +2,10 @@ import { DEFAULT_MAX_CONTEXT_SIZE } from './bemi.constants';
 import type { BemiModuleOptions, BemiResolvedOptions } from './bemi.interfaces';
 import { checkCaptureOptions } from './capture/capture-options';
 import { DEFAULT_REDACTED_CONTEXT_KEYS } from './context/context-redaction';
+import { resolveRetentionOptions } from './retention/retention-options';
 import { BemiRulesError, checkRules } from './rules/rules-compiler';
 
-const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture', 'history', 'redactContextKeys', 'rules']);
+const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture', 'history', 'redactContextKeys', 'rules', 'retention']);
 
 /** Thrown at startup when BemiModule options are wrong; the message names the option and the fix. */
 export class BemiOptionsError extends Error {
@@ -54,6 +55,7 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
     throw new BemiOptionsError('redactContextKeys', `must be a list of words or false, got ${describe(redact)}`, 'Example: redactContextKeys: [...DEFAULT_REDACTED_CONTEXT_KEYS, "iban"].');
   }
   if (o.rules !== undefined) asOptionsError(() => checkRules(o.rules));
+  if (o.retention !== undefined) resolveRetentionOptions(o.retention as NonNullable<BemiResolvedOptions['retention']>);
   if (o.rules !== undefined && o.capture && typeof o.capture === 'object' && 'rules' in o.capture) {
     throw new BemiOptionsError('capture.rules', 'is set together with rules', 'Inside the module give the rules once, as BemiModule.forRoot({ rules }) (it also reads entity decorators).');
   }
@@ -66,6 +68,7 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
     ...(o.history !== undefined ? { history: o.history as BemiResolvedOptions['history'] } : {}),
     redactContextKeys: redact === undefined ? DEFAULT_REDACTED_CONTEXT_KEYS : (redact as string[] | false),
     ...(o.rules !== undefined ? { rules: o.rules as BemiResolvedOptions['rules'] } : {}),
+    ...(o.retention !== undefined ? { retention: o.retention as BemiResolvedOptions['retention'] } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 import type { ExecutionContext } from '@nestjs/common';
 import type { BemiCaptureOptions } from './capture/capture-options';
 import type { BemiHistoryOptions } from './history/history.interfaces';
+import type { BemiRetentionOptions } from './retention/retention-options';
 import type { BemiRules } from './rules/rules.interfaces';
 
 /** A JSON-compatible context object. Values JSON cannot hold are converted (see README). */
@@ -52,6 +53,11 @@ export interface BemiModuleOptions {
    * decorators `@BemiIgnore()`, `@BemiRedact()`, `@BemiOnly()`. See docs/redaction.md.
    */
   rules?: BemiRules;
+  /**
+   * Delete changes older than `maxAge` (per table: `perTable`), in bounded batches, every
+   * `interval`. Off when absent. See docs/retention.md.
+   */
+  retention?: BemiRetentionOptions;
 }
 
 /** Options after validation, with every default filled in. */
@@ -65,4 +71,5 @@ export interface BemiResolvedOptions {
   history?: BemiModuleOptions['history'];
   redactContextKeys: readonly string[] | false;
   rules?: BemiRules;
+  retention?: BemiRetentionOptions;
 }

@@ -16,6 +16,7 @@ import { BemiContextStore } from './context/bemi-context.store';
 import { BemiHistory } from './history/bemi-history.service';
 import { BemiScopeMiddleware } from './context/bemi-scope.middleware';
 import { BemiOrmHook } from './orm/bemi-orm-hook';
+import { BemiRetentionService } from './retention/retention.service';
 
 /**
  * Collects request context into nestjs-cls and attaches it to every MikroORM write.
@@ -31,10 +32,11 @@ import { BemiOrmHook } from './orm/bemi-orm-hook';
     BemiCaptureService,
     BemiHistory,
     BemiHealthIndicator,
+    BemiRetentionService,
     BemiScopeMiddleware,
     { provide: APP_INTERCEPTOR, useClass: BemiContextInterceptor },
   ],
-  exports: [BemiService, BemiContextStore, BemiCaptureService, BemiHistory, BemiHealthIndicator, BEMI_RESOLVED_OPTIONS],
+  exports: [BemiService, BemiContextStore, BemiCaptureService, BemiHistory, BemiHealthIndicator, BemiRetentionService, BEMI_RESOLVED_OPTIONS],
 })
 export class BemiModule extends BemiConfigurableModule implements NestModule {
   constructor(@Optional() @Inject(HttpAdapterHost) private readonly adapterHost?: HttpAdapterHost) {

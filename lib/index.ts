@@ -34,4 +34,16 @@ export { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTa
 export { UNCHANGED_TOAST_MARKER } from './capture/json-values';
 export * from './history';
 export { BemiHealthIndicator } from './health/bemi-health.indicator';
+export {
+  BemiRetentionService,
+  BemiRetentionOptionsError,
+  parseRetentionDuration,
+  pruneChanges,
+  type BemiRetentionOptions,
+  type PruneChangesOptions,
+  type PrunePartitionResult,
+  type PruneResult,
+  type PruneTableResult,
+  type RetentionLogger,
+} from './retention';
 export type { BemiCaptureMetrics, BemiHealthResult, BemiHealthThresholds } from './health/health.interfaces';
