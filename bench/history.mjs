@@ -41,7 +41,7 @@ const STEP_MS = 4; // commit spacing: commit numbers up to 4M, ~4.4 hours
  * versions (CREATE, UPDATEs; every 20th record deleted at its last version) and item 2,000
  * records × 100 versions. Contexts carry one of 1,000 userIds.
  */
-async function seed(c, scale, recordIndex5) {
+export async function seed(c, scale, recordIndex5) {
   const todoRecords = 10_000;
   const todoVersions = Math.round(80 * scale);
   const itemRecords = 2_000;

@@ -117,13 +117,18 @@ function liveName(live: LiveTable): string {
   return qualified(live.schema, live.table);
 }
 
-/** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'), as `(cp,seq)` text. */
-function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+/** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'): one row (cp, seq) or none. */
+function truncateProbeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>', columns = 'c.commit_position AS cp, c.seq'): string {
   const dir = cmp === '<=' ? 'DESC' : 'ASC';
-  return `(SELECT row(c.commit_position::text, c.seq)::text FROM ${loc.changes} c
+  return `SELECT ${columns} FROM ${loc.changes} c
       WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
         AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1`;
+}
+
+/** The same as `(cp, seq)` text, for the preflight of tableAt(). */
+function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+  return `(SELECT row(z.cp::text, z.seq)::text FROM (${truncateProbeSql(q, loc, live, atUpper, cmp)}) z)`;
 }
 
 /**
@@ -144,49 +149,78 @@ export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: strin
 }
 
 /**
- * Everything `at()` needs from the trail about one record, as cheap index probes that plan
- * fast: its last change at or before T, its first change after T, the TRUNCATEs around T.
- * Changes come back as JSON text with the image as a string, so no number passes through a
- * JavaScript double on its way to `jsonb_populate_record`.
+ * `at()` in one round trip: the rule for "the state at T" (see docs/history.md) applied to one
+ * record by cheap index probes (its last change at or before T, else its first change after it,
+ * and the table's TRUNCATEs around T), then the chosen image as a typed row of the live table
+ * (PostgreSQL converts the captured text, unchanged-TOAST markers filled from earlier images),
+ * or the live row when the trail knows nothing of the key.
+ *
+ * `_bemi_decision`: 'image' / 'live' (a row follows), 'none' (no row then), 'noimage' (the image
+ * that would decide has no old values), 'truncated' (a later TRUNCATE erased the only image).
+ * `_bemi_unresolved`: TOAST markers nothing could fill.
  */
-export function recordTrailSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
-  const q = new SqlParams();
-  const change = (cmp: '<=' | '>', image: 'after' | 'before') => {
-    const dir = cmp === '<=' ? 'DESC' : 'ASC';
-    return `(SELECT json_build_object('op', c.operation, 'image', c.${image}::text, 'cp', c.commit_position::text, 'seq', c.seq)::text
-      FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = ${keyTextOfValues(q, live, keyValues)} AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
-  };
-  return q.build(`SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk,
-    ${change('<=', 'after')} AS prev, ${change('>', 'before')} AS next,
-    ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after`);
-}
-
-/**
- * An image as a typed row of the live table (PostgreSQL converts the captured text to the
- * column types), with unchanged-TOAST markers filled from earlier changes of the record.
- * Returns `_bemi_unresolved` (markers nothing could fill, removed) and the columns.
- */
-export function imageRowSql(loc: TrailLocation, live: LiveTable, imageJson: string, pkText: string, at: TrailPosition): BuiltSql {
+export function recordAtSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
   const q = new SqlParams();
   const L = liveName(live);
-  if (!imageJson.includes(UNCHANGED_TOAST_MARKER)) {
-    return q.build(`SELECT NULL AS _bemi_unresolved, r.* FROM jsonb_populate_record(NULL::${L}, ${q.p(imageJson)}::jsonb) r`);
-  }
-  const fill = toastFillSql(q, loc, live, 'i.img', q.p(pkText), `${q.p(at.commitPosition)}::bigint`, `${q.p(at.seq)}::int`);
-  return q.build(`SELECT array_to_string(f.unresolved, ', ') AS _bemi_unresolved, r.*
-    FROM (SELECT ${q.p(imageJson)}::jsonb AS img) i
-    CROSS JOIN LATERAL (${fill}) f
-    CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, (i.img || coalesce(f.fill, '{}'::jsonb)) - coalesce(f.unresolved, '{}'::text[])) r`);
+  const t = `${q.p(atUpper)}::timestamptz`;
+  // Scalar subqueries returning whole `changes` rows, each level fenced by OFFSET 0: planned one by
+  // one instead of as a join of seven relations, which cost more planning than executing.
+  const change = (cmp: '<=' | '>') => {
+    const dir = cmp === '<=' ? 'DESC' : 'ASC';
+    return `(SELECT c FROM ${loc.changes} c
+        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at ${cmp} ${t}
+          AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+        ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+  };
+  const truncate = (cmp: '<=' | '>') => `(${truncateProbeSql(q, loc, live, atUpper, cmp, 'c')})`;
+  const pos = (r: string) => `((${r}).commit_position, (${r}).seq)`;
+  const pCounts = `(b.p).id IS NOT NULL AND ((b.tb).id IS NULL OR ${pos('b.p')} > ${pos('b.tb')})`;
+  const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
+  const noImage = live.hasNonKeyColumns === false ? 'false' : `((b.n).before - ${keyArray}) = '{}'::jsonb`;
+  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
+  const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
+  const fill = toastFillSql(q, loc, live, 'd.img', 'd.pk', 'd.src_cp', 'd.src_seq');
+  return q.build(`SELECT s.state_exists AS _bemi_state_exists, s.pk AS _bemi_key, s.decision AS _bemi_decision,
+      (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(s.toast -> 'unresolved') u) AS _bemi_unresolved, r.*
+    FROM (
+      SELECT d.*, CASE WHEN d.decision = 'image' AND strpos(d.img::text, ${marker}) > 0
+        THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
+      FROM (
+        SELECT b.state_exists, b.pk,
+          CASE
+            WHEN ${pCounts} THEN CASE WHEN (b.p).operation = 'DELETE' THEN 'none' ELSE 'image' END
+            WHEN (b.tb).id IS NOT NULL THEN 'none'
+            WHEN (b.n).id IS NOT NULL AND ((b.ta).id IS NULL OR ${pos('b.n')} < ${pos('b.ta')})
+              THEN CASE WHEN (b.n).operation = 'CREATE' THEN 'none' WHEN ${noImage} THEN 'noimage' ELSE 'image' END
+            WHEN (b.ta).id IS NOT NULL THEN 'truncated'
+            ELSE 'live'
+          END AS decision,
+          CASE WHEN ${pCounts} THEN (b.p).after ELSE (b.n).before END AS img,
+          CASE WHEN ${pCounts} THEN (b.p).commit_position ELSE (b.n).commit_position END AS src_cp,
+          CASE WHEN ${pCounts} THEN (b.p).seq ELSE (b.n).seq END AS src_seq
+        FROM (
+          -- The first change after T matters only when there is none at or before it.
+          SELECT k.*, CASE WHEN (k.p).id IS NULL THEN ${change('>')} END AS n
+          FROM (
+            SELECT k.*, ${change('<=')} AS p, ${truncate('<=')} AS tb, ${truncate('>')} AS ta
+            FROM (SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk) k OFFSET 0
+          ) k OFFSET 0
+        ) b OFFSET 0
+      ) d OFFSET 0
+    ) s
+    LEFT JOIN LATERAL (
+      SELECT x.* FROM jsonb_populate_record(NULL::${L},
+        (s.img || coalesce(s.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(s.toast -> 'unresolved', '[]'::jsonb)))) x
+      WHERE s.decision = 'image'
+      UNION ALL
+      SELECT t.* FROM ${L} t WHERE s.decision = 'live' AND ${keyMatch}
+    ) r ON true`);
 }
 
-/** The live row with this key. */
-export function liveRowSql(live: LiveTable, keyValues: string[]): BuiltSql {
+/** Casts user-supplied key values to the key columns' types (fails the way a bad key argument does). */
+export function keyCheckSql(live: LiveTable, keyValues: string[]): BuiltSql {
   const q = new SqlParams();
-  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
-  return q.build(`SELECT t.* FROM ${liveName(live)} t WHERE ${keyMatch}`);
+  return q.build(`SELECT ${keyTextOfValues(q, live, keyValues)} AS pk`);
 }
 
 /**
