@@ -240,13 +240,13 @@ export class BemiHistory {
     }
     const limit = options.limit === undefined ? null : checkLimit(options.limit, M, 0, Number.MAX_SAFE_INTEGER, 'options.limit');
     const where = this.whereOf(resolved, options.where, M);
-    const { truncateBefore, truncateAfter } = await this.preflight(resolved, instant, M, 'at');
+    const { truncateBefore, truncateAfter, settled } = await this.preflight(resolved, instant, M, 'at');
     if (truncateAfter && !truncateBefore) {
       throw new BemiHistoryUnavailableError(
         `BemiHistory.tableAt(): ${resolved.label} was truncated after ${instant.upper}; rows that existed then and had not changed before the TRUNCATE were not recorded, so the table at that moment cannot be rebuilt. at() still answers for records that changed in between.`,
       );
     }
-    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit), M);
+    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit, settled ? 'latest' : 'keys'), M);
     const unfilled = rows.filter((r) => r._bemi_state === 'toast');
     if (unfilled.length) throw toastError(M, resolved, unfilled.map((r) => String(r._bemi_key)), unfilled.map((r) => String(r._bemi_detail)));
     const imageless = rows.filter((r) => r._bemi_state === 'noimage');
@@ -387,12 +387,13 @@ export class BemiHistory {
 
   /** Capture start check plus the table's TRUNCATEs around T. */
   private async preflight(target: LiveTable, instant: Instant, method: string, argument: string) {
-    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null }>(
+    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null; settled: boolean | null }>(
       preflightSql(this.loc, target, instant.upper),
       method,
     );
     await this.checkCaptureStart(row.state_exists, instant, method, argument);
-    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after) };
+    // settled: T is at or after the table's latest change, so each key's latest change decides.
+    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after), settled: row.settled === true };
   }
 
   private async checkCaptureStart(stateExists: boolean, instant: Instant, method: string, argument: string): Promise<void> {

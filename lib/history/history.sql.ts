@@ -140,11 +140,18 @@ function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
   return `to_regclass(${q.p(`${quoteIdent(loc.captureStateName.schema)}.${quoteIdent(loc.captureStateName.table)}`)}) IS NOT NULL`;
 }
 
-/** Capture state presence plus the TRUNCATEs of the table around T, in one round trip. */
+/**
+ * Capture state presence, the TRUNCATEs of the table around T and whether T is at or after the
+ * table's latest change (by stream order, through the history index), in one round trip.
+ */
 export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: string): BuiltSql {
   const q = new SqlParams();
+  const settled = `(SELECT c.committed_at <= ${q.p(atUpper)}::timestamptz FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1)`;
   return q.build(
-    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after`,
+    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
+      ${settled} AS settled`,
   );
 }
 
@@ -262,13 +269,22 @@ function positionOrNull(q: SqlParams, pos: TrailPosition | null): { cp: string; 
 }
 
 /**
- * The state of one table (or one record) at T, as jsonb rows ready for `jsonb_populate_record`:
- * per key, the `after` of its last change at or before T (nothing when that is a DELETE or a
- * TRUNCATE came later), else the `before` of its first change after T (nothing when that is a
- * CREATE). Keys come from a recursive skip scan over the ("table", primary_key, ...) index:
- * one index probe per distinct key instead of reading every version.
+ * How tableAt() finds the keys of the trail (both give the same rows, only the work differs):
+ * - 'keys': a recursive skip scan over the ("table", primary_key, committed_at) index, one
+ *   descent per distinct key, then per key one probe for its last change at or before T;
+ * - 'latest': the same skip scan run backwards, each step reading the key's latest change (one
+ *   descent per key). When that change is at or before T it decides, with no further probe;
+ *   otherwise the key gets the probes of 'keys'. Meant for T at or after the table's last change
+ *   (tableAt(now)), where every key is settled in one descent.
  */
-function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, truncBefore: TrailPosition | null, truncAfter: TrailPosition | null, keysFrom: string): string {
+export type TableAtStrategy = 'keys' | 'latest';
+
+/**
+ * The state of one table at T, as jsonb rows ready for `jsonb_populate_record`: per key, the
+ * `after` of its last change at or before T (nothing when that is a DELETE or a TRUNCATE came
+ * later), else the `before` of its first change after T (nothing when that is a CREATE).
+ */
+function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, truncBefore: TrailPosition | null, truncAfter: TrailPosition | null, strategy: TableAtStrategy): string {
   const tb = positionOrNull(q, truncBefore);
   const ta = positionOrNull(q, truncAfter);
   const t = `${q.p(atUpper)}::timestamptz`;
@@ -280,13 +296,29 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
   // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
   const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
   const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
-  // Markers of unchanged TOAST values are filled (toastFillSql); what nothing fills is removed
-  // and reported as source 'toast'.
-  return `SELECT z.pk,
-      CASE WHEN f.unresolved IS NOT NULL THEN (z.data || coalesce(f.fill, '{}'::jsonb)) - f.unresolved
-           WHEN f.fill IS NOT NULL THEN z.data || f.fill ELSE z.data END AS data,
-      CASE WHEN f.unresolved IS NOT NULL THEN 'toast' ELSE z.source END AS source,
-      array_to_string(f.unresolved, ', ') AS detail
+  const prevProbe = `SELECT c.operation, c.after, c.commit_position, c.seq FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  const prev =
+    strategy === 'keys'
+      ? prevProbe
+      : // The key's latest change decides when it is at or before T; else probe.
+        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq WHERE k.l_at <= ${t}
+        UNION ALL
+        (${prevProbe.replace('WHERE c."table"', `WHERE k.l_at > ${t} AND c."table"`)})`;
+  const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
+  // Markers of unchanged TOAST values are filled (toastFillSql), only for the rare images that
+  // hold one; what nothing fills is removed and reported as source 'toast'.
+  const fill = toastFillSql(q, loc, live, 'z.data', 'z.pk', 'z.src_cp', 'z.src_seq');
+  return `SELECT y.pk,
+      CASE WHEN y.toast IS NULL THEN y.data
+           ELSE (y.data || coalesce(y.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(y.toast -> 'unresolved', '[]'::jsonb))) END AS data,
+      CASE WHEN y.toast -> 'unresolved' IS NOT NULL THEN 'toast' ELSE y.source END AS source,
+      (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(y.toast -> 'unresolved') u) AS detail
+    FROM (
+    SELECT z.*, CASE WHEN strpos(z.data::text, ${marker}) > 0
+      THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
     FROM (
     SELECT k.pk, p.commit_position AS src_cp, p.seq AS src_seq,
       CASE
@@ -300,13 +332,8 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
         WHEN ${ta.cp} IS NOT NULL THEN 'unknown'
         ELSE 'live'
       END AS source
-    FROM ${keysFrom}
-    LEFT JOIN LATERAL (
-      SELECT c.operation, c.after, c.commit_position, c.seq FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
-    ) p ON true
+    FROM keys k
+    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq) ON true
     LEFT JOIN LATERAL (
       SELECT c.operation, c.before, c.commit_position, c.seq FROM ${loc.changes} c
       WHERE p.operation IS NULL AND c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at > ${t}
@@ -314,8 +341,29 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
       ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1
     ) n ON true
     WHERE k.pk IS NOT NULL
-    ) z
-    LEFT JOIN LATERAL (${toastFillSql(q, loc, live, 'z.data', 'z.pk', 'z.src_cp', 'z.src_seq')}) f ON true`;
+    OFFSET 0) z
+    OFFSET 0) y`;
+}
+
+/** The recursive skip scan over the trail's keys of one table (see TableAtStrategy). */
+function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: TableAtStrategy): string {
+  const table = () => q.p(live.table);
+  if (strategy === 'keys') {
+    return `keys AS (
+      (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT c.primary_key FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key > k.pk ORDER BY c.primary_key LIMIT 1)
+      FROM keys k WHERE k.pk IS NOT NULL
+    )`;
+  }
+  const latest = (after: string) => `SELECT c.primary_key AS pk, c.operation AS l_op, c.after AS l_after, c.commit_position AS l_cp, c.seq AS l_seq, c.committed_at AS l_at
+      FROM ${loc.changes} c WHERE c."table" = ${table()} AND ${after} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.primary_key DESC, c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  return `keys AS (
+      (${latest('c.primary_key IS NOT NULL')})
+      UNION ALL
+      SELECT x.* FROM keys k CROSS JOIN LATERAL (${latest('c.primary_key < k.pk')}) x
+    )`;
 }
 
 /** Every row of a table at T: trail state for keys with changes, the live row for keys without. */
@@ -327,12 +375,12 @@ export function tableAtSql(
   truncAfter: TrailPosition | null,
   where: Array<{ column: string; values: unknown[] }>,
   limit: number | null,
+  strategy: TableAtStrategy = 'keys',
 ): BuiltSql {
   const q = new SqlParams();
   const L = liveName(live);
-  const table = () => q.p(live.table);
-  const keysFrom = `keys k`;
-  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, keysFrom);
+  const keys = keysSql(q, loc, live, strategy);
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy);
   const filter = where.length
     ? `WHERE ${where
         .map(({ column, values }) =>
@@ -343,12 +391,7 @@ export function tableAtSql(
         .join(' AND ')}`
     : '';
   const order = live.keyColumns.map((k) => `x.${ident(k.name)}`).join(', ');
-  return q.build(`WITH RECURSIVE keys AS (
-      (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)
-      UNION ALL
-      SELECT (SELECT c.primary_key FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key > k.pk ORDER BY c.primary_key LIMIT 1)
-      FROM keys k WHERE k.pk IS NOT NULL
-    ),
+  return q.build(`WITH RECURSIVE ${keys},
     s AS (${state})
     SELECT x.* FROM (
       SELECT s.source AS _bemi_state, s.detail AS _bemi_detail, s.pk AS _bemi_key, r.* FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, s.data) r WHERE s.data IS NOT NULL
