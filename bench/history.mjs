@@ -12,8 +12,9 @@ const { Client } = require('pg');
 const { EntitySchema, MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { BemiHistory } = require('../dist/history/bemi-history.service.js');
-const { recordTrailSql, imageRowSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
+const { recordAtSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
 const { bemiChangesTableSql } = require('../dist/capture/changes-table.js');
+const { positional } = require('../dist/history/prepared-reader.js');
 
 class Todo {}
 class Item {}
@@ -148,6 +149,9 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       const at = randomInstant();
       tableAt.push(await time(() => history.tableAt(Todo, at)));
     }
+    // T after the last change (tableAt(now)): each key's latest change settles it.
+    const tableAtNow = [];
+    for (let i = 0; i < (quick ? 5 : 11); i++) tableAtNow.push(await time(() => history.tableAt(Todo, new Date(START + span + 1000))));
     // The same statement without entity hydration, to show where tableAt() spends its time.
     const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
     const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
@@ -171,6 +175,7 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       absoluteRow('history context filter, first page p50', 'ms', ms(median(contextPage)), '≤ 50 ms', (v) => v <= 50, '{ userId } over all tables, 50 rows'),
       absoluteRow('history context filter, all matches p50', 'ms', ms(median(contextAll)), '≤ 50 ms', (v) => v <= 50, `~${Math.round(facts.changes / 1000)} rows per userId`),
       absoluteRow('history tableAt() 10,000-row table p50', 'ms', ms(median(tableAt)), '≤ 300 ms', (v) => v <= 300, `${rowsAtEnd.toLocaleString('en-US')} rows at the end`),
+      absoluteRow('history tableAt(now) 10,000-row table p50', 'ms', ms(median(tableAtNow)), '≤ 300 ms', (v) => v <= 300, 'T after the last change: one descent per key'),
       absoluteRow('history tableAt() statement alone p50', 'ms', ms(median(tableAtSqlOnly)), '(diagnostic)', () => null, 'same SQL via em.execute, no entity hydration'),
     ];
   } finally {
@@ -188,15 +193,26 @@ async function printPlans(c, orm, facts, history) {
   const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
   const mid = new Date(START + Math.floor((facts.todoVersions * facts.todoRecords * 5 * STEP_MS) / 2)).toISOString().replace('Z', '000Z');
   const plans = {
-    'at(Todo, 4242, T), statement 1: trail probes': recordTrailSql(loc, live, ['4242'], mid),
-    'at(Todo, 4242, T), statement 2: the image as a typed row': imageRowSql(loc, live, '{"id": 4242, "task": "t", "is_completed": true, "views": 7}', '4242', { commitPosition: '1', seq: 0 }),
+    'at(Todo, 4242, T)': recordAtSql(loc, live, ['4242'], mid),
     'changes(Todo, { primaryKey: 4242, limit: 50 })': changesSql(loc, { table: live, keyText: { live, values: ['4242'] }, order: 'asc', limit: 50 }),
     'changes(Todo, { limit: 50 })': changesSql(loc, { table: live, order: 'asc', limit: 50 }),
     'changes(Todo, { from: T, limit: 50 })': changesSql(loc, { table: live, fromLower: mid, order: 'asc', limit: 50 }),
     'changes({ context: { userId: 42 }, limit: 50 })': changesSql(loc, { context: '{"userId":42}', order: 'asc', limit: 50 }),
-    'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null),
+    'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null, 'keys'),
+    'tableAt(Todo, now)': tableAtSql(loc, live, new Date(START + 86_400_000).toISOString().replace('Z', '000Z'), null, null, [], null, 'latest'),
   };
   void history;
+  // at() runs as a prepared statement: after five executions PostgreSQL may switch to a generic
+  // plan, so that is the plan shown (forced), executed with the same values.
+  {
+    const built = recordAtSql(loc, live, ['4242'], mid);
+    await c.query(`PREPARE bench_at AS ${positional(built.sql)}`);
+    await c.query(`SET plan_cache_mode = force_generic_plan`);
+    const values = built.params.map((v) => (v === null ? 'NULL' : `'${String(v).replace(/'/g, "''")}'`)).join(', ');
+    const { rows } = await c.query(`EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE bench_at(${values})`);
+    await c.query(`RESET plan_cache_mode; DEALLOCATE bench_at`);
+    console.log(`\n### at(Todo, 4242, T) as the prepared statement runs it (generic plan)\n\n\`\`\`\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n\`\`\``);
+  }
   for (const [label, built] of Object.entries(plans)) {
     const sql = platform.formatQuery(built.sql, built.params);
     const { rows } = await c.query(`EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) ${sql}`);
