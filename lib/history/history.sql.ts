@@ -188,7 +188,7 @@ export function recordAtSql(loc: TrailLocation, live: LiveTable, keyValues: stri
   const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
   const fill = toastFillSql(q, loc, live, 'd.img', 'd.pk', 'd.src_cp', 'd.src_seq');
   return q.build(`SELECT s.state_exists AS _bemi_state_exists, s.pk AS _bemi_key, s.decision AS _bemi_decision,
-      (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(s.toast -> 'unresolved') u) AS _bemi_unresolved, r.*
+      CASE WHEN s.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(s.toast -> 'unresolved') u) END AS _bemi_unresolved, r.*
     FROM (
       SELECT d.*, CASE WHEN d.decision = 'image' AND strpos(d.img::text, ${marker}) > 0
         THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
@@ -315,7 +315,7 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
       CASE WHEN y.toast IS NULL THEN y.data
            ELSE (y.data || coalesce(y.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(y.toast -> 'unresolved', '[]'::jsonb))) END AS data,
       CASE WHEN y.toast -> 'unresolved' IS NOT NULL THEN 'toast' ELSE y.source END AS source,
-      (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(y.toast -> 'unresolved') u) AS detail
+      CASE WHEN y.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(y.toast -> 'unresolved') u) END AS detail
     FROM (
     SELECT z.*, CASE WHEN strpos(z.data::text, ${marker}) > 0
       THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast

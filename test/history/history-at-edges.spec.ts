@@ -1,9 +1,12 @@
 import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { PostgreSqlDriver, type EntityManager as SqlEntityManager } from '@mikro-orm/postgresql';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
 import { tableAtSql, type LiveTable, type TrailLocation } from '../../lib/history/history.sql';
 import { historyEnv, OrderLine, OrderLineSchema, t, Todo, TodoSchema, type HistoryEnv } from './history-fixture';
+
+/** The fixture's ORM is typed with core's EntityManager; the driver's has execute(). */
+const sqlEm = (orm: MikroORM) => orm.em as unknown as SqlEntityManager;
 
 const todo = (id: number, task: string) => ({ id, task, is_completed: false, due_at: null, amount: null, views: null });
 
@@ -100,9 +103,9 @@ describe('BemiHistory.at() and tableAt() on ties and one-transaction stories', (
     for (const [at] of expected) {
       // t() has six fraction digits: already the inclusive upper bound the SQL expects.
       const keys = tableAtSql(loc, live, at, null, null, [], null, 'keys');
-      const byKeys = await env.orm.em.execute(keys.sql, keys.params);
+      const byKeys = await sqlEm(env.orm).execute(keys.sql, keys.params);
       const latest = tableAtSql(loc, live, at, null, null, [], null, 'latest');
-      const byLatest = await env.orm.em.execute(latest.sql, latest.params);
+      const byLatest = await sqlEm(env.orm).execute(latest.sql, latest.params);
       expect(byKeys.length).toBeGreaterThan(0);
       expect({ at, rows: byLatest }).toEqual({ at, rows: byKeys });
     }
@@ -116,7 +119,7 @@ describe('BemiHistory.at() and tableAt() on ties and one-transaction stories', (
   });
 
   it('reads inside the caller\'s transaction: a row only that transaction sees comes back as the live state', async () => {
-    await env.orm.em.transactional(async (em) => {
+    await sqlEm(env.orm).transactional(async (em) => {
       await em.execute(`INSERT INTO todo (id, task) VALUES (901, 'uncommitted')`);
       expect(((await env.history.at(Todo, 901, t(6))) as Todo | null)?.task).toBe('uncommitted');
       throw new RollbackSignal();
@@ -150,19 +153,19 @@ describe('BemiHistory.at() prepared statements', () => {
   it('re-prepares when the table\'s columns change', async () => {
     const history = BemiHistory.create(orm);
     expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
-    await orm.em.execute(`ALTER TABLE todo ADD COLUMN note text`);
+    await sqlEm(orm).execute(`ALTER TABLE todo ADD COLUMN note text`);
     try {
       expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
       expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
     } finally {
-      await orm.em.execute(`ALTER TABLE todo DROP COLUMN note`);
+      await sqlEm(orm).execute(`ALTER TABLE todo DROP COLUMN note`);
     }
   });
 
   it('falls back to plain statements when the server forgot the prepared ones (as behind a transaction-mode pooler)', async () => {
     const history = BemiHistory.create(orm);
     expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
-    await orm.em.execute('DEALLOCATE ALL');
+    await sqlEm(orm).execute('DEALLOCATE ALL');
     expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
     expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
   });
