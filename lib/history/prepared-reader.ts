@@ -30,6 +30,8 @@ const RESULT_TYPE_CHANGED = '0A000';
 export class PreparedReader {
   private enabled = true;
   private generation = 0;
+  /** Positional text and name hash per statement text (a handful: one per table read). */
+  private readonly statements = new Map<string, { text: string; hash: string }>();
 
   constructor(private readonly orm: MikroORM) {}
 
@@ -41,11 +43,11 @@ export class PreparedReader {
     };
     const connection = em.getDriver().getConnection();
     const client = em.getTransactionContext()?.client ?? connection.getKnex().client;
-    const text = positional(built.sql);
+    const { text, hash } = this.statement(built.sql);
     const pg = await client.acquireConnection();
     try {
       const run = () => {
-        const name = `bemi_${this.generation}_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+        const name = `bemi_${this.generation}_${hash}`;
         // executeQuery: MikroORM's query logging, as for em.execute().
         return connection.executeQuery(text, () => pg.query({ name, text, values: built.params }), { query: text, params: built.params });
       };
@@ -66,6 +68,17 @@ export class PreparedReader {
     } finally {
       await client.releaseConnection(pg);
     }
+  }
+
+  private statement(sql: string): { text: string; hash: string } {
+    let entry = this.statements.get(sql);
+    if (!entry) {
+      if (this.statements.size >= 256) this.statements.clear();
+      const text = positional(sql);
+      entry = { text, hash: createHash('sha1').update(text).digest('hex').slice(0, 20) };
+      this.statements.set(sql, entry);
+    }
+    return entry;
   }
 }
 
