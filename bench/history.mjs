@@ -12,8 +12,9 @@ const { Client } = require('pg');
 const { EntitySchema, MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { BemiHistory } = require('../dist/history/bemi-history.service.js');
-const { recordTrailSql, imageRowSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
+const { recordAtSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
 const { bemiChangesTableSql } = require('../dist/capture/changes-table.js');
+const { positional } = require('../dist/history/prepared-reader.js');
 
 class Todo {}
 class Item {}
@@ -41,7 +42,7 @@ const STEP_MS = 4; // commit spacing: commit numbers up to 4M, ~4.4 hours
  * versions (CREATE, UPDATEs; every 20th record deleted at its last version) and item 2,000
  * records × 100 versions. Contexts carry one of 1,000 userIds.
  */
-async function seed(c, scale, recordIndex5) {
+export async function seed(c, scale, recordIndex5) {
   const todoRecords = 10_000;
   const todoVersions = Math.round(80 * scale);
   const itemRecords = 2_000;
@@ -118,11 +119,22 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
     // Warm-up: caches (catalog, capture start) and PostgreSQL's buffers.
     for (let i = 0; i < 200; i++) await history.at(Todo, randomKey(), randomInstant());
 
+    // Baseline side by side: the same at() with prepared statements off (plain em.execute, as
+    // PostgreSQL then plans the statement on every call). Alternating order, same keys/moments.
+    const plain = BemiHistory.create(orm);
+    plain.prepared.enabled = false;
     const atTimes = [];
+    const atPlainTimes = [];
     for (let i = 0; i < (quick ? 500 : 2000); i++) {
       const key = randomKey();
       const at = randomInstant();
-      atTimes.push(await time(() => history.at(Todo, key, at)));
+      if (i % 2) {
+        atTimes.push(await time(() => history.at(Todo, key, at)));
+        atPlainTimes.push(await time(() => plain.at(Todo, key, at)));
+      } else {
+        atPlainTimes.push(await time(() => plain.at(Todo, key, at)));
+        atTimes.push(await time(() => history.at(Todo, key, at)));
+      }
     }
     const recordPage = [];
     for (let i = 0; i < 300; i++) {
@@ -156,21 +168,42 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       const built = tableAtSql(loc, live, randomInstant().toISOString().replace('Z', '000Z'), null, null, [], null);
       tableAtSqlOnly.push(await time(() => orm.em.execute(built.sql, built.params)));
     }
-    const rowsAtEnd = (await history.tableAt(Todo, new Date(START + span + 1000))).length;
+    // T after the last change (tableAt(now)): each key's latest change settles it ('latest'),
+    // side by side with the skip scan + probe per key ('keys') on the same statement otherwise.
+    const tableAtNow = [];
+    const nowLatest = [];
+    const nowKeys = [];
+    const now = new Date(START + span + 1000);
+    const nowUpper = now.toISOString().replace('Z', '999Z');
+    for (let i = 0; i < (quick ? 5 : 11); i++) {
+      tableAtNow.push(await time(() => history.tableAt(Todo, now)));
+      const latest = tableAtSql(loc, live, nowUpper, null, null, [], null, 'latest');
+      const keys = tableAtSql(loc, live, nowUpper, null, null, [], null, 'keys');
+      if (i % 2) {
+        nowLatest.push(await time(() => orm.em.execute(latest.sql, latest.params)));
+        nowKeys.push(await time(() => orm.em.execute(keys.sql, keys.params)));
+      } else {
+        nowKeys.push(await time(() => orm.em.execute(keys.sql, keys.params)));
+        nowLatest.push(await time(() => orm.em.execute(latest.sql, latest.params)));
+      }
+    }
+    const rowsAtEnd = (await history.tableAt(Todo, now)).length;
 
     if (explain) await printPlans(c, orm, facts, history);
 
     const ms = (v) => Math.round(v * 100) / 100;
     const note = `${facts.changes.toLocaleString('en-US')} changes; BemiHistory via MikroORM, warm cache`;
     return [
-      absoluteRow('history at() p50', 'ms', ms(median(atTimes)), '≤ 2 ms', (v) => v <= 2, note),
-      absoluteRow('history at() p99', 'ms', ms(percentile(atTimes, 99)), '≤ 10 ms', (v) => v <= 10, note),
+      absoluteRow('history at() p50', 'ms', ms(median(atTimes)), '≤ 2 ms', (v) => v <= 2, note, ms(median(atPlainTimes)), 'not prepared'),
+      absoluteRow('history at() p99', 'ms', ms(percentile(atTimes, 99)), '≤ 10 ms', (v) => v <= 10, note, ms(percentile(atPlainTimes, 99)), 'not prepared'),
       absoluteRow('history changes() record, first page p50', 'ms', ms(median(recordPage)), '≤ 5 ms', (v) => v <= 5, '50 rows of one record'),
       absoluteRow('history changes() table, first page p50', 'ms', ms(median(tableFirst)), '≤ 5 ms', (v) => v <= 5, '50 rows of todo, oldest or newest first'),
       absoluteRow('history changes() table from T, first page p50', 'ms', ms(median(tablePage)), '(no target)', () => null, 'from filter + commit order: see docs/history.md'),
       absoluteRow('history context filter, first page p50', 'ms', ms(median(contextPage)), '≤ 50 ms', (v) => v <= 50, '{ userId } over all tables, 50 rows'),
       absoluteRow('history context filter, all matches p50', 'ms', ms(median(contextAll)), '≤ 50 ms', (v) => v <= 50, `~${Math.round(facts.changes / 1000)} rows per userId`),
       absoluteRow('history tableAt() 10,000-row table p50', 'ms', ms(median(tableAt)), '≤ 300 ms', (v) => v <= 300, `${rowsAtEnd.toLocaleString('en-US')} rows at the end`),
+      absoluteRow('history tableAt(now) 10,000-row table p50', 'ms', ms(median(tableAtNow)), '≤ 300 ms', (v) => v <= 300, 'T after the last change: one descent per key'),
+      absoluteRow('history tableAt(now) statement alone p50', 'ms', ms(median(nowLatest)), '(diagnostic)', () => null, "strategy 'latest' vs 'keys', same T, alternating", ms(median(nowKeys)), "'keys' strategy"),
       absoluteRow('history tableAt() statement alone p50', 'ms', ms(median(tableAtSqlOnly)), '(diagnostic)', () => null, 'same SQL via em.execute, no entity hydration'),
     ];
   } finally {
@@ -188,15 +221,26 @@ async function printPlans(c, orm, facts, history) {
   const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
   const mid = new Date(START + Math.floor((facts.todoVersions * facts.todoRecords * 5 * STEP_MS) / 2)).toISOString().replace('Z', '000Z');
   const plans = {
-    'at(Todo, 4242, T), statement 1: trail probes': recordTrailSql(loc, live, ['4242'], mid),
-    'at(Todo, 4242, T), statement 2: the image as a typed row': imageRowSql(loc, live, '{"id": 4242, "task": "t", "is_completed": true, "views": 7}', '4242', { commitPosition: '1', seq: 0 }),
+    'at(Todo, 4242, T)': recordAtSql(loc, live, ['4242'], mid),
     'changes(Todo, { primaryKey: 4242, limit: 50 })': changesSql(loc, { table: live, keyText: { live, values: ['4242'] }, order: 'asc', limit: 50 }),
     'changes(Todo, { limit: 50 })': changesSql(loc, { table: live, order: 'asc', limit: 50 }),
     'changes(Todo, { from: T, limit: 50 })': changesSql(loc, { table: live, fromLower: mid, order: 'asc', limit: 50 }),
     'changes({ context: { userId: 42 }, limit: 50 })': changesSql(loc, { context: '{"userId":42}', order: 'asc', limit: 50 }),
-    'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null),
+    'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null, 'keys'),
+    'tableAt(Todo, now)': tableAtSql(loc, live, new Date(START + 86_400_000).toISOString().replace('Z', '000Z'), null, null, [], null, 'latest'),
   };
   void history;
+  // at() runs as a prepared statement: after five executions PostgreSQL may switch to a generic
+  // plan, so that is the plan shown (forced), executed with the same values.
+  {
+    const built = recordAtSql(loc, live, ['4242'], mid);
+    await c.query(`PREPARE bench_at AS ${positional(built.sql)}`);
+    await c.query(`SET plan_cache_mode = force_generic_plan`);
+    const values = built.params.map((v) => (v === null ? 'NULL' : `'${String(v).replace(/'/g, "''")}'`)).join(', ');
+    const { rows } = await c.query(`EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) EXECUTE bench_at(${values})`);
+    await c.query(`RESET plan_cache_mode; DEALLOCATE bench_at`);
+    console.log(`\n### at(Todo, 4242, T) as the prepared statement runs it (generic plan)\n\n\`\`\`\n${rows.map((r) => r['QUERY PLAN']).join('\n')}\n\`\`\``);
+  }
   for (const [label, built] of Object.entries(plans)) {
     const sql = platform.formatQuery(built.sql, built.params);
     const { rows } = await c.query(`EXPLAIN (ANALYZE, COSTS OFF, SUMMARY ON) ${sql}`);

@@ -33,10 +33,9 @@ import {
   changesSql,
   lockAndCompareSql,
   preflightSql,
+  keyCheckSql,
   qualified,
-  imageRowSql,
-  liveRowSql,
-  recordTrailSql,
+  recordAtSql,
   revertCreateSql,
   revertDeleteSql,
   revertUpdateSql,
@@ -49,6 +48,7 @@ import {
   type TrailPosition,
 } from './history.sql';
 import { keyValues, TargetResolver, type ResolvedTarget } from './history-target';
+import { PreparedReader } from './prepared-reader';
 import { describe, parseInstant, type Instant } from './history-time';
 
 const OPERATIONS: readonly ChangeOperation[] = ['CREATE', 'UPDATE', 'DELETE', 'TRUNCATE'];
@@ -70,6 +70,7 @@ type ChangeRef = HistoryChange<any> | BemiChange | string;
 export class BemiHistory {
   private readonly loc: TrailLocation;
   private readonly resolver?: TargetResolver;
+  private readonly prepared?: PreparedReader;
   private readonly store: BemiContextStore;
   private captureStart?: { value: bigint | null; text: string | null; at: number };
   private static readonly CAPTURE_START_TTL_MS = 10_000;
@@ -94,6 +95,7 @@ export class BemiHistory {
       database: options.database ?? null,
     };
     this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
+    this.prepared = maybeOrm ? new PreparedReader(maybeOrm) : undefined;
     this.store = options.store ?? store ?? new BemiContextStore();
   }
 
@@ -193,39 +195,36 @@ export class BemiHistory {
     const instant = parseInstant(at, M, 'at');
     const resolved = await this.resolve(target, M, true);
     const key = keyValues(resolved, primaryKey, M);
-    // Phase 1: cheap index probes; the rule is applied here, where it reads plainly.
-    const [trail] = await this.run<RecordTrailRow>(recordTrailSql(this.loc, resolved, key, instant.upper), M, 'primaryKey');
-    await this.checkCaptureStart(trail.state_exists, instant, M, 'at');
-    const prev = parseTrailChange(trail.prev);
-    const next = parseTrailChange(trail.next);
-    const truncatedBefore = parsePosition(trail.truncate_before);
-    const truncatedAfter = parsePosition(trail.truncate_after);
-    const keyLabel = [trail.pk];
-
-    let source: TrailChange | null = null;
-    if (prev && (!truncatedBefore || comparePositions(prev, truncatedBefore) > 0)) {
-      if (prev.op === 'DELETE') return null;
-      source = prev;
-    } else if (truncatedBefore) {
-      return null; // gone with the TRUNCATE, not re-created before T
-    } else if (next && (!truncatedAfter || comparePositions(next, truncatedAfter) < 0)) {
-      if (next.op === 'CREATE') return null;
-      if (!imageIsComplete(next.image, resolved)) throw noImageError(M, resolved, keyLabel, instant.upper);
-      source = next;
-    } else if (truncatedAfter) {
+    // One statement: the rule is applied by SQL probes, the image comes back as a typed row.
+    const [row] = await this.runAt(recordAtSql(this.loc, resolved, key, instant.upper), resolved, key);
+    await this.checkCaptureStart(row._bemi_state_exists as boolean, instant, M, 'at');
+    const decision = row._bemi_decision as AtDecision;
+    const keyLabel = [String(row._bemi_key)];
+    if (decision === 'noimage') throw noImageError(M, resolved, keyLabel, instant.upper);
+    if (decision === 'truncated') {
       throw new BemiHistoryUnavailableError(
-        `BemiHistory.at(): ${resolved.label} was truncated after ${instant.upper}, and record ${trail.pk} had no change between that moment and the TRUNCATE, so its state then was not recorded.`,
+        `BemiHistory.at(): ${resolved.label} was truncated after ${instant.upper}, and record ${keyLabel[0]} had no change between that moment and the TRUNCATE, so its state then was not recorded.`,
       );
     }
+    if (row._bemi_unresolved) throw toastError(M, resolved, keyLabel, [String(row._bemi_unresolved)]);
+    // 'none': did not exist then; 'live' without a live row: never existed (as far as anyone knows).
+    if (decision === 'none' || !(decision === 'image' || decision === 'live') || !hasRowColumns(row, resolved)) return null;
+    for (const name of Object.keys(row)) if (name.startsWith('_bemi_')) delete row[name];
+    return this.toResults<T>(resolved, [row])[0];
+  }
 
-    // Phase 2: the image as a typed row (or the live row when the trail knows nothing of the key).
-    const rows = source
-      ? await this.run<Record<string, unknown>>(imageRowSql(this.loc, resolved, source.image, trail.pk, source), M)
-      : await this.run<Record<string, unknown>>(liveRowSql(resolved, key), M, 'primaryKey');
-    if (!rows[0]) return null;
-    if (rows[0]._bemi_unresolved) throw toastError(M, resolved, keyLabel, [String(rows[0]._bemi_unresolved)]);
-    delete rows[0]._bemi_unresolved;
-    return this.toResults<T>(resolved, rows)[0];
+  /**
+   * Runs at()'s statement. A value that does not fit a key column fails the cast: that is the
+   * caller's argument; any other conversion error (an image that no longer fits the table) is not.
+   */
+  private async runAt(built: BuiltSql, target: ResolvedTarget, key: string[]): Promise<Record<string, unknown>[]> {
+    try {
+      return await this.prepared!.query(built, () => this.run<Record<string, unknown>>(built, 'at'));
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (code && BAD_VALUE_CODES.has(code)) await this.run(keyCheckSql(target, key), 'at', 'primaryKey');
+      throw error;
+    }
   }
 
   /**
@@ -242,13 +241,13 @@ export class BemiHistory {
     }
     const limit = options.limit === undefined ? null : checkLimit(options.limit, M, 0, Number.MAX_SAFE_INTEGER, 'options.limit');
     const where = this.whereOf(resolved, options.where, M);
-    const { truncateBefore, truncateAfter } = await this.preflight(resolved, instant, M, 'at');
+    const { truncateBefore, truncateAfter, settled } = await this.preflight(resolved, instant, M, 'at');
     if (truncateAfter && !truncateBefore) {
       throw new BemiHistoryUnavailableError(
         `BemiHistory.tableAt(): ${resolved.label} was truncated after ${instant.upper}; rows that existed then and had not changed before the TRUNCATE were not recorded, so the table at that moment cannot be rebuilt. at() still answers for records that changed in between.`,
       );
     }
-    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit), M);
+    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit, settled ? 'latest' : 'keys'), M);
     const unfilled = rows.filter((r) => r._bemi_state === 'toast');
     if (unfilled.length) throw toastError(M, resolved, unfilled.map((r) => String(r._bemi_key)), unfilled.map((r) => String(r._bemi_detail)));
     const imageless = rows.filter((r) => r._bemi_state === 'noimage');
@@ -400,12 +399,13 @@ export class BemiHistory {
 
   /** Capture start check plus the table's TRUNCATEs around T. */
   private async preflight(target: LiveTable, instant: Instant, method: string, argument: string) {
-    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null }>(
+    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null; settled: boolean | null }>(
       preflightSql(this.loc, target, instant.upper),
       method,
     );
     await this.checkCaptureStart(row.state_exists, instant, method, argument);
-    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after) };
+    // settled: T is at or after the table's latest change, so each key's latest change decides.
+    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after), settled: row.settled === true };
   }
 
   private async checkCaptureStart(stateExists: boolean, instant: Instant, method: string, argument: string): Promise<void> {
@@ -520,42 +520,11 @@ function toastError(method: string, target: ResolvedTarget, keys: string[], colu
   );
 }
 
-interface RecordTrailRow {
-  state_exists: boolean;
-  pk: string;
-  prev: string | null;
-  next: string | null;
-  truncate_before: string | null;
-  truncate_after: string | null;
-}
+type AtDecision = 'image' | 'live' | 'none' | 'noimage' | 'truncated';
 
-interface TrailChange extends TrailPosition {
-  op: ChangeOperation;
-  /** The image as JSON text, numbers exactly as stored. */
-  image: string;
-}
-
-function parseTrailChange(text: string | null): TrailChange | null {
-  if (!text) return null;
-  const raw = JSON.parse(text) as { op: ChangeOperation; image: string; cp: string; seq: number };
-  return { op: raw.op, image: raw.image, commitPosition: raw.cp, seq: raw.seq };
-}
-
-/** Order of two changes in the stream. */
-function comparePositions(a: TrailPosition, b: TrailPosition): number {
-  const ca = BigInt(a.commitPosition);
-  const cb = BigInt(b.commitPosition);
-  return ca === cb ? a.seq - b.seq : ca < cb ? -1 : 1;
-}
-
-/**
- * Without REPLICA IDENTITY FULL an UPDATE's before image is empty and a DELETE's holds only the
- * key: such an image cannot tell the earlier state.
- */
-function imageIsComplete(imageJson: string, target: ResolvedTarget): boolean {
-  if (target.hasNonKeyColumns === false) return true;
-  const keys = new Set(target.keyColumns.map((k) => k.name));
-  return Object.keys(JSON.parse(imageJson) as object).some((column) => !keys.has(column));
+/** The LEFT JOIN leaves the row's columns NULL when no row came back; a key column is never NULL in a row. */
+function hasRowColumns(row: Record<string, unknown>, target: ResolvedTarget): boolean {
+  return target.keyColumns.every((k) => row[k.name] !== null && row[k.name] !== undefined);
 }
 
 function parsePosition(text: string | null): TrailPosition | null {

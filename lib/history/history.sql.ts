@@ -117,13 +117,18 @@ function liveName(live: LiveTable): string {
   return qualified(live.schema, live.table);
 }
 
-/** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'), as `(cp,seq)` text. */
-function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+/** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'): one row (cp, seq) or none. */
+function truncateProbeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>', columns = 'c.commit_position AS cp, c.seq'): string {
   const dir = cmp === '<=' ? 'DESC' : 'ASC';
-  return `(SELECT row(c.commit_position::text, c.seq)::text FROM ${loc.changes} c
+  return `SELECT ${columns} FROM ${loc.changes} c
       WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
         AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1`;
+}
+
+/** The same as `(cp, seq)` text, for the preflight of tableAt(). */
+function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+  return `(SELECT row(z.cp::text, z.seq)::text FROM (${truncateProbeSql(q, loc, live, atUpper, cmp)}) z)`;
 }
 
 /**
@@ -135,58 +140,94 @@ function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
   return `to_regclass(${q.p(`${quoteIdent(loc.captureStateName.schema)}.${quoteIdent(loc.captureStateName.table)}`)}) IS NOT NULL`;
 }
 
-/** Capture state presence plus the TRUNCATEs of the table around T, in one round trip. */
+/**
+ * Capture state presence, the TRUNCATEs of the table around T and whether T is at or after the
+ * table's latest change (by stream order, through the history index), in one round trip.
+ */
 export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: string): BuiltSql {
   const q = new SqlParams();
+  const settled = `(SELECT c.committed_at <= ${q.p(atUpper)}::timestamptz FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1)`;
   return q.build(
-    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after`,
+    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
+      ${settled} AS settled`,
   );
 }
 
 /**
- * Everything `at()` needs from the trail about one record, as cheap index probes that plan
- * fast: its last change at or before T, its first change after T, the TRUNCATEs around T.
- * Changes come back as JSON text with the image as a string, so no number passes through a
- * JavaScript double on its way to `jsonb_populate_record`.
+ * `at()` in one round trip: the rule for "the state at T" (see docs/history.md) applied to one
+ * record by cheap index probes (its last change at or before T, else its first change after it,
+ * and the table's TRUNCATEs around T), then the chosen image as a typed row of the live table
+ * (PostgreSQL converts the captured text, unchanged-TOAST markers filled from earlier images),
+ * or the live row when the trail knows nothing of the key.
+ *
+ * `_bemi_decision`: 'image' / 'live' (a row follows), 'none' (no row then), 'noimage' (the image
+ * that would decide has no old values), 'truncated' (a later TRUNCATE erased the only image).
+ * `_bemi_unresolved`: TOAST markers nothing could fill.
  */
-export function recordTrailSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
-  const q = new SqlParams();
-  const change = (cmp: '<=' | '>', image: 'after' | 'before') => {
-    const dir = cmp === '<=' ? 'DESC' : 'ASC';
-    return `(SELECT json_build_object('op', c.operation, 'image', c.${image}::text, 'cp', c.commit_position::text, 'seq', c.seq)::text
-      FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = ${keyTextOfValues(q, live, keyValues)} AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
-  };
-  return q.build(`SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk,
-    ${change('<=', 'after')} AS prev, ${change('>', 'before')} AS next,
-    ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after`);
-}
-
-/**
- * An image as a typed row of the live table (PostgreSQL converts the captured text to the
- * column types), with unchanged-TOAST markers filled from earlier changes of the record.
- * Returns `_bemi_unresolved` (markers nothing could fill, removed) and the columns.
- */
-export function imageRowSql(loc: TrailLocation, live: LiveTable, imageJson: string, pkText: string, at: TrailPosition): BuiltSql {
+export function recordAtSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
   const q = new SqlParams();
   const L = liveName(live);
-  if (!imageJson.includes(UNCHANGED_TOAST_MARKER)) {
-    return q.build(`SELECT NULL AS _bemi_unresolved, r.* FROM jsonb_populate_record(NULL::${L}, ${q.p(imageJson)}::jsonb) r`);
-  }
-  const fill = toastFillSql(q, loc, live, 'i.img', q.p(pkText), `${q.p(at.commitPosition)}::bigint`, `${q.p(at.seq)}::int`);
-  return q.build(`SELECT array_to_string(f.unresolved, ', ') AS _bemi_unresolved, r.*
-    FROM (SELECT ${q.p(imageJson)}::jsonb AS img) i
-    CROSS JOIN LATERAL (${fill}) f
-    CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, (i.img || coalesce(f.fill, '{}'::jsonb)) - coalesce(f.unresolved, '{}'::text[])) r`);
+  const t = `${q.p(atUpper)}::timestamptz`;
+  // Scalar subqueries returning whole `changes` rows, each level fenced by OFFSET 0: planned one by
+  // one instead of as a join of seven relations, which cost more planning than executing.
+  const change = (cmp: '<=' | '>') => {
+    const dir = cmp === '<=' ? 'DESC' : 'ASC';
+    return `(SELECT c FROM ${loc.changes} c
+        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at ${cmp} ${t}
+          AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+        ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+  };
+  const truncate = (cmp: '<=' | '>') => `(${truncateProbeSql(q, loc, live, atUpper, cmp, 'c')})`;
+  const pos = (r: string) => `((${r}).commit_position, (${r}).seq)`;
+  const pCounts = `(b.p).id IS NOT NULL AND ((b.tb).id IS NULL OR ${pos('b.p')} > ${pos('b.tb')})`;
+  const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
+  const noImage = live.hasNonKeyColumns === false ? 'false' : `((b.n).before - ${keyArray}) = '{}'::jsonb`;
+  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
+  const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
+  const fill = toastFillSql(q, loc, live, 'd.img', 'd.pk', 'd.src_cp', 'd.src_seq');
+  return q.build(`SELECT s.state_exists AS _bemi_state_exists, s.pk AS _bemi_key, s.decision AS _bemi_decision,
+      CASE WHEN s.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(s.toast -> 'unresolved') u) END AS _bemi_unresolved, r.*
+    FROM (
+      SELECT d.*, CASE WHEN d.decision = 'image' AND strpos(d.img::text, ${marker}) > 0
+        THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
+      FROM (
+        SELECT b.state_exists, b.pk,
+          CASE
+            WHEN ${pCounts} THEN CASE WHEN (b.p).operation = 'DELETE' THEN 'none' ELSE 'image' END
+            WHEN (b.tb).id IS NOT NULL THEN 'none'
+            WHEN (b.n).id IS NOT NULL AND ((b.ta).id IS NULL OR ${pos('b.n')} < ${pos('b.ta')})
+              THEN CASE WHEN (b.n).operation = 'CREATE' THEN 'none' WHEN ${noImage} THEN 'noimage' ELSE 'image' END
+            WHEN (b.ta).id IS NOT NULL THEN 'truncated'
+            ELSE 'live'
+          END AS decision,
+          CASE WHEN ${pCounts} THEN (b.p).after ELSE (b.n).before END AS img,
+          CASE WHEN ${pCounts} THEN (b.p).commit_position ELSE (b.n).commit_position END AS src_cp,
+          CASE WHEN ${pCounts} THEN (b.p).seq ELSE (b.n).seq END AS src_seq
+        FROM (
+          -- The first change after T matters only when there is none at or before it.
+          SELECT k.*, CASE WHEN (k.p).id IS NULL THEN ${change('>')} END AS n
+          FROM (
+            SELECT k.*, ${change('<=')} AS p, ${truncate('<=')} AS tb, ${truncate('>')} AS ta
+            FROM (SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk) k OFFSET 0
+          ) k OFFSET 0
+        ) b OFFSET 0
+      ) d OFFSET 0
+    ) s
+    LEFT JOIN LATERAL (
+      SELECT x.* FROM jsonb_populate_record(NULL::${L},
+        (s.img || coalesce(s.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(s.toast -> 'unresolved', '[]'::jsonb)))) x
+      WHERE s.decision = 'image'
+      UNION ALL
+      SELECT t.* FROM ${L} t WHERE s.decision = 'live' AND ${keyMatch}
+    ) r ON true`);
 }
 
-/** The live row with this key. */
-export function liveRowSql(live: LiveTable, keyValues: string[]): BuiltSql {
+/** Casts user-supplied key values to the key columns' types (fails the way a bad key argument does). */
+export function keyCheckSql(live: LiveTable, keyValues: string[]): BuiltSql {
   const q = new SqlParams();
-  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
-  return q.build(`SELECT t.* FROM ${liveName(live)} t WHERE ${keyMatch}`);
+  return q.build(`SELECT ${keyTextOfValues(q, live, keyValues)} AS pk`);
 }
 
 /**
@@ -228,13 +269,22 @@ function positionOrNull(q: SqlParams, pos: TrailPosition | null): { cp: string; 
 }
 
 /**
- * The state of one table (or one record) at T, as jsonb rows ready for `jsonb_populate_record`:
- * per key, the `after` of its last change at or before T (nothing when that is a DELETE or a
- * TRUNCATE came later), else the `before` of its first change after T (nothing when that is a
- * CREATE). Keys come from a recursive skip scan over the ("table", primary_key, ...) index:
- * one index probe per distinct key instead of reading every version.
+ * How tableAt() finds the keys of the trail (both give the same rows, only the work differs):
+ * - 'keys': a recursive skip scan over the ("table", primary_key, committed_at) index, one
+ *   descent per distinct key, then per key one probe for its last change at or before T;
+ * - 'latest': the same skip scan run backwards, each step reading the key's latest change (one
+ *   descent per key). When that change is at or before T it decides, with no further probe;
+ *   otherwise the key gets the probes of 'keys'. Meant for T at or after the table's last change
+ *   (tableAt(now)), where every key is settled in one descent.
  */
-function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, truncBefore: TrailPosition | null, truncAfter: TrailPosition | null, keysFrom: string): string {
+export type TableAtStrategy = 'keys' | 'latest';
+
+/**
+ * The state of one table at T, as jsonb rows ready for `jsonb_populate_record`: per key, the
+ * `after` of its last change at or before T (nothing when that is a DELETE or a TRUNCATE came
+ * later), else the `before` of its first change after T (nothing when that is a CREATE).
+ */
+function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, truncBefore: TrailPosition | null, truncAfter: TrailPosition | null, strategy: TableAtStrategy): string {
   const tb = positionOrNull(q, truncBefore);
   const ta = positionOrNull(q, truncAfter);
   const t = `${q.p(atUpper)}::timestamptz`;
@@ -246,13 +296,29 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
   // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
   const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
   const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
-  // Markers of unchanged TOAST values are filled (toastFillSql); what nothing fills is removed
-  // and reported as source 'toast'.
-  return `SELECT z.pk,
-      CASE WHEN f.unresolved IS NOT NULL THEN (z.data || coalesce(f.fill, '{}'::jsonb)) - f.unresolved
-           WHEN f.fill IS NOT NULL THEN z.data || f.fill ELSE z.data END AS data,
-      CASE WHEN f.unresolved IS NOT NULL THEN 'toast' ELSE z.source END AS source,
-      array_to_string(f.unresolved, ', ') AS detail
+  const prevProbe = `SELECT c.operation, c.after, c.commit_position, c.seq FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  const prev =
+    strategy === 'keys'
+      ? prevProbe
+      : // The key's latest change decides when it is at or before T; else probe.
+        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq WHERE k.l_at <= ${t}
+        UNION ALL
+        (${prevProbe.replace('WHERE c."table"', `WHERE k.l_at > ${t} AND c."table"`)})`;
+  const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
+  // Markers of unchanged TOAST values are filled (toastFillSql), only for the rare images that
+  // hold one; what nothing fills is removed and reported as source 'toast'.
+  const fill = toastFillSql(q, loc, live, 'z.data', 'z.pk', 'z.src_cp', 'z.src_seq');
+  return `SELECT y.pk,
+      CASE WHEN y.toast IS NULL THEN y.data
+           ELSE (y.data || coalesce(y.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(y.toast -> 'unresolved', '[]'::jsonb))) END AS data,
+      CASE WHEN y.toast -> 'unresolved' IS NOT NULL THEN 'toast' ELSE y.source END AS source,
+      CASE WHEN y.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(y.toast -> 'unresolved') u) END AS detail
+    FROM (
+    SELECT z.*, CASE WHEN strpos(z.data::text, ${marker}) > 0
+      THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
     FROM (
     SELECT k.pk, p.commit_position AS src_cp, p.seq AS src_seq,
       CASE
@@ -266,13 +332,8 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
         WHEN ${ta.cp} IS NOT NULL THEN 'unknown'
         ELSE 'live'
       END AS source
-    FROM ${keysFrom}
-    LEFT JOIN LATERAL (
-      SELECT c.operation, c.after, c.commit_position, c.seq FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
-    ) p ON true
+    FROM keys k
+    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq) ON true
     LEFT JOIN LATERAL (
       SELECT c.operation, c.before, c.commit_position, c.seq FROM ${loc.changes} c
       WHERE p.operation IS NULL AND c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at > ${t}
@@ -280,8 +341,29 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
       ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1
     ) n ON true
     WHERE k.pk IS NOT NULL
-    ) z
-    LEFT JOIN LATERAL (${toastFillSql(q, loc, live, 'z.data', 'z.pk', 'z.src_cp', 'z.src_seq')}) f ON true`;
+    OFFSET 0) z
+    OFFSET 0) y`;
+}
+
+/** The recursive skip scan over the trail's keys of one table (see TableAtStrategy). */
+function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: TableAtStrategy): string {
+  const table = () => q.p(live.table);
+  if (strategy === 'keys') {
+    return `keys AS (
+      (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT c.primary_key FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key > k.pk ORDER BY c.primary_key LIMIT 1)
+      FROM keys k WHERE k.pk IS NOT NULL
+    )`;
+  }
+  const latest = (after: string) => `SELECT c.primary_key AS pk, c.operation AS l_op, c.after AS l_after, c.commit_position AS l_cp, c.seq AS l_seq, c.committed_at AS l_at
+      FROM ${loc.changes} c WHERE c."table" = ${table()} AND ${after} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.primary_key DESC, c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  return `keys AS (
+      (${latest('c.primary_key IS NOT NULL')})
+      UNION ALL
+      SELECT x.* FROM keys k CROSS JOIN LATERAL (${latest('c.primary_key < k.pk')}) x
+    )`;
 }
 
 /** Every row of a table at T: trail state for keys with changes, the live row for keys without. */
@@ -293,12 +375,12 @@ export function tableAtSql(
   truncAfter: TrailPosition | null,
   where: Array<{ column: string; values: unknown[] }>,
   limit: number | null,
+  strategy: TableAtStrategy = 'keys',
 ): BuiltSql {
   const q = new SqlParams();
   const L = liveName(live);
-  const table = () => q.p(live.table);
-  const keysFrom = `keys k`;
-  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, keysFrom);
+  const keys = keysSql(q, loc, live, strategy);
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy);
   const filter = where.length
     ? `WHERE ${where
         .map(({ column, values }) =>
@@ -309,12 +391,7 @@ export function tableAtSql(
         .join(' AND ')}`
     : '';
   const order = live.keyColumns.map((k) => `x.${ident(k.name)}`).join(', ');
-  return q.build(`WITH RECURSIVE keys AS (
-      (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)
-      UNION ALL
-      SELECT (SELECT c.primary_key FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key > k.pk ORDER BY c.primary_key LIMIT 1)
-      FROM keys k WHERE k.pk IS NOT NULL
-    ),
+  return q.build(`WITH RECURSIVE ${keys},
     s AS (${state})
     SELECT x.* FROM (
       SELECT s.source AS _bemi_state, s.detail AS _bemi_detail, s.pk AS _bemi_key, r.* FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, s.data) r WHERE s.data IS NOT NULL

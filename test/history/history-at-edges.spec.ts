@@ -1,0 +1,172 @@
+import { MikroORM } from '@mikro-orm/core';
+import { PostgreSqlDriver, type EntityManager as SqlEntityManager } from '@mikro-orm/postgresql';
+import { BemiChange } from '../../lib/history/bemi-change.entity';
+import { BemiHistory } from '../../lib/history/bemi-history.service';
+import { tableAtSql, type LiveTable, type TrailLocation } from '../../lib/history/history.sql';
+import { historyEnv, OrderLine, OrderLineSchema, t, Todo, TodoSchema, type HistoryEnv } from './history-fixture';
+
+/** The fixture's ORM is typed with core's EntityManager; the driver's has execute(). */
+const sqlEm = (orm: MikroORM) => orm.em as unknown as SqlEntityManager;
+
+const todo = (id: number, task: string) => ({ id, task, is_completed: false, due_at: null, amount: null, views: null });
+
+/**
+ * Cases a faster query could plausibly get wrong: several changes of one record with the same
+ * commit timestamp (one transaction, or two transactions in the same microsecond), delete and
+ * re-create within one transaction, composite keys, rows older than the trail, rows never changed.
+ */
+describe('BemiHistory.at() and tableAt() on ties and one-transaction stories', () => {
+  let env: HistoryEnv;
+  const loc: TrailLocation = {
+    changes: '"public"."changes"',
+    captureState: '"public"."_bemi_capture_state"',
+    captureStateName: { schema: 'public', table: '_bemi_capture_state' },
+    database: null,
+  };
+  const live: LiveTable = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
+
+  // Expected task per key at each moment (null: no row). 100 is never changed, 12 only after t(2).
+  const expected: Array<[string, Record<number, string | null>]> = [
+    [t(0, 1), { 10: null, 12: 'pre', 13: null, 14: null, 100: 'untouched' }],
+    [t(1), { 10: 'a3', 12: 'pre', 13: 'd1', 14: null, 100: 'untouched' }],
+    [t(2), { 10: 'a3', 12: 'pre', 13: 'd2', 14: null, 100: 'untouched' }],
+    [t(3), { 10: 'a3', 12: 'c2', 13: 'd2', 14: null, 100: 'untouched' }],
+    [t(4), { 10: 'a5', 12: 'c2', 13: 'd2', 14: null, 100: 'untouched' }],
+    [t(5), { 10: 'a5', 12: 'c2', 13: null, 14: null, 100: 'untouched' }],
+    [t(6), { 10: 'a5', 12: 'c2', 13: null, 14: null, 100: 'untouched' }], // after the last change
+  ];
+
+  beforeAll(async () => {
+    env = await historyEnv('history_at_edges');
+    const { db, trail } = env;
+    await db.query(`INSERT INTO todo (id, task) VALUES (100, 'untouched'), (12, 'pre')`);
+    await trail.startCapture(t(0));
+    // One transaction changes 10 twice; a second transaction in the same microsecond once more.
+    await trail.commit(t(1), [
+      { table: 'todo', operation: 'CREATE', key: '10', after: todo(10, 'a1') },
+      { table: 'todo', operation: 'UPDATE', key: '10', before: todo(10, 'a1'), after: todo(10, 'a2') },
+    ], { apply: true });
+    await trail.commit(t(1), [{ table: 'todo', operation: 'UPDATE', key: '10', before: todo(10, 'a2'), after: todo(10, 'a3') }], { apply: true });
+    await trail.commit(t(1), [{ table: 'todo', operation: 'CREATE', key: '13', after: todo(13, 'd1') }], { apply: true });
+    // Delete and re-create in one transaction; create and delete in one transaction.
+    await trail.commit(t(2), [
+      { table: 'todo', operation: 'DELETE', key: '13', before: todo(13, 'd1') },
+      { table: 'todo', operation: 'CREATE', key: '13', after: todo(13, 'd2') },
+    ], { apply: true });
+    await trail.commit(t(2), [
+      { table: 'todo', operation: 'CREATE', key: '14', after: todo(14, 'e1') },
+      { table: 'todo', operation: 'DELETE', key: '14', before: todo(14, 'e1') },
+    ], { apply: true });
+    // A row older than the trail, first changed twice in one transaction: before t(3) its state
+    // is the before of the first of the two, not of the second.
+    await trail.commit(t(3), [
+      { table: 'todo', operation: 'UPDATE', key: '12', before: todo(12, 'pre'), after: todo(12, 'c1') },
+      { table: 'todo', operation: 'UPDATE', key: '12', before: todo(12, 'c1'), after: todo(12, 'c2') },
+    ], { apply: true });
+    await trail.commit(t(3), [
+      { table: 'order_line', operation: 'CREATE', key: '[5,"Z"]', after: { order_id: 5, product_code: 'Z', quantity: 1 } },
+      { table: 'order_line', operation: 'UPDATE', key: '[5,"Z"]', before: { order_id: 5, product_code: 'Z', quantity: 1 }, after: { order_id: 5, product_code: 'Z', quantity: 2 } },
+    ], { apply: true });
+    await trail.commit(t(4), [
+      { table: 'todo', operation: 'DELETE', key: '10', before: todo(10, 'a3') },
+      { table: 'todo', operation: 'CREATE', key: '10', after: todo(10, 'a4') },
+      { table: 'todo', operation: 'UPDATE', key: '10', before: todo(10, 'a4'), after: todo(10, 'a5') },
+    ], { apply: true });
+    await trail.commit(t(5), [
+      { table: 'todo', operation: 'UPDATE', key: '13', before: todo(13, 'd2'), after: todo(13, 'd3') },
+      { table: 'todo', operation: 'DELETE', key: '13', before: todo(13, 'd3') },
+    ], { apply: true });
+  });
+
+  afterAll(() => env.close());
+
+  it('at() takes the last change in stream order among changes with the same commit timestamp', async () => {
+    for (const [at, tasks] of expected) {
+      for (const [id, task] of Object.entries(tasks)) {
+        const row = (await env.history.at(Todo, Number(id), at)) as Todo | null;
+        expect({ at, id, task: row?.task ?? null }).toEqual({ at, id, task });
+      }
+    }
+  });
+
+  it('tableAt() agrees with at() for every key, before, between and after the changes', async () => {
+    for (const [at, tasks] of expected) {
+      const rows = (await env.history.tableAt(Todo, at)) as Todo[];
+      const want = Object.entries(tasks)
+        .filter(([, task]) => task !== null)
+        .map(([id, task]) => ({ id: Number(id), task }));
+      expect({ at, rows: rows.map((r) => ({ id: r.id, task: r.task })) }).toEqual({ at, rows: want });
+    }
+  });
+
+  it('both tableAt() strategies give the same rows at every moment', async () => {
+    for (const [at] of expected) {
+      // t() has six fraction digits: already the inclusive upper bound the SQL expects.
+      const keys = tableAtSql(loc, live, at, null, null, [], null, 'keys');
+      const byKeys = await sqlEm(env.orm).execute(keys.sql, keys.params);
+      const latest = tableAtSql(loc, live, at, null, null, [], null, 'latest');
+      const byLatest = await sqlEm(env.orm).execute(latest.sql, latest.params);
+      expect(byKeys.length).toBeGreaterThan(0);
+      expect({ at, rows: byLatest }).toEqual({ at, rows: byKeys });
+    }
+  });
+
+  it('composite keys: the last of two changes in one transaction decides', async () => {
+    expect(await env.history.at(OrderLine, { orderId: 5, productCode: 'Z' }, t(2))).toBeNull();
+    expect(((await env.history.at(OrderLine, [5, 'Z'], t(3))) as OrderLine).quantity).toBe(2);
+    const rows = (await env.history.tableAt(OrderLine, t(3))) as OrderLine[];
+    expect(rows.map((r) => [r.orderId, r.productCode, r.quantity])).toEqual([[5, 'Z', 2]]);
+  });
+
+  it('reads inside the caller\'s transaction: a row only that transaction sees comes back as the live state', async () => {
+    await sqlEm(env.orm).transactional(async (em) => {
+      await em.execute(`INSERT INTO todo (id, task) VALUES (901, 'uncommitted')`);
+      expect(((await env.history.at(Todo, 901, t(6))) as Todo | null)?.task).toBe('uncommitted');
+      throw new RollbackSignal();
+    }).catch((error) => {
+      if (!(error instanceof RollbackSignal)) throw error;
+    });
+    expect(await env.history.at(Todo, 901, t(6))).toBeNull();
+  });
+});
+
+class RollbackSignal extends Error {}
+
+describe('BemiHistory.at() prepared statements', () => {
+  let env: HistoryEnv;
+  let orm: MikroORM;
+
+  beforeAll(async () => {
+    env = await historyEnv('history_at_prepared');
+    await env.db.query(`INSERT INTO todo (id, task) VALUES (1, 'one')`);
+    await env.trail.startCapture(t(0));
+    await env.trail.commit(t(1), [{ table: 'todo', operation: 'UPDATE', key: '1', before: todo(1, 'one'), after: todo(1, 'uno') }], { apply: true });
+    // One connection, so that what happens to it is what the next at() meets.
+    orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: env.db.url, entities: [TodoSchema, OrderLineSchema, BemiChange], allowGlobalContext: true, pool: { min: 1, max: 1 } });
+  });
+
+  afterAll(async () => {
+    await orm.close(true);
+    await env.close();
+  });
+
+  it('re-prepares when the table\'s columns change', async () => {
+    const history = BemiHistory.create(orm);
+    expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
+    await sqlEm(orm).execute(`ALTER TABLE todo ADD COLUMN note text`);
+    try {
+      expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
+      expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
+    } finally {
+      await sqlEm(orm).execute(`ALTER TABLE todo DROP COLUMN note`);
+    }
+  });
+
+  it('falls back to plain statements when the server forgot the prepared ones (as behind a transaction-mode pooler)', async () => {
+    const history = BemiHistory.create(orm);
+    expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
+    await sqlEm(orm).execute('DEALLOCATE ALL');
+    expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
+    expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
+  });
+});
