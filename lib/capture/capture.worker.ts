@@ -6,9 +6,12 @@ import { ChangesWriter, type StoredPosition } from './changes-writer';
 import { formatLsn, parseLsn } from './lsn';
 import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
 import { describeRelation } from './relation-catalog';
+import { quoteIdent } from '../migration/sql-quote';
+import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
 import {
   checkSource,
   ensureDestination,
+  ensurePublication,
   ensureSlot,
   ensureStateRow,
   syncPublication,
@@ -43,6 +46,12 @@ export interface CaptureStatus {
   /** Memory bound evidence: most rows ever held before a write, and most messages queued unhandled. */
   maxBufferedRows: number;
   maxQueuedMessages: number;
+  /**
+   * How tables created while the worker runs join its publication: 'event-trigger' (in the
+   * creating transaction, nothing missed) or 'refresh' (within publicationRefreshMs; rows written
+   * before that are not captured).
+   */
+  newTables: NewTablePublishing;
 }
 
 /** pgoutput with values kept as PostgreSQL's text, and message contents copied out of the socket buffer. */
@@ -107,6 +116,7 @@ export class CaptureWorker {
   private lock: Promise<unknown> = Promise.resolve();
   private busy = false;
   private database = '';
+  private newTables: NewTablePublishing = 'refresh';
 
   // Stream bookkeeping (reset per session).
   private pending: ChangeRow[] = [];
@@ -188,6 +198,7 @@ export class CaptureWorker {
       lastError: this.lastError,
       maxBufferedRows: this.maxBufferedRows,
       maxQueuedMessages: this.maxQueuedMessages,
+      newTables: this.newTables,
     };
   }
 
@@ -206,9 +217,21 @@ export class CaptureWorker {
       await checkSource(source);
       this.database = (await source.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
       await withClient(o.destination, (destination) => ensureDestination(destination, o));
+      // The publication must exist before the slot: pgoutput looks it up as of each change. The
+      // new-table publisher goes in before the tables are listed, so none created meanwhile is missed.
+      await ensurePublication(source, o.publicationName);
+      const publisher = await installNewTablePublisher(source, o);
+      this.newTables = publisher.mode;
+      if (first && publisher.mode === 'refresh') {
+        this.logger.warn(
+          `Could not install the event trigger that adds new tables to publication "${o.publicationName}" at once (${publisher.reason}). ` +
+            `Tables created while the worker runs join it only at the next refresh (every ${o.publicationRefreshMs} ms): rows written to them before that are NOT captured. ` +
+            `Run the worker once as a superuser (it installs the trigger, later runs may use a lesser role), or add each new table in the migration that creates it: ` +
+            `ALTER PUBLICATION ${quoteIdent(o.publicationName)} ADD TABLE <table>;`,
+        );
+      }
       const tables = await trackedTables(source, o);
       if (first) warnAboutTables(tables, this.logger);
-      // The publication must exist before the slot: pgoutput looks it up as of each change.
       await syncPublication(source, o.publicationName, tables);
       const created = await ensureSlot(source, o.slotName);
       if (created && !first) {
