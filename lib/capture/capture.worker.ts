@@ -5,7 +5,7 @@ import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
 import { ChangesWriter, type StoredPosition } from './changes-writer';
 import { formatLsn, parseLsn } from './lsn';
 import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
-import { describeRelation } from './relation-catalog';
+import { describeRelation, waitUntilVisible } from './relation-catalog';
 import { quoteIdent } from '../migration/sql-quote';
 import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
 import {
@@ -43,7 +43,7 @@ export interface CaptureStatus {
   lagSeconds: number;
   reconnects: number;
   lastError: string | null;
-  /** Memory bound evidence: most rows ever held before a write, and most messages queued unhandled. */
+  /** Memory bound evidence: most rows ever held (waiting or being written), and most messages queued unhandled. */
   maxBufferedRows: number;
   maxQueuedMessages: number;
   /**
@@ -115,6 +115,10 @@ export class CaptureWorker {
   private timers: NodeJS.Timeout[] = [];
   private lock: Promise<unknown> = Promise.resolve();
   private busy = false;
+  /** The destination write in flight (never rejects: a failure fails its session). */
+  private writing: Promise<void> = Promise.resolve();
+  private writesInFlight = 0;
+  private rowsInFlight = 0;
   private database = '';
   private newTables: NewTablePublishing = 'refresh';
 
@@ -176,6 +180,7 @@ export class CaptureWorker {
     if (session && !session.failed) {
       await this.exclusive(async () => {
         await this.storeCompleted(session);
+        await this.writing;
         await session.writer.rollback(); // only ever rows of an unfinished transaction here
       }).catch((e) => this.logger.warn(`Could not store the last batch while stopping (it will be delivered again): ${message(e)}`));
       session.fail(undefined);
@@ -280,6 +285,7 @@ export class CaptureWorker {
       throw e;
     }
     await this.lock; // a handler of the previous session may still be unwinding
+    await this.writing; // and its last write (which fails with its connection, or commits)
     this.resetStream(resume);
 
     const service = new LogicalReplicationService(replicationConfig(o.source), {
@@ -437,6 +443,8 @@ export class CaptureWorker {
         stitcher.begin(msg, new Date());
         return;
       case 'relation':
+        // The relation may come from this very transaction: read the catalog once it shows it.
+        if (stitcher.transactionId) await waitUntilVisible(session.source, stitcher.transactionId);
         stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg.relationOid));
         return;
       case 'message':
@@ -448,7 +456,7 @@ export class CaptureWorker {
       case 'delete':
       case 'truncate':
         for (const row of stitcher.change(lsn, msg)) this.pending.push(row);
-        this.maxBufferedRows = Math.max(this.maxBufferedRows, this.pending.length);
+        this.maxBufferedRows = Math.max(this.maxBufferedRows, this.pending.length + this.rowsInFlight);
         if (this.pending.length >= this.options.batchSize) await this.flushWithinTransaction(session);
         return;
       case 'commit': {
@@ -475,7 +483,9 @@ export class CaptureWorker {
     // with the source transaction's COMMIT, so readers never see half of it.
     const rows = this.pending;
     this.pending = [];
-    this.changesWritten += await session.writer.insert(rows);
+    await this.write(session, rows, async () => {
+      this.changesWritten += await session.writer.insert(rows);
+    });
   }
 
   /** Commits finished source transactions in the destination and acknowledges them. */
@@ -485,20 +495,43 @@ export class CaptureWorker {
     const rows = this.pending.slice(0, this.completedRows);
     this.pending = this.pending.slice(this.completedRows);
     this.completedRows = 0;
-    const written = await session.writer.insert(rows);
-    await session.writer.commit(position);
-    this.changesWritten += written;
     this.completed = undefined;
-    this.transactionsWritten += this.completedTransactions;
+    const transactions = this.completedTransactions;
     this.completedTransactions = 0;
-    this.lastCommittedAt = new Date(position.committedAt);
-    this.confirm(session, position.commitEndPosition);
+    await this.write(session, rows, async () => {
+      const written = await session.writer.insert(rows);
+      await session.writer.commit(position);
+      this.changesWritten += written;
+      this.transactionsWritten += transactions;
+      this.lastCommittedAt = new Date(position.committedAt);
+      // Only now, with the rows committed, may the server forget them.
+      this.confirm(session, position.commitEndPosition);
+    });
+  }
+
+  /**
+   * Starts a destination write and returns without waiting for it, so the next batch is decoded
+   * and stitched while the destination stores this one. Writes run one at a time, in order, on
+   * the session's destination connection; a handler that has a batch ready while one is still in
+   * flight waits here (the stream stays paused meanwhile), so at most two batches are in memory.
+   */
+  private async write(session: Session, rows: readonly ChangeRow[], job: () => Promise<void>): Promise<void> {
+    await this.writing;
+    if (session.failed) return;
+    this.writesInFlight++;
+    this.rowsInFlight = rows.length;
+    this.writing = job()
+      .catch((e) => session.fail(e))
+      .finally(() => {
+        this.writesInFlight--;
+        this.rowsInFlight = 0;
+      });
   }
 
   /** No received transaction waits to be stored (for the lag in seconds). */
   private caughtUp(): boolean {
     const s = this.session;
-    return (!s || (s.received === s.handled && !s.stitcher.inTransaction)) && this.pending.length === 0 && !this.completed;
+    return (!s || (s.received === s.handled && !s.stitcher.inTransaction)) && this.pending.length === 0 && !this.completed && this.writesInFlight === 0;
   }
 
   /** Nothing received is waiting to be stored: a server position may be confirmed as is. */
@@ -510,6 +543,7 @@ export class CaptureWorker {
       (fromHandler || !this.busy) &&
       this.pending.length === 0 &&
       !this.completed &&
+      this.writesInFlight === 0 &&
       !s.stitcher.inTransaction &&
       !s.writer.inTransaction
     );

@@ -109,10 +109,10 @@ describe('capture: tables created while the worker runs (real PostgreSQL)', () =
     await syncCapture(db);
     expect((await changesOf(db, 'moved')).map((r) => r.primary_key)).toEqual(['1']);
     expect((await changesOf(db, 'scratch')).map((r) => r.primary_key)).toEqual(['7']);
-    // With its publication gone, the trigger steps aside: DDL goes on as usual.
-    await db.query(`DROP PUBLICATION ${slotName}`);
-    await db.query(`CREATE TABLE after_pub_gone (id int PRIMARY KEY)`);
-    await db.query(`CREATE PUBLICATION ${slotName} FOR TABLE capture_sync`);
+    // With its publication gone, the trigger steps aside: DDL goes on as usual. (One transaction,
+    // so that the running worker never finds its publication missing and re-creates it meanwhile.)
+    await db.query(`DROP PUBLICATION ${slotName}; CREATE TABLE after_pub_gone (id int PRIMARY KEY); CREATE PUBLICATION ${slotName} FOR TABLE capture_sync`);
+    expect(await db.query(`SELECT tablename FROM pg_publication_tables WHERE pubname = $1`, [slotName])).toEqual([{ tablename: 'capture_sync' }]);
   });
 
   it('CREATE TABLE AS: the rows it loads precede the publication (documented limit); later rows are captured', async () => {
