@@ -72,6 +72,8 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
   copyUrl.pathname = '/bench_capture_copy';
   const copyDb = await connect(copyUrl.toString());
   await copyDb.query(bemiChangesTableSql().up);
+  // The ceiling of any ingest layout: the same rows into the same columns, no index, no key.
+  await copyDb.query(`CREATE TABLE changes_bare (LIKE changes INCLUDING DEFAULTS)`);
   await db.query(`CREATE TABLE bench_event (id bigserial PRIMARY KEY, name text NOT NULL, payload text NOT NULL, amount numeric NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
   await db.query(bemiMigrationSql().up);
 
@@ -81,7 +83,7 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
   await worker.stop();
   await db.query(`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`);
 
-  const capture = [], copy = [], raw = [];
+  const capture = [], copy = [], bare = [], raw = [];
   let peakRss = 0;
   try {
     for (let rep = 0; rep < Math.max(2, Math.ceil(repetitions / 2)); rep++) {
@@ -105,6 +107,10 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
       t = performance.now();
       await copyDb.query(`COPY changes FROM '/tmp/nestjs-bemi-bench.copy'`);
       copy.push(backlog / ((performance.now() - t) / 1000));
+      await copyDb.query('TRUNCATE changes_bare');
+      t = performance.now();
+      await copyDb.query(`COPY changes_bare FROM '/tmp/nestjs-bemi-bench.copy'`);
+      bare.push(backlog / ((performance.now() - t) / 1000));
       log(`capture: backlog repetition ${rep + 1} done`);
     }
 
@@ -140,6 +146,7 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
     const rows = [
       absoluteRow('capture end to end (backlog)', 'changes/s', median(capture), '≥ 30,000/s', (v) => v >= 30_000, `${backlog.toLocaleString('en-US')}-change backlog of 1,000-row INSERTs; raw server-side pgoutput decoding of the same WAL: ${Math.round(median(raw)).toLocaleString('en-US')} changes/s`),
       ratioRow('capture vs plain COPY into changes', 'rows/s', median(capture), median(copy), 'COPY', '≥ 0.5× COPY', (r) => r >= 0.5),
+      absoluteRow('plain COPY into index-free changes', 'rows/s', median(bare), '(diagnostic)', () => null, 'the same rows and columns without any index or key: the ceiling of any ingest layout on this server'),
       absoluteRow('commit-to-visible lag p50', 'ms', Number(lag.p50), 'report', () => true, `steady ${Math.round(achievedRate).toLocaleString('en-US')} changes/s for ${loadSeconds} s`),
       absoluteRow('commit-to-visible lag p99', 'ms', Number(lag.p99), '≤ 500 ms', (v) => v <= 500),
       absoluteRow('capture worker peak RSS', 'MB', peakRss, '≤ 300 MB', (v) => v <= 300, 'VmHWM of the worker process over all runs'),
