@@ -269,6 +269,9 @@ export class CaptureWorker {
   /** Connects and starts streaming; resolves once the server streams, rejects if it cannot. */
   private async openSession(): Promise<Session> {
     const o = this.options;
+    // The previous session's last write fails with its connection, or commits: settled before
+    // the resume position is read, so that position includes it.
+    await this.writing;
     const source = new Client(o.source);
     const destination = new Client(o.destination);
     const clients = [source, destination];
@@ -285,7 +288,6 @@ export class CaptureWorker {
       throw e;
     }
     await this.lock; // a handler of the previous session may still be unwinding
-    await this.writing; // and its last write (which fails with its connection, or commits)
     this.resetStream(resume);
 
     const service = new LogicalReplicationService(replicationConfig(o.source), {

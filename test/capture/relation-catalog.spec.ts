@@ -23,10 +23,8 @@ describe('relation catalog (real PostgreSQL)', () => {
 
   it('waits for a transaction to become visible, and reads the table it created once it is', async () => {
     await writer.query('BEGIN');
-    const [{ xid, oid }] = (
-      await writer.query(`CREATE TABLE made_here (a int, b text, PRIMARY KEY (b, a));
-        SELECT (pg_current_xact_id()::text::bigint & 4294967295)::text AS xid, 'made_here'::regclass::oid::int AS oid`)
-    )[1].rows;
+    await writer.query(`CREATE TABLE made_here (a int, b text, PRIMARY KEY (b, a))`);
+    const [{ xid, oid }] = (await writer.query(`SELECT (pg_current_xact_id()::text::bigint & 4294967295)::text AS xid, 'made_here'::regclass::oid::int AS oid`)).rows;
     const started = Date.now();
     await waitUntilVisible(reader, xid, 300); // still running: waits for the whole bound
     expect(Date.now() - started).toBeGreaterThanOrEqual(300);
