@@ -6,6 +6,7 @@ import { compileRules } from '../rules/rules-compiler';
 import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
 import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger } from './capture-options';
 import { CaptureWorker } from './capture.worker';
+import { newTablePublisherSql } from './new-table-publisher';
 
 const CAPTURE_HELP = `Usage: nestjs-bemi capture --source <url> [options]
 
@@ -32,8 +33,9 @@ Options:
 
 const DROP_HELP = `Usage: nestjs-bemi capture:drop-slot --source <url> [--slot <name>] [--publication <name>] [--keep-publication]
 
-Drops the capture worker's replication slot (and its publication), on purpose. Changes committed
-after this and before capture starts again are NOT recorded. Stop the worker first.
+Drops the capture worker's replication slot (and its publication with its new-table event
+trigger), on purpose. Changes committed after this and before capture starts again are NOT
+recorded. Stop the worker first.
 
 Options:
   --source <url>        Tracked database. Default: $BEMI_CAPTURE_SOURCE, then $DATABASE_URL.
@@ -184,7 +186,9 @@ export async function runDropSlotCommand(argv: string[]): Promise<number> {
     }
     if (!values['keep-publication']) {
       await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(publication)}`);
-      process.stdout.write(`Dropped publication "${publication}" (if it existed).\n`);
+      // The event trigger that fed new tables to it goes with it (absent when never installed).
+      await client.query(newTablePublisherSql({ publicationName: publication, schemas: ['public'], excludeTables: [] }).down);
+      process.stdout.write(`Dropped publication "${publication}" and its new-table event trigger (if they existed).\n`);
     }
     return 0;
   } catch (e) {

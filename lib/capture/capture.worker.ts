@@ -5,10 +5,13 @@ import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
 import { ChangesWriter, type StoredPosition } from './changes-writer';
 import { formatLsn, parseLsn } from './lsn';
 import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
-import { describeRelation } from './relation-catalog';
+import { describeRelation, waitUntilVisible } from './relation-catalog';
+import { quoteIdent } from '../migration/sql-quote';
+import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
 import {
   checkSource,
   ensureDestination,
+  ensurePublication,
   ensureSlot,
   ensureStateRow,
   syncPublication,
@@ -40,9 +43,15 @@ export interface CaptureStatus {
   lagSeconds: number;
   reconnects: number;
   lastError: string | null;
-  /** Memory bound evidence: most rows ever held before a write, and most messages queued unhandled. */
+  /** Memory bound evidence: most rows ever held (waiting or being written), and most messages queued unhandled. */
   maxBufferedRows: number;
   maxQueuedMessages: number;
+  /**
+   * How tables created while the worker runs join its publication: 'event-trigger' (in the
+   * creating transaction, nothing missed) or 'refresh' (within publicationRefreshMs; rows written
+   * before that are not captured).
+   */
+  newTables: NewTablePublishing;
 }
 
 /** pgoutput with values kept as PostgreSQL's text, and message contents copied out of the socket buffer. */
@@ -106,7 +115,12 @@ export class CaptureWorker {
   private timers: NodeJS.Timeout[] = [];
   private lock: Promise<unknown> = Promise.resolve();
   private busy = false;
+  /** The destination write in flight (never rejects: a failure fails its session). */
+  private writing: Promise<void> = Promise.resolve();
+  private writesInFlight = 0;
+  private rowsInFlight = 0;
   private database = '';
+  private newTables: NewTablePublishing = 'refresh';
 
   // Stream bookkeeping (reset per session).
   private pending: ChangeRow[] = [];
@@ -166,6 +180,7 @@ export class CaptureWorker {
     if (session && !session.failed) {
       await this.exclusive(async () => {
         await this.storeCompleted(session);
+        await this.writing;
         await session.writer.rollback(); // only ever rows of an unfinished transaction here
       }).catch((e) => this.logger.warn(`Could not store the last batch while stopping (it will be delivered again): ${message(e)}`));
       session.fail(undefined);
@@ -188,6 +203,7 @@ export class CaptureWorker {
       lastError: this.lastError,
       maxBufferedRows: this.maxBufferedRows,
       maxQueuedMessages: this.maxQueuedMessages,
+      newTables: this.newTables,
     };
   }
 
@@ -206,9 +222,21 @@ export class CaptureWorker {
       await checkSource(source);
       this.database = (await source.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
       await withClient(o.destination, (destination) => ensureDestination(destination, o));
+      // The publication must exist before the slot: pgoutput looks it up as of each change. The
+      // new-table publisher goes in before the tables are listed, so none created meanwhile is missed.
+      await ensurePublication(source, o.publicationName);
+      const publisher = await installNewTablePublisher(source, o);
+      this.newTables = publisher.mode;
+      if (first && publisher.mode === 'refresh') {
+        this.logger.warn(
+          `Could not install the event trigger that adds new tables to publication "${o.publicationName}" at once (${publisher.reason}). ` +
+            `Tables created while the worker runs join it only at the next refresh (every ${o.publicationRefreshMs} ms): rows written to them before that are NOT captured. ` +
+            `Run the worker once as a superuser (it installs the trigger, later runs may use a lesser role), or add each new table in the migration that creates it: ` +
+            `ALTER PUBLICATION ${quoteIdent(o.publicationName)} ADD TABLE <table>;`,
+        );
+      }
       const tables = await trackedTables(source, o);
       if (first) warnAboutTables(tables, this.logger);
-      // The publication must exist before the slot: pgoutput looks it up as of each change.
       await syncPublication(source, o.publicationName, tables);
       const created = await ensureSlot(source, o.slotName);
       if (created && !first) {
@@ -241,6 +269,9 @@ export class CaptureWorker {
   /** Connects and starts streaming; resolves once the server streams, rejects if it cannot. */
   private async openSession(): Promise<Session> {
     const o = this.options;
+    // The previous session's last write fails with its connection, or commits: settled before
+    // the resume position is read, so that position includes it.
+    await this.writing;
     const source = new Client(o.source);
     const destination = new Client(o.destination);
     const clients = [source, destination];
@@ -414,6 +445,8 @@ export class CaptureWorker {
         stitcher.begin(msg, new Date());
         return;
       case 'relation':
+        // The relation may come from this very transaction: read the catalog once it shows it.
+        if (stitcher.transactionId) await waitUntilVisible(session.source, stitcher.transactionId);
         stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg.relationOid));
         return;
       case 'message':
@@ -425,7 +458,7 @@ export class CaptureWorker {
       case 'delete':
       case 'truncate':
         for (const row of stitcher.change(lsn, msg)) this.pending.push(row);
-        this.maxBufferedRows = Math.max(this.maxBufferedRows, this.pending.length);
+        this.maxBufferedRows = Math.max(this.maxBufferedRows, this.pending.length + this.rowsInFlight);
         if (this.pending.length >= this.options.batchSize) await this.flushWithinTransaction(session);
         return;
       case 'commit': {
@@ -452,7 +485,9 @@ export class CaptureWorker {
     // with the source transaction's COMMIT, so readers never see half of it.
     const rows = this.pending;
     this.pending = [];
-    this.changesWritten += await session.writer.insert(rows);
+    await this.write(session, rows, async () => {
+      this.changesWritten += await session.writer.insert(rows);
+    });
   }
 
   /** Commits finished source transactions in the destination and acknowledges them. */
@@ -462,20 +497,43 @@ export class CaptureWorker {
     const rows = this.pending.slice(0, this.completedRows);
     this.pending = this.pending.slice(this.completedRows);
     this.completedRows = 0;
-    const written = await session.writer.insert(rows);
-    await session.writer.commit(position);
-    this.changesWritten += written;
     this.completed = undefined;
-    this.transactionsWritten += this.completedTransactions;
+    const transactions = this.completedTransactions;
     this.completedTransactions = 0;
-    this.lastCommittedAt = new Date(position.committedAt);
-    this.confirm(session, position.commitEndPosition);
+    await this.write(session, rows, async () => {
+      const written = await session.writer.insert(rows);
+      await session.writer.commit(position);
+      this.changesWritten += written;
+      this.transactionsWritten += transactions;
+      this.lastCommittedAt = new Date(position.committedAt);
+      // Only now, with the rows committed, may the server forget them.
+      this.confirm(session, position.commitEndPosition);
+    });
+  }
+
+  /**
+   * Starts a destination write and returns without waiting for it, so the next batch is decoded
+   * and stitched while the destination stores this one. Writes run one at a time, in order, on
+   * the session's destination connection; a handler that has a batch ready while one is still in
+   * flight waits here (the stream stays paused meanwhile), so at most two batches are in memory.
+   */
+  private async write(session: Session, rows: readonly ChangeRow[], job: () => Promise<void>): Promise<void> {
+    await this.writing;
+    if (session.failed) return;
+    this.writesInFlight++;
+    this.rowsInFlight = rows.length;
+    this.writing = job()
+      .catch((e) => session.fail(e))
+      .finally(() => {
+        this.writesInFlight--;
+        this.rowsInFlight = 0;
+      });
   }
 
   /** No received transaction waits to be stored (for the lag in seconds). */
   private caughtUp(): boolean {
     const s = this.session;
-    return (!s || (s.received === s.handled && !s.stitcher.inTransaction)) && this.pending.length === 0 && !this.completed;
+    return (!s || (s.received === s.handled && !s.stitcher.inTransaction)) && this.pending.length === 0 && !this.completed && this.writesInFlight === 0;
   }
 
   /** Nothing received is waiting to be stored: a server position may be confirmed as is. */
@@ -487,6 +545,7 @@ export class CaptureWorker {
       (fromHandler || !this.busy) &&
       this.pending.length === 0 &&
       !this.completed &&
+      this.writesInFlight === 0 &&
       !s.stitcher.inTransaction &&
       !s.writer.inTransaction
     );

@@ -5,6 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent } from '../migration/sql-quote';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
 import type { ChangeRow } from './pgoutput-stitcher';
+import { UuidV7Generator } from './uuid-v7';
 
 /** Where the last stored source transaction ended; written with the rows, in one destination transaction. */
 export interface StoredPosition {
@@ -13,7 +14,7 @@ export interface StoredPosition {
   committedAt: string;
 }
 
-const COLUMNS = `primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+const COLUMNS = `id, primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
 
 /**
  * Writes `changes` rows to the destination inside one open destination transaction at a time.
@@ -23,12 +24,14 @@ const COLUMNS = `primary_key, before, after, context, database, schema, "table",
  * Batches go in with COPY (about twice as fast as a parameterized INSERT here). COPY cannot skip
  * conflicts, so it runs under a savepoint: a batch that meets an already stored change (which the
  * stored position normally prevents) is rolled back to it and inserted with ON CONFLICT DO NOTHING.
+ * Ids are time-ordered (UUIDv7) from the worker, so primary key inserts append to the index.
  */
 export class ChangesWriter {
   private open = false;
   private readonly insertSql: string;
   private readonly copySql: string;
   private readonly stateSql: string;
+  private readonly ids = new UuidV7Generator();
 
   constructor(
     private readonly client: Client,
@@ -38,8 +41,8 @@ export class ChangesWriter {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
     this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
     this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
-      SELECT * FROM unnest($1::text[], $2::jsonb[], $3::jsonb[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::text[],
-                           $9::timestamptz[], $10::timestamptz[], $11::bigint[], $12::bigint[], $13::bigint[], $14::int[])
+      SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[],
+                           $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[])
       ON CONFLICT (commit_position, seq) DO NOTHING`;
     this.stateSql = `UPDATE ${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}
       SET last_commit_position = $2, last_commit_end_position = $3, last_committed_at = $4, updated_at = now()
@@ -60,7 +63,7 @@ export class ChangesWriter {
     await this.client.query('SAVEPOINT bemi_batch');
     try {
       const copy = this.client.query(copyFrom(this.copySql));
-      await pipeline(Readable.from([copyText(rows)]), copy);
+      await pipeline(Readable.from([copyText(rows, this.ids)]), copy);
       await this.client.query('RELEASE SAVEPOINT bemi_batch');
       return rows.length;
     } catch (e) {
@@ -72,23 +75,24 @@ export class ChangesWriter {
 
   private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
     const n = rows.length;
-    const cols: unknown[][] = Array.from({ length: 14 }, () => new Array(n));
+    const cols: unknown[][] = Array.from({ length: 15 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
       const r = rows[i];
-      cols[0][i] = r.primaryKey;
-      cols[1][i] = r.before;
-      cols[2][i] = r.after;
-      cols[3][i] = r.context;
-      cols[4][i] = r.database;
-      cols[5][i] = r.schema;
-      cols[6][i] = r.table;
-      cols[7][i] = r.operation;
-      cols[8][i] = r.committedAt;
-      cols[9][i] = r.queuedAt;
-      cols[10][i] = r.transactionId;
-      cols[11][i] = r.position;
-      cols[12][i] = r.commitPosition;
-      cols[13][i] = r.seq;
+      cols[0][i] = this.ids.next();
+      cols[1][i] = r.primaryKey;
+      cols[2][i] = r.before;
+      cols[3][i] = r.after;
+      cols[4][i] = r.context;
+      cols[5][i] = r.database;
+      cols[6][i] = r.schema;
+      cols[7][i] = r.table;
+      cols[8][i] = r.operation;
+      cols[9][i] = r.committedAt;
+      cols[10][i] = r.queuedAt;
+      cols[11][i] = r.transactionId;
+      cols[12][i] = r.position;
+      cols[13][i] = r.commitPosition;
+      cols[14][i] = r.seq;
     }
     return (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
   }
@@ -116,11 +120,11 @@ export class ChangesWriter {
 }
 
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
-function copyText(rows: readonly ChangeRow[]): string {
+function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
   let out = '';
   for (const r of rows) {
     out +=
-      `${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${esc(r.before)}\t${esc(r.after)}\t${esc(r.context)}\t${esc(r.database)}\t` +
+      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${esc(r.before)}\t${esc(r.after)}\t${esc(r.context)}\t${esc(r.database)}\t` +
       `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
   }
   return out;

@@ -56,6 +56,11 @@ export class PgoutputStitcher {
     return this.tx !== undefined;
   }
 
+  /** Source transaction id of the open transaction. */
+  get transactionId(): string | undefined {
+    return this.tx?.xid;
+  }
+
   /** Catalog facts for a relation; must be set after its relation message, before its changes. */
   setRelation(relationOid: number, info: RelationInfo): void {
     this.relations.set(relationOid, info);

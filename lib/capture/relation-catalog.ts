@@ -10,6 +10,27 @@ export interface RelationInfo {
 }
 
 /**
+ * Waits until the source transaction `xid` (32-bit, as in pgoutput's BEGIN) is visible to new
+ * snapshots. The walsender streams a transaction once its commit record is in the WAL, a moment
+ * before the committing backend makes it visible; a table created in that very transaction is
+ * not in the catalog yet for a query made in between (its key and column types would be missed).
+ * Bounded: after `maxWaitMs` the caller reads what the catalog has.
+ */
+export async function waitUntilVisible(client: Client, xid: string, maxWaitMs = 10_000): Promise<void> {
+  const deadline = Date.now() + maxWaitMs;
+  for (;;) {
+    const { rows } = await client.query<{ visible: boolean }>(
+      `SELECT pg_catalog.pg_visible_in_snapshot(((x.epoch - CASE WHEN $1::bigint > x.low THEN 1 ELSE 0 END) * 4294967296 + $1::bigint)::text::xid8, x.snap) AS visible
+         FROM (SELECT s AS snap, pg_catalog.pg_snapshot_xmax(s)::text::bigint >> 32 AS epoch, pg_catalog.pg_snapshot_xmax(s)::text::bigint & 4294967295 AS low
+                 FROM pg_catalog.pg_current_snapshot() s) x`,
+      [xid],
+    );
+    if (rows[0].visible || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+/**
  * Reads primary keys and column types from the source catalog. pgoutput's own key flags follow
  * the replica identity (every column under REPLICA IDENTITY FULL), so they cannot tell the key.
  */

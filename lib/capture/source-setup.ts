@@ -3,6 +3,7 @@ import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
 import { quoteIdent } from '../migration/sql-quote';
 import { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
 import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
+import { excludedTableNames, trackedRelationCondition } from './new-table-publisher';
 
 /** Thrown when the source or destination cannot be captured as configured; says what to fix. */
 export class BemiCaptureSetupError extends Error {
@@ -56,18 +57,14 @@ export interface TrackedTable {
 
 /** The tables capture publishes: the same rule as the trigger migration, minus the destination tables. */
 export async function trackedTables(client: Client, options: ResolvedCaptureOptions): Promise<TrackedTable[]> {
-  const excluded = ['changes', 'mikro_orm_migrations', ...options.excludeTables];
   const { rows } = await client.query<{ oid: number; schema: string; name: string; has_trigger: boolean; ident: string; has_pk: boolean }>(
     `SELECT c.oid::int AS oid, n.nspname AS schema, c.relname AS name, c.relreplident AS ident,
             EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = $3) AS has_trigger,
             EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_pk
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE c.relkind IN ('r', 'p') AND c.relpersistence = 'p' AND NOT c.relispartition
-        AND n.nspname = ANY ($1::text[]) AND NOT (c.relname = ANY ($2::text[])) AND c.relname NOT LIKE '\\_bemi%'
-        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                         WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+      WHERE ${trackedRelationCondition('$1::text[]', '$2::text[]')}
       ORDER BY n.nspname, c.relname`,
-    [options.schemas, excluded, BEMI_SQL_OBJECTS.trigger],
+    [options.schemas, excludedTableNames(options), BEMI_SQL_OBJECTS.trigger],
   );
   return rows.map((r) => ({
     oid: r.oid,
@@ -96,18 +93,20 @@ export function warnAboutTables(tables: TrackedTable[], logger: CaptureLogger): 
 }
 
 /**
- * Creates the publication when missing and makes its table list equal to the tracked tables.
- * Never FOR ALL TABLES: in the same database, the worker's own writes to `changes` would come back.
+ * Creates the publication (empty) when missing. Never FOR ALL TABLES: in the same database, the
+ * worker's own writes to `changes` would come back.
  */
-export async function syncPublication(client: Client, publication: string, tables: TrackedTable[]): Promise<void> {
+export async function ensurePublication(client: Client, publication: string): Promise<void> {
   const exists = await client.query(`SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1`, [publication]);
+  if (exists.rows.length > 0) return;
+  // Partitions are published as their root table: the name the application (and its ORM) uses.
+  await client.query(`CREATE PUBLICATION ${quoteIdent(publication)} WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)`);
+}
+
+/** Makes the publication's table list equal to the tracked tables (creating it when missing). */
+export async function syncPublication(client: Client, publication: string, tables: TrackedTable[]): Promise<void> {
+  await ensurePublication(client, publication);
   const pub = quoteIdent(publication);
-  if (exists.rows.length === 0) {
-    const list = tables.length ? ` FOR TABLE ${tables.map((t) => t.sql).join(', ')}` : '';
-    // Partitions are published as their root table: the name the application (and its ORM) uses.
-    await client.query(`CREATE PUBLICATION ${pub}${list} WITH (publish = 'insert, update, delete, truncate', publish_via_partition_root = true)`);
-    return;
-  }
   const { rows } = await client.query<{ oid: number }>(
     `SELECT pr.prrelid::int AS oid FROM pg_catalog.pg_publication_rel pr JOIN pg_catalog.pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1`,
     [publication],

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { publisherName } from '../../lib/capture/new-table-publisher';
 import { BemiCaptureSetupError } from '../../lib/capture/source-setup';
 import { runCaptureCommand, runDropSlotCommand } from '../../lib/capture/capture.cli';
 import type { CaptureWorker } from '../../lib/capture/capture.worker';
@@ -123,6 +124,7 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
       expect(await runDropSlotCommand(args)).toBe(0);
       expect(await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [started.slotName])).toEqual([]);
       expect(await db.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [started.slotName])).toEqual([]);
+      expect(await db.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = $1`, [publisherName(started.slotName)])).toEqual([]);
       expect(out.mock.calls.join('')).toContain(`Dropped replication slot "${started.slotName}"`);
       expect(await runDropSlotCommand(['--help'])).toBe(0);
     } finally {
