@@ -39,11 +39,14 @@ export class ChangesWriter {
     private readonly slotName: string,
   ) {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
+    // No conflict target: on a partitioned `changes` the unique key must also hold the partition
+    // key (commit_position, seq, committed_at), and a target naming only the first two matches no
+    // constraint there. Any unique conflict is a re-delivered change: ids are fresh per delivery.
     this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
     this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[],
                            $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[])
-      ON CONFLICT (commit_position, seq) DO NOTHING`;
+      ON CONFLICT DO NOTHING`;
     this.stateSql = `UPDATE ${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}
       SET last_commit_position = $2, last_commit_end_position = $3, last_committed_at = $4, updated_at = now()
       WHERE slot_name = $1`;

@@ -125,11 +125,10 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
       expect(started.logger.text('error')).toBe('');
     }, 240_000); // liveness bound: creating a slot waits for other test files' long transactions
 
-    // The writer's fallback after a duplicate (re-delivery after a crash) names its conflict
-    // target (commit_position, seq); on a partitioned table the unique constraint has to include
-    // committed_at, so PostgreSQL finds no matching constraint (42P10). Remove `.failing` once
-    // lib/capture/changes-writer.ts uses `ON CONFLICT DO NOTHING` (see docs/retention.md).
-    it.failing('re-delivered changes are skipped on a partitioned table too', async () => {
+    // The writer's fallback after a duplicate (re-delivery after a crash) must not name a conflict
+    // target: on a partitioned table the unique constraint has to include committed_at, and a
+    // target of (commit_position, seq) would match no constraint (42P10).
+    it('re-delivered changes are skipped on a partitioned table too', async () => {
       const client = new Client({ connectionString: db.url });
       await client.connect();
       try {
