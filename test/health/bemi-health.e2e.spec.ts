@@ -102,7 +102,7 @@ describe('BemiHealthIndicator with @nestjs/terminus', () => {
       // Other test files write to the same server meanwhile: the byte count may have grown.
       expect(res.body).toMatchObject({
         status: 'error',
-        error: { bemi: { status: 'down', problems: [down.problems[0], expect.stringMatching(/^the slot holds \d+ bytes of WAL/)] } },
+        error: { bemi: { status: 'down', problems: [(down.problems as string[])[0], expect.stringMatching(/^the slot holds \d+ bytes of WAL/)] } },
       });
     } finally {
       limits.slotName = undefined;
