@@ -30,7 +30,7 @@ export {
   type ResolvedCaptureOptions,
 } from './capture/capture-options';
 export { BemiCaptureSetupError } from './capture/source-setup';
-export { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTableSqlOptions } from './capture/changes-table';
+export { bemiChangesPartitionSql, bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE, type ChangesTableSqlOptions } from './capture/changes-table';
 export { UNCHANGED_TOAST_MARKER } from './capture/json-values';
 export * from './history';
 export { BemiHealthIndicator } from './health/bemi-health.indicator';

@@ -9,6 +9,12 @@ export interface ChangesTableSqlOptions {
   schema?: string;
   /** Also index `before` and `after` (GIN jsonb_path_ops). Faster value searches, slower ingest. Default false. */
   indexBeforeAfter?: boolean;
+  /**
+   * Partition `changes` by month of `committed_at`, so retention can drop whole months. Adds a
+   * `DEFAULT` partition so no write ever fails; create month partitions ahead of time with
+   * {@link bemiChangesPartitionSql}. Default false. See docs/retention.md.
+   */
+  partitionByMonth?: boolean;
 }
 
 /**
@@ -18,6 +24,7 @@ export interface ChangesTableSqlOptions {
  */
 export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up: string; down: string } {
   const schema = options.schema ?? 'public';
+  const partitioned = options.partitionByMonth ?? false;
   const s = quoteIdent(schema);
   const changes = `${s}.${quoteIdent(CHANGES_TABLE)}`;
   const state = `${s}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
@@ -26,7 +33,7 @@ export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up:
   const up = `-- nestjs-bemi: audit trail tables (up)
 CREATE SCHEMA IF NOT EXISTS ${s};
 CREATE TABLE IF NOT EXISTS ${changes} (
-  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id uuid ${partitioned ? 'NOT NULL' : 'PRIMARY KEY'} DEFAULT gen_random_uuid(),
   primary_key text NULL,
   before jsonb NOT NULL DEFAULT '{}',
   after jsonb NOT NULL DEFAULT '{}',
@@ -44,8 +51,17 @@ CREATE TABLE IF NOT EXISTS ${changes} (
   seq integer NOT NULL,
   -- Exactly-once: a change is identified by its transaction's commit LSN and its index in it.
   -- Never the change LSN alone: rows of one multi-row statement can share it.
-  CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
-);
+  ${
+    partitioned
+      ? // A partitioned table's unique constraints must contain the partition key; a change's
+        // committed_at never varies between deliveries, so dedupe is unchanged.
+        `PRIMARY KEY (id, committed_at),
+  CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq, committed_at)
+) PARTITION BY RANGE (committed_at);
+CREATE TABLE IF NOT EXISTS ${s}.${quoteIdent(`${CHANGES_TABLE}_default`)} PARTITION OF ${changes} DEFAULT;`
+      : `CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
+);`
+  }
 CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at);
 -- History pages a table's trail in stream order (BemiHistory.changes / tableAt).
 CREATE INDEX IF NOT EXISTS ${idx('table_position')} ON ${changes} ("table", commit_position, seq);
@@ -72,4 +88,19 @@ DROP TABLE IF EXISTS ${state};
 DROP TABLE IF EXISTS ${changes};
 `;
   return { up, down };
+}
+
+/**
+ * DDL of one month's partition of a `partitionByMonth` changes table: `changes_YYYY_MM`, holding
+ * committed_at from the first of the month (UTC) up to the first of the next. Idempotent.
+ */
+export function bemiChangesPartitionSql(month: string, options: Pick<ChangesTableSqlOptions, 'schema'> = {}): string {
+  const m = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month);
+  if (!m) throw new Error(`bemiChangesPartitionSql: month must look like "2026-01", got ${JSON.stringify(month)}.`);
+  const year = Number(m[1]);
+  const mon = Number(m[2]);
+  const next = mon === 12 ? `${year + 1}-01` : `${year}-${String(mon + 1).padStart(2, '0')}`;
+  const s = quoteIdent(options.schema ?? 'public');
+  const name = quoteIdent(`${CHANGES_TABLE}_${m[1]}_${m[2]}`);
+  return `CREATE TABLE IF NOT EXISTS ${s}.${name} PARTITION OF ${s}.${quoteIdent(CHANGES_TABLE)} FOR VALUES FROM ('${month}-01 00:00:00+00') TO ('${next}-01 00:00:00+00');`;
 }

@@ -1,4 +1,4 @@
-import { bemiChangesTableSql } from '../../lib/capture/changes-table';
+import { bemiChangesPartitionSql, bemiChangesTableSql } from '../../lib/capture/changes-table';
 import type { RetentionLogger } from '../../lib/retention/prune-changes';
 import type { TestDatabase } from '../support/database';
 
@@ -44,41 +44,7 @@ export async function createChangesTable(db: TestDatabase): Promise<void> {
 /** The index pruning asks for (see docs/retention.md); IF NOT EXISTS in case the changes DDL brings it. */
 export const PRUNE_INDEX = `CREATE INDEX IF NOT EXISTS _bemi_changes_table_committed_at ON changes ("table", committed_at)`;
 
-/**
- * `changes` partitioned by month of committed_at, as docs/retention.md describes it: the same
- * columns and indexes, with the partition key added to the primary key and to the dedupe
- * constraint (PostgreSQL requires unique constraints to include it).
- */
+/** `changes` partitioned by month of committed_at through the library's own DDL, with these months and the pruning index. */
 export function partitionedChangesDdl(months: string[]): string {
-  const partitions = months.map((m) => {
-    const [y, mo] = m.split('-').map(Number);
-    const next = mo === 12 ? `${y + 1}-01` : `${y}-${String(mo + 1).padStart(2, '0')}`;
-    return `CREATE TABLE changes_${m.replace('-', '_')} PARTITION OF changes FOR VALUES FROM ('${m}-01 00:00:00+00') TO ('${next}-01 00:00:00+00');`;
-  });
-  return `CREATE TABLE changes (
-  id uuid NOT NULL DEFAULT gen_random_uuid(),
-  primary_key text NULL,
-  before jsonb NOT NULL DEFAULT '{}',
-  after jsonb NOT NULL DEFAULT '{}',
-  context jsonb NOT NULL DEFAULT '{}',
-  database text NOT NULL,
-  schema text NOT NULL,
-  "table" text NOT NULL,
-  operation text NOT NULL CHECK (operation IN ('CREATE', 'UPDATE', 'DELETE', 'TRUNCATE')),
-  committed_at timestamptz NOT NULL,
-  queued_at timestamptz NOT NULL,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  transaction_id bigint NOT NULL,
-  position bigint NOT NULL,
-  commit_position bigint NOT NULL,
-  seq integer NOT NULL,
-  PRIMARY KEY (id, committed_at),
-  CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq, committed_at)
-) PARTITION BY RANGE (committed_at);
-CREATE INDEX _bemi_changes_record ON changes ("table", primary_key, committed_at);
-CREATE INDEX _bemi_changes_table_position ON changes ("table", commit_position, seq);
-CREATE INDEX _bemi_changes_context ON changes USING gin (context jsonb_path_ops);
-CREATE INDEX _bemi_changes_table_committed_at ON changes ("table", committed_at);
-${partitions.join('\n')}
-`;
+  return [bemiChangesTableSql({ partitionByMonth: true }).up, ...months.map((m) => bemiChangesPartitionSql(m)), `${PRUNE_INDEX};`].join('\n');
 }
