@@ -4,13 +4,14 @@ import { Client, type ClientConfig } from 'pg';
 import { asOptionsError } from '../bemi-options.validator';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import type { BemiResolvedOptions } from '../bemi.interfaces';
-import { findMikroOrm } from '../orm/find-mikro-orm';
+import { findMikroOrm, ormClientConfig } from '../orm/find-mikro-orm';
 import { readCaptureMetrics, type RowsQuery } from '../health/capture-metrics';
 import type { BemiCaptureMetrics } from '../health/health.interfaces';
 import { ruleEntitiesOf } from '../rules/entity-rules';
 import { compileRules } from '../rules/rules-compiler';
 import type { CompiledRules } from '../rules/rules.interfaces';
 import { BemiCaptureOptionsError, resolveCaptureOptions } from './capture-options';
+import { trailLocation } from './changes-table';
 import { CaptureWorker, type CaptureStatus } from './capture.worker';
 
 /**
@@ -63,11 +64,7 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
    */
   async metrics(options: { slotName?: string } = {}): Promise<BemiCaptureMetrics> {
     const capture = this.options.capture;
-    const target = {
-      slotName: options.slotName ?? capture?.slotName ?? 'nestjs_bemi',
-      schema: this.options.history?.schema ?? capture?.schema ?? 'public',
-      table: this.options.history?.table ?? 'changes',
-    };
+    const target = { slotName: options.slotName ?? capture?.slotName ?? 'nestjs_bemi', ...trailLocation(this.options) };
     const orm = findMikroOrm(this.moduleRef);
     if (orm) {
       const connection = orm.em.getConnection();
@@ -97,10 +94,6 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
     if (!orm) {
       throw new BemiCaptureOptionsError('source', 'is required when the application has no MikroORM instance (give a postgres:// URL)');
     }
-    const c = orm.em.getConnection().getConnectionOptions() as { host?: string; port?: number; user?: string; password?: unknown; database?: string };
-    let password = c.password;
-    if (typeof password === 'function') password = await password();
-    if (password && typeof password === 'object' && 'password' in password) password = (password as { password: string }).password;
-    return { host: c.host, port: c.port, user: c.user, password: password as string | undefined, database: c.database };
+    return ormClientConfig(orm);
   }
 }

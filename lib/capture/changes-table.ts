@@ -4,6 +4,14 @@ import { quoteIdent } from '../migration/sql-quote';
 export const CHANGES_TABLE = 'changes';
 export const CAPTURE_STATE_TABLE = '_bemi_capture_state';
 
+/**
+ * Where the trail lives by the module options: history's schema/table when given, else the
+ * capture schema, else `public`; table `changes`. History, health and retention all read it here.
+ */
+export function trailLocation(options: { capture?: { schema?: string }; history?: { schema?: string; table?: string } }): { schema: string; table: string } {
+  return { schema: options.history?.schema ?? options.capture?.schema ?? 'public', table: options.history?.table ?? CHANGES_TABLE };
+}
+
 export interface ChangesTableSqlOptions {
   /** Schema of `changes` and `_bemi_capture_state`. Default `public`. */
   schema?: string;

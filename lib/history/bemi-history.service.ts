@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { EntitySchema, MikroORM, type EntityManager } from '@mikro-orm/core';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
+import { CAPTURE_STATE_TABLE, trailLocation } from '../capture/changes-table';
 import { UNCHANGED_TOAST_MARKER } from '../capture/json-values';
 import { BemiContextStore } from '../context/bemi-context.store';
 import { isRedactedValue } from '../rules/rules.constants';
@@ -83,13 +84,13 @@ export class BemiHistory {
   ) {
     const options = moduleOptions?.history ?? {};
     // The trail is where the capture worker writes it, unless told otherwise.
-    const schema = options.schema ?? moduleOptions?.capture?.schema ?? 'public';
-    const stateTable = options.captureStateTable ?? '_bemi_capture_state';
-    for (const [name, value] of Object.entries({ schema, table: options.table ?? 'changes', captureStateTable: stateTable })) {
+    const { schema, table } = trailLocation(moduleOptions ?? {});
+    const stateTable = options.captureStateTable ?? CAPTURE_STATE_TABLE;
+    for (const [name, value] of Object.entries({ schema, table, captureStateTable: stateTable })) {
       if (typeof value !== 'string' || value === '') throw new BemiHistoryArgumentError('constructor', name, `must be a non-empty string, got ${describe(value)}.`);
     }
     this.loc = {
-      changes: qualified(schema, options.table ?? 'changes'),
+      changes: qualified(schema, table),
       captureState: qualified(schema, stateTable),
       captureStateName: { schema, table: stateTable },
       database: options.database ?? null,

@@ -1,17 +1,12 @@
 import type { ModuleRef } from '@nestjs/core';
 import type { ClientConfig } from 'pg';
-import { findMikroOrm } from '../orm/find-mikro-orm';
+import { findMikroOrm, ormClientConfig } from '../orm/find-mikro-orm';
 import { BemiRetentionOptionsError } from './retention-duration';
 
 /** Module options retention reads besides its own: where the trail lives. */
 export interface RetentionLocationOptions {
   capture?: { schema?: string; source?: string | ClientConfig; destination?: string | ClientConfig };
   history?: { schema?: string; table?: string };
-}
-
-/** Schema and table of the trail, by the same options capture and history use. */
-export function retentionTrailLocation(options: RetentionLocationOptions): { schema: string; table: string } {
-  return { schema: options.history?.schema ?? options.capture?.schema ?? 'public', table: options.history?.table ?? 'changes' };
 }
 
 /**
@@ -25,9 +20,5 @@ export async function retentionConnection(options: RetentionLocationOptions, mod
   if (!orm) {
     throw new BemiRetentionOptionsError('retention', 'has no database to prune: the application has no MikroORM instance and capture has no source', 'Give capture.destination (or capture.source) a postgres:// URL.');
   }
-  const c = orm.em.getConnection().getConnectionOptions() as { host?: string; port?: number; user?: string; password?: unknown; database?: string };
-  let password = c.password;
-  if (typeof password === 'function') password = await password();
-  if (password && typeof password === 'object' && 'password' in password) password = (password as { password: string }).password;
-  return { host: c.host, port: c.port, user: c.user, password: password as string | undefined, database: c.database };
+  return ormClientConfig(orm);
 }

@@ -2,7 +2,8 @@ import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdo
 import { ModuleRef } from '@nestjs/core';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import { pruneChanges, type PruneResult, type RetentionLogger } from './prune-changes';
-import { retentionConnection, retentionTrailLocation, type RetentionLocationOptions } from './retention-connection';
+import { trailLocation } from '../capture/changes-table';
+import { retentionConnection, type RetentionLocationOptions } from './retention-connection';
 import { resolveRetentionOptions, type BemiRetentionOptions, type ResolvedRetentionOptions } from './retention-options';
 
 /** The module options this service reads. */
@@ -65,7 +66,7 @@ export class BemiRetentionService implements OnApplicationBootstrap, OnApplicati
     const run = (async () => {
       const connection = await retentionConnection(this.moduleOptions, this.moduleRef);
       return pruneChanges(connection, {
-        ...retentionTrailLocation(this.moduleOptions),
+        ...trailLocation(this.moduleOptions),
         maxAge: o.maxAgeMs ?? undefined,
         perTable: o.perTableMs,
         batchSize: o.batchSize,
