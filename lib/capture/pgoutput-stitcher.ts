@@ -115,7 +115,7 @@ export class PgoutputStitcher {
     }
     if (msg.tag === 'update') {
       const old = msg.old ?? msg.key;
-      if (msg.old && rules?.onlyIgnoredChanged(columns.map((c) => c.name), msg.old, msg.new)) {
+      if (msg.old && rules?.onlyIgnoredChanged(msg.old, msg.new)) {
         tx.seq++;
         return [];
       }

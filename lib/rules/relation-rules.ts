@@ -11,6 +11,8 @@ export class RelationRules {
   private constructor(
     /** Treatment per column; columns not in the map are recorded as they are. */
     private readonly treatments: ReadonlyMap<string, ColumnTreatment>,
+    /** The relation's columns, in order (compared by `onlyIgnoredChanged`). */
+    private readonly columns: readonly string[],
     private readonly hmacKey: string | undefined,
     private readonly skipIgnoredOnly: boolean,
   ) {}
@@ -30,7 +32,7 @@ export class RelationRules {
       else if (explicit) treatments.set(column, explicit);
     }
     if (treatments.size === 0 && !rules!.skipIgnoredOnlyUpdates) return undefined;
-    return new RelationRules(treatments, rules!.hmacKey, rules!.skipIgnoredOnlyUpdates);
+    return new RelationRules(treatments, columns, rules!.hmacKey, rules!.skipIgnoredOnlyUpdates);
   }
 
   static isIgnoredTable(rules: CompiledRules | undefined, schema: string, table: string): boolean {
@@ -46,10 +48,10 @@ export class RelationRules {
    * ignored columns. Values are compared as pgoutput's text; a value the WAL did not resend
    * (unchanged TOAST) is unchanged by definition.
    */
-  onlyIgnoredChanged(columns: readonly string[], oldTuple: Record<string, unknown>, newTuple: Record<string, unknown>): boolean {
+  onlyIgnoredChanged(oldTuple: Record<string, unknown>, newTuple: Record<string, unknown>): boolean {
     if (!this.skipIgnoredOnly) return false;
     let ignoredChanged = false;
-    for (const column of columns) {
+    for (const column of this.columns) {
       const after = newTuple[column];
       if (after === undefined) continue;
       if (oldTuple[column] === after) continue;
