@@ -1,6 +1,6 @@
 // History query speed on 1,000,000 changes (issue 5): at(), changes() first page, context filter
 // and tableAt() of a 10,000-row table, through BemiHistory itself (MikroORM included).
-// Standalone: `npm run build && node bench/history.mjs [--quick] [--explain] [--record-index-5]` (starts its own
+// Standalone: `npm run build && node bench/history.mjs [--quick] [--explain]` (starts its own
 // embedded PostgreSQL unless BEMI_BENCH_DATABASE_URL is set). Also exports `runHistory` in the
 // suite shape of bench/run.mjs.
 import { createRequire } from 'node:module';
@@ -42,7 +42,7 @@ const STEP_MS = 4; // commit spacing: commit numbers up to 4M, ~4.4 hours
  * versions (CREATE, UPDATEs; every 20th record deleted at its last version) and item 2,000
  * records × 100 versions. Contexts carry one of 1,000 userIds.
  */
-export async function seed(c, scale, recordIndex5) {
+export async function seed(c, scale) {
   const todoRecords = 10_000;
   const todoVersions = Math.round(80 * scale);
   const itemRecords = 2_000;
@@ -72,11 +72,6 @@ export async function seed(c, scale, recordIndex5) {
   // Commit numbers interleave the tables evenly: todo takes every 5th from 0, item every 20th from 1.
   await c.query(insert('todo', todoRecords, todoVersions, 0, 5, todoImage, 20));
   await c.query(insert('item', itemRecords, itemVersions, 1, 20, itemImage, 1_000_000));
-  if (recordIndex5) {
-    // Variant: the capture's record index with the stream order appended, so "latest change at or
-    // before T" needs no sort step (see docs/history.md).
-    await c.query(`DROP INDEX _bemi_changes_record; CREATE INDEX _bemi_changes_record ON changes ("table", primary_key, committed_at, commit_position, seq)`);
-  }
   await c.query(`
     INSERT INTO todo SELECT r, 'task ' || r || ' v${todoVersions - 1}', ${todoVersions - 1} % 2 = 1, ${todoVersions - 1} FROM generate_series(1, ${todoRecords}) r WHERE r % 20 <> 0;
     INSERT INTO item SELECT r, 'item ' || r, round((r + ${itemVersions - 1}) / 7.0, 2) FROM generate_series(1, ${itemRecords}) r;
@@ -93,7 +88,7 @@ async function time(fn) {
   return performance.now() - t0;
 }
 
-export async function runHistory({ adminUrl, quick = false, log = () => {}, explain = false, recordIndex5 = false }) {
+export async function runHistory({ adminUrl, quick = false, log = () => {}, explain = false }) {
   const dbName = `bemi_bench_history_${process.pid}`;
   const admin = new Client({ connectionString: adminUrl });
   await admin.connect();
@@ -107,7 +102,7 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
   try {
     log('history: seeding changes ...');
     const t0 = performance.now();
-    const facts = await seed(c, quick ? 0.25 : 1, recordIndex5);
+    const facts = await seed(c, quick ? 0.25 : 1);
     log(`history: ${facts.changes.toLocaleString('en-US')} changes seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: url.toString(), entities: [TodoSchema, ItemSchema], allowGlobalContext: true, pool: { min: 1, max: 2 } });
     const history = BemiHistory.create(orm);
@@ -160,32 +155,34 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       const at = randomInstant();
       tableAt.push(await time(() => history.tableAt(Todo, at)));
     }
-    // The same statement without entity hydration, to show where tableAt() spends its time.
+    // The statement without entity hydration, side by side with the previous walk over every key
+    // of the trail ('keys'), same T, alternating: where tableAt() spends its time, and the gain.
     const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
     const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
-    const tableAtSqlOnly = [];
+    const sideBySide = async (upper, a, b, outA, outB, i) => {
+      const first = tableAtSql(loc, live, upper, null, null, [], null, a);
+      const second = tableAtSql(loc, live, upper, null, null, [], null, b);
+      const runs = [
+        async () => outA.push(await time(() => orm.em.execute(first.sql, first.params))),
+        async () => outB.push(await time(() => orm.em.execute(second.sql, second.params))),
+      ];
+      for (const run of i % 2 ? runs : runs.reverse()) await run();
+    };
+    const midLive = [];
+    const midKeys = [];
     for (let i = 0; i < (quick ? 5 : 11); i++) {
-      const built = tableAtSql(loc, live, randomInstant().toISOString().replace('Z', '000Z'), null, null, [], null);
-      tableAtSqlOnly.push(await time(() => orm.em.execute(built.sql, built.params)));
+      await sideBySide(randomInstant().toISOString().replace('Z', '000Z'), 'live', 'keys', midLive, midKeys, i);
     }
-    // T after the last change (tableAt(now)): each key's latest change settles it ('latest'),
-    // side by side with the skip scan + probe per key ('keys') on the same statement otherwise.
+    // T after the last change (tableAt(now)); beside it the backward walk ('latest') the previous
+    // version used there.
     const tableAtNow = [];
+    const nowLive = [];
     const nowLatest = [];
-    const nowKeys = [];
     const now = new Date(START + span + 1000);
     const nowUpper = now.toISOString().replace('Z', '999Z');
     for (let i = 0; i < (quick ? 5 : 11); i++) {
       tableAtNow.push(await time(() => history.tableAt(Todo, now)));
-      const latest = tableAtSql(loc, live, nowUpper, null, null, [], null, 'latest');
-      const keys = tableAtSql(loc, live, nowUpper, null, null, [], null, 'keys');
-      if (i % 2) {
-        nowLatest.push(await time(() => orm.em.execute(latest.sql, latest.params)));
-        nowKeys.push(await time(() => orm.em.execute(keys.sql, keys.params)));
-      } else {
-        nowKeys.push(await time(() => orm.em.execute(keys.sql, keys.params)));
-        nowLatest.push(await time(() => orm.em.execute(latest.sql, latest.params)));
-      }
+      await sideBySide(nowUpper, 'live', 'latest', nowLive, nowLatest, i);
     }
     const rowsAtEnd = (await history.tableAt(Todo, now)).length;
 
@@ -202,9 +199,9 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
       absoluteRow('history context filter, first page p50', 'ms', ms(median(contextPage)), '≤ 50 ms', (v) => v <= 50, '{ userId } over all tables, 50 rows'),
       absoluteRow('history context filter, all matches p50', 'ms', ms(median(contextAll)), '≤ 50 ms', (v) => v <= 50, `~${Math.round(facts.changes / 1000)} rows per userId`),
       absoluteRow('history tableAt() 10,000-row table p50', 'ms', ms(median(tableAt)), '≤ 300 ms', (v) => v <= 300, `${rowsAtEnd.toLocaleString('en-US')} rows at the end`),
-      absoluteRow('history tableAt(now) 10,000-row table p50', 'ms', ms(median(tableAtNow)), '≤ 300 ms', (v) => v <= 300, 'T after the last change: one descent per key'),
-      absoluteRow('history tableAt(now) statement alone p50', 'ms', ms(median(nowLatest)), '(diagnostic)', () => null, "strategy 'latest' vs 'keys', same T, alternating", ms(median(nowKeys)), "'keys' strategy"),
-      absoluteRow('history tableAt() statement alone p50', 'ms', ms(median(tableAtSqlOnly)), '(diagnostic)', () => null, 'same SQL via em.execute, no entity hydration'),
+      absoluteRow('history tableAt(now) 10,000-row table p50', 'ms', ms(median(tableAtNow)), '≤ 300 ms', (v) => v <= 300, 'T after the last change'),
+      absoluteRow('history tableAt() statement alone p50', 'ms', ms(median(midLive)), '(diagnostic)', () => null, "keys from the live table + DELETEs ('live') vs a walk over every trail key ('keys'), same T, alternating", ms(median(midKeys)), "'keys' walk"),
+      absoluteRow('history tableAt(now) statement alone p50', 'ms', ms(median(nowLive)), '(diagnostic)', () => null, "'live' vs the backward walk ('latest'), same T, alternating", ms(median(nowLatest)), "'latest' walk"),
     ];
   } finally {
     await orm?.close(true);
@@ -226,8 +223,8 @@ async function printPlans(c, orm, facts, history) {
     'changes(Todo, { limit: 50 })': changesSql(loc, { table: live, order: 'asc', limit: 50 }),
     'changes(Todo, { from: T, limit: 50 })': changesSql(loc, { table: live, fromLower: mid, order: 'asc', limit: 50 }),
     'changes({ context: { userId: 42 }, limit: 50 })': changesSql(loc, { context: '{"userId":42}', order: 'asc', limit: 50 }),
-    'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null, 'keys'),
-    'tableAt(Todo, now)': tableAtSql(loc, live, new Date(START + 86_400_000).toISOString().replace('Z', '000Z'), null, null, [], null, 'latest'),
+    'tableAt(Todo, T)': tableAtSql(loc, live, mid, null, null, [], null, 'live'),
+    'tableAt(Todo, now)': tableAtSql(loc, live, new Date(START + 86_400_000).toISOString().replace('Z', '000Z'), null, null, [], null, 'live'),
   };
   void history;
   // at() runs as a prepared statement: after five executions PostgreSQL may switch to a generic
@@ -268,7 +265,6 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       adminUrl: external ?? server.url,
       quick: process.argv.includes('--quick'),
       explain: process.argv.includes('--explain'),
-      recordIndex5: process.argv.includes('--record-index-5'),
       log: (line) => console.error(`[bench] ${line}`),
     });
     console.log('');

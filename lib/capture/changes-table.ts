@@ -70,7 +70,12 @@ CREATE TABLE IF NOT EXISTS ${s}.${quoteIdent(`${CHANGES_TABLE}_default`)} PARTIT
       : `CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
 );`
   }
-CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at);
+-- A record's trail in history order (at(), tableAt()): the stream position is part of the key so
+-- "the last change at or before T" is one index step, with no sort of same-timestamp changes.
+CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at, commit_position, seq);
+-- Keys whose rows were deleted: with the live table's keys, every key tableAt() must look at,
+-- without walking the whole trail. Only DELETE rows enter it, so it costs ingest almost nothing.
+CREATE INDEX IF NOT EXISTS ${idx('deleted')} ON ${changes} ("table", primary_key) WHERE operation = 'DELETE';
 -- History pages a table's trail in stream order (BemiHistory.changes / tableAt).
 CREATE INDEX IF NOT EXISTS ${idx('table_position')} ON ${changes} ("table", commit_position, seq);
 CREATE INDEX IF NOT EXISTS ${idx('context')} ON ${changes} USING gin (context jsonb_path_ops);

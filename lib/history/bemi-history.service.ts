@@ -1,4 +1,4 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EntitySchema, MikroORM, type EntityManager } from '@mikro-orm/core';
 import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
 import { CAPTURE_STATE_TABLE, trailLocation } from '../capture/changes-table';
@@ -74,6 +74,8 @@ export class BemiHistory {
   private readonly prepared?: PreparedReader;
   private readonly store: BemiContextStore;
   private captureStart?: { value: bigint | null; text: string | null; at: number };
+  private readonly logger = new Logger('BemiHistory');
+  private warnedDeletedIndex = false;
   private static readonly CAPTURE_START_TTL_MS = 10_000;
 
   constructor(
@@ -242,13 +244,17 @@ export class BemiHistory {
     }
     const limit = options.limit === undefined ? null : checkLimit(options.limit, M, 0, Number.MAX_SAFE_INTEGER, 'options.limit');
     const where = this.whereOf(resolved, options.where, M);
-    const { truncateBefore, truncateAfter, settled } = await this.preflight(resolved, instant, M, 'at');
+    const { truncateBefore, truncateAfter, settled, deletedIndex } = await this.preflight(resolved, instant, M, 'at');
     if (truncateAfter && !truncateBefore) {
       throw new BemiHistoryUnavailableError(
         `BemiHistory.tableAt(): ${resolved.label} was truncated after ${instant.upper}; rows that existed then and had not changed before the TRUNCATE were not recorded, so the table at that moment cannot be rebuilt. at() still answers for records that changed in between.`,
       );
     }
-    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit, settled ? 'latest' : 'keys'), M);
+    // The strategies differ only in speed (see TableAtStrategy); 'live' needs the deleted-keys
+    // index and no TRUNCATE after T (rows a TRUNCATE erased are neither live nor deleted).
+    const strategy = deletedIndex && !truncateAfter ? 'live' : settled ? 'latest' : 'keys';
+    if (!deletedIndex) this.warnMissingDeletedIndex();
+    const rows = await this.run<Record<string, unknown>>(tableAtSql(this.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit, strategy), M);
     const unfilled = rows.filter((r) => r._bemi_state === 'toast');
     if (unfilled.length) throw toastError(M, resolved, unfilled.map((r) => String(r._bemi_key)), unfilled.map((r) => String(r._bemi_detail)));
     const imageless = rows.filter((r) => r._bemi_state === 'noimage');
@@ -400,13 +406,28 @@ export class BemiHistory {
 
   /** Capture start check plus the table's TRUNCATEs around T. */
   private async preflight(target: LiveTable, instant: Instant, method: string, argument: string) {
-    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null; settled: boolean | null }>(
+    const [row] = await this.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null; settled: boolean | null; deleted_index: boolean }>(
       preflightSql(this.loc, target, instant.upper),
       method,
     );
     await this.checkCaptureStart(row.state_exists, instant, method, argument);
     // settled: T is at or after the table's latest change, so each key's latest change decides.
-    return { truncateBefore: parsePosition(row.truncate_before), truncateAfter: parsePosition(row.truncate_after), settled: row.settled === true };
+    return {
+      truncateBefore: parsePosition(row.truncate_before),
+      truncateAfter: parsePosition(row.truncate_after),
+      settled: row.settled === true,
+      deletedIndex: row.deleted_index === true,
+    };
+  }
+
+  /** Once per instance: tableAt() works without the index, only slower on large trails. */
+  private warnMissingDeletedIndex(): void {
+    if (this.warnedDeletedIndex) return;
+    this.warnedDeletedIndex = true;
+    this.logger.warn(
+      `tableAt() walks every key of the trail because ${this.loc.changes} has no index on the keys of deleted rows. ` +
+        `Create it (as bemiChangesTableSql() now does): CREATE INDEX CONCURRENTLY _bemi_changes_deleted ON ${this.loc.changes} ("table", primary_key) WHERE operation = 'DELETE';`,
+    );
   }
 
   private async checkCaptureStart(stateExists: boolean, instant: Instant, method: string, argument: string): Promise<void> {

@@ -181,14 +181,39 @@ function canonical(value: unknown): string {
  * A database row (column names, values as MikroORM's own queries receive them) → an entity
  * instance that no EntityManager manages. A throwaway fork is used so that an instance the
  * caller's em already manages is never found and overwritten with past data.
+ *
+ * MikroORM's factory gives every instance change-tracking accessors (one defineProperty per
+ * property per instance: ~9 µs an entity, most of tableAt()'s JS time for 10,000 rows). A
+ * detached snapshot tracks nothing, so when the entity allows it, MikroORM's own compiled
+ * hydrator (same conversions, references and embeddables) fills a plain object that then takes
+ * the entity's prototype: ~1 µs an entity, the same values and class.
  */
 export function hydrateDetached(em: EntityManager, meta: EntityMetadata<any>, rows: Record<string, unknown>[]): any[] {
   if (rows.length === 0) return [];
   const fork = em.fork({ clear: true, useContext: false, freshEventManager: true });
   const driver = fork.getDriver();
   const factory = fork.getEntityFactory();
+  if (!plainHydration(meta)) {
+    return rows.map((row) => {
+      const data = driver.mapResult(row as any, meta) as Record<string, unknown>;
+      return factory.create(meta.className, data as any, { merge: false, refresh: true, newEntity: false, convertCustomTypes: true, initialized: true });
+    });
+  }
+  const hydrator = fork.config.getHydrator(fork.getMetadata());
   return rows.map((row) => {
     const data = driver.mapResult(row as any, meta) as Record<string, unknown>;
-    return factory.create(meta.className, data as any, { merge: false, refresh: true, newEntity: false, convertCustomTypes: true, initialized: true });
+    const entity = {};
+    hydrator.hydrate(entity, meta, data as any, factory, 'full', false, true);
+    return Object.setPrototypeOf(entity, meta.prototype);
   });
+}
+
+/**
+ * Whether an entity can be hydrated as a plain object: collections need their owner to be an
+ * entity already, class accessors must run their own setters, and a constructor MikroORM is told
+ * to always call must run; those take the factory path.
+ */
+function plainHydration(meta: EntityMetadata<any>): boolean {
+  if (meta.forceConstructor || meta.virtual || meta.discriminatorColumn) return false;
+  return meta.props.every((p) => p.kind !== ReferenceKind.ONE_TO_MANY && p.kind !== ReferenceKind.MANY_TO_MANY && !p.accessor && !p.getter && !p.setter);
 }

@@ -7,7 +7,7 @@
  * array parameters would expand to lists, so each value gets its own placeholder.
  *
  * Order of changes: (commit_position, seq) is the true order. Per-record lookups walk the
- * capture's btree ("table", primary_key, committed_at) by time and break ties by that order.
+ * btree ("table", primary_key, committed_at, commit_position, seq) by time, ties in that order.
  */
 import { UNCHANGED_TOAST_MARKER, type ValueKind } from '../capture/json-values';
 import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
@@ -141,17 +141,21 @@ function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
 }
 
 /**
- * Capture state presence, the TRUNCATEs of the table around T and whether T is at or after the
- * table's latest change (by stream order, through the history index), in one round trip.
+ * Capture state presence, the TRUNCATEs of the table around T, whether T is at or after the
+ * table's latest change (by stream order, through the history index) and whether the trail has
+ * its deleted-keys index, in one round trip.
  */
 export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: string): BuiltSql {
   const q = new SqlParams();
   const settled = `(SELECT c.committed_at <= ${q.p(atUpper)}::timestamptz FROM ${loc.changes} c
       WHERE c."table" = ${q.p(live.table)} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
       ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1)`;
+  // The deleted-keys index the 'live' strategy needs (trails created before it existed lack it).
+  const deletedIndex = `EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${q.p(loc.changes)}) AND i.indisvalid
+      AND pg_get_expr(i.indpred, i.indrelid) = $$(operation = 'DELETE'::text)$$)`;
   return q.build(
     `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
-      ${settled} AS settled`,
+      ${settled} AS settled, ${deletedIndex} AS deleted_index`,
   );
 }
 
@@ -270,14 +274,18 @@ function positionOrNull(q: SqlParams, pos: TrailPosition | null): { cp: string; 
 
 /**
  * How tableAt() finds the keys of the trail (both give the same rows, only the work differs):
- * - 'keys': a recursive skip scan over the ("table", primary_key, committed_at) index, one
+ * - 'keys': a recursive skip scan over the record index ("table", primary_key, ...), one
  *   descent per distinct key, then per key one probe for its last change at or before T;
  * - 'latest': the same skip scan run backwards, each step reading the key's latest change (one
  *   descent per key). When that change is at or before T it decides, with no further probe;
  *   otherwise the key gets the probes of 'keys'. Meant for T at or after the table's last change
  *   (tableAt(now)), where every key is settled in one descent.
+ * - 'live': the keys are the live table's keys plus the keys of the trail's DELETEs (a partial
+ *   index), then the probes of 'keys'. No walk over the trail's keys at all. A key in neither set
+ *   has no row now and was never deleted: it vanished by a TRUNCATE (so only valid when no TRUNCATE
+ *   follows T) or by a primary-key UPDATE, whose row at T the new key's first `before` gives.
  */
-export type TableAtStrategy = 'keys' | 'latest';
+export type TableAtStrategy = 'keys' | 'latest' | 'live';
 
 /**
  * The state of one table at T, as jsonb rows ready for `jsonb_populate_record`: per key, the
@@ -301,7 +309,7 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
         AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
       ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
   const prev =
-    strategy === 'keys'
+    strategy !== 'latest'
       ? prevProbe
       : // The key's latest change decides when it is at or before T; else probe.
         `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq WHERE k.l_at <= ${t}
@@ -348,6 +356,18 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
 /** The recursive skip scan over the trail's keys of one table (see TableAtStrategy). */
 function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: TableAtStrategy): string {
   const table = () => q.p(live.table);
+  if (strategy === 'live') {
+    // UNION (not ALL): a key deleted and created again is both live and in the DELETEs. Sorted
+    // like the record index, so consecutive probes read neighbouring index pages (~10% faster).
+    return `keys AS (
+      SELECT u.pk FROM (
+        SELECT ${keyTextOfRow(live, 't')} AS pk FROM ${liveName(live)} t
+        UNION
+        SELECT d.primary_key FROM ${loc.changes} d
+        WHERE d."table" = ${table()} AND d.operation = 'DELETE' AND d.primary_key IS NOT NULL AND d.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc, 'd')}
+      ) u ORDER BY u.pk
+    )`;
+  }
   if (strategy === 'keys') {
     return `keys AS (
       (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)

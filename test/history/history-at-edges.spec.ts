@@ -1,8 +1,10 @@
+import { Logger } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver, type EntityManager as SqlEntityManager } from '@mikro-orm/postgresql';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
-import { tableAtSql, type LiveTable, type TrailLocation } from '../../lib/history/history.sql';
+import * as historySql from '../../lib/history/history.sql';
+import { tableAtSql, type LiveTable, type TableAtStrategy, type TrailLocation } from '../../lib/history/history.sql';
 import { historyEnv, OrderLine, OrderLineSchema, t, Todo, TodoSchema, type HistoryEnv } from './history-fixture';
 
 /** The fixture's ORM is typed with core's EntityManager; the driver's has execute(). */
@@ -99,15 +101,17 @@ describe('BemiHistory.at() and tableAt() on ties and one-transaction stories', (
     }
   });
 
-  it('both tableAt() strategies give the same rows at every moment', async () => {
+  it('every tableAt() strategy gives the same rows at every moment', async () => {
     for (const [at] of expected) {
       // t() has six fraction digits: already the inclusive upper bound the SQL expects.
-      const keys = tableAtSql(loc, live, at, null, null, [], null, 'keys');
-      const byKeys = await sqlEm(env.orm).execute(keys.sql, keys.params);
-      const latest = tableAtSql(loc, live, at, null, null, [], null, 'latest');
-      const byLatest = await sqlEm(env.orm).execute(latest.sql, latest.params);
+      const run = async (strategy: TableAtStrategy) => {
+        const built = tableAtSql(loc, live, at, null, null, [], null, strategy);
+        return sqlEm(env.orm).execute(built.sql, built.params);
+      };
+      const byKeys = await run('keys');
       expect(byKeys.length).toBeGreaterThan(0);
-      expect({ at, rows: byLatest }).toEqual({ at, rows: byKeys });
+      expect({ at, rows: await run('latest') }).toEqual({ at, rows: byKeys });
+      expect({ at, rows: await run('live') }).toEqual({ at, rows: byKeys });
     }
   });
 
@@ -168,5 +172,69 @@ describe('BemiHistory.at() prepared statements', () => {
     await sqlEm(orm).execute('DEALLOCATE ALL');
     expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
     expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
+  });
+});
+
+/**
+ * tableAt() takes its keys from the live table and the trail's DELETEs when the trail has the
+ * deleted-keys index; these are the keys that are in neither set, or in both.
+ */
+describe('BemiHistory.tableAt() keys from the live table and the DELETEs', () => {
+  let env: HistoryEnv;
+  let sqlSpy: jest.SpyInstance;
+
+  beforeAll(async () => {
+    env = await historyEnv('history_live_keys');
+    const { db, trail } = env;
+    await db.query(`INSERT INTO todo (id, task) VALUES (100, 'untouched')`);
+    await trail.startCapture(t(0));
+    await trail.commit(t(1), [
+      { table: 'todo', operation: 'CREATE', key: '200', after: todo(200, 'renumbered') },
+      { table: 'todo', operation: 'CREATE', key: '300', after: todo(300, 'deleted') },
+      { table: 'todo', operation: 'CREATE', key: '400', after: todo(400, 'deleted and back') },
+    ], { apply: true });
+    // A primary-key UPDATE is recorded under the new key, with the old row as its before image.
+    await trail.commit(t(3), [
+      { table: 'todo', operation: 'UPDATE', key: '201', before: todo(200, 'renumbered'), after: todo(201, 'renumbered') },
+      { table: 'todo', operation: 'DELETE', key: '300', before: todo(300, 'deleted') },
+      { table: 'todo', operation: 'DELETE', key: '400', before: todo(400, 'deleted and back') },
+    ], { apply: true });
+    await trail.commit(t(5), [{ table: 'todo', operation: 'CREATE', key: '400', after: todo(400, 'back') }], { apply: true });
+  });
+  beforeEach(() => {
+    sqlSpy = jest.spyOn(historySql, 'tableAtSql');
+  });
+  afterEach(() => sqlSpy.mockRestore());
+  afterAll(() => env.close());
+
+  const rowsAt = async (at: string) => ((await env.history.tableAt(Todo, at)) as Todo[]).map((r) => [r.id, r.task]);
+
+  it('shows a renumbered row once, under the key it had then, and deleted rows until their DELETE', async () => {
+    expect(await rowsAt(t(2))).toEqual([[100, 'untouched'], [200, 'renumbered'], [300, 'deleted'], [400, 'deleted and back']]);
+    expect(await rowsAt(t(4))).toEqual([[100, 'untouched'], [201, 'renumbered']]);
+    expect(await rowsAt(t(6))).toEqual([[100, 'untouched'], [201, 'renumbered'], [400, 'back']]);
+    expect(sqlSpy.mock.calls.map((call) => call[7])).toEqual(['live', 'live', 'live']);
+  });
+
+  it('without the deleted-keys index: the same rows by walking the trail, and one warning that names the index', async () => {
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    const history = BemiHistory.create(env.orm);
+    try {
+      await env.db.query('DROP INDEX _bemi_changes_deleted');
+      // The walk still shows a renumbered row under its old key after the UPDATE (the known
+      // primary-key limitation, docs/history.md), so the renumbered record is left out here.
+      const old = async (at: string) =>
+        ((await history.tableAt(Todo, at)) as Todo[]).filter((r) => r.id !== 200 && r.id !== 201).map((r) => [r.id, r.task]);
+      expect(await old(t(2))).toEqual([[100, 'untouched'], [300, 'deleted'], [400, 'deleted and back']]);
+      expect(await old(t(4))).toEqual([[100, 'untouched']]);
+      expect(await old(t(6))).toEqual([[100, 'untouched'], [400, 'back']]);
+      expect(sqlSpy.mock.calls.map((call) => call[7])).not.toContain('live');
+      const warnings = warn.mock.calls.map((call) => String(call[0])).filter((m) => m.includes('_bemi_changes_deleted'));
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/CREATE INDEX CONCURRENTLY _bemi_changes_deleted ON "public"."changes" \("table", primary_key\) WHERE operation = 'DELETE'/);
+    } finally {
+      warn.mockRestore();
+      await env.db.query(`CREATE INDEX _bemi_changes_deleted ON changes ("table", primary_key) WHERE operation = 'DELETE'`);
+    }
   });
 });
