@@ -119,6 +119,7 @@ export class CaptureWorker {
   private writing: Promise<void> = Promise.resolve();
   private writesInFlight = 0;
   private rowsInFlight = 0;
+  private lastYield = 0;
   private database = '';
   private newTables: NewTablePublishing = 'refresh';
 
@@ -428,6 +429,13 @@ export class CaptureWorker {
   private async onData(session: Session, lsn: string, msg: DataMessage): Promise<void> {
     if (session.failed) return;
     try {
+      // Handlers that need no I/O chain on microtasks only, so replies of the write in flight
+      // would wait until a whole received chunk is handled; letting the event loop in every
+      // millisecond keeps that write moving (~15% more changes/s, see docs/benchmarks.md).
+      if (this.writesInFlight > 0 && performance.now() - this.lastYield >= 1) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.lastYield = performance.now();
+      }
       await this.exclusive(() => this.handle(session, lsn, msg));
     } catch (e) {
       session.fail(e);
@@ -483,10 +491,10 @@ export class CaptureWorker {
     await this.storeCompleted(session);
     // Rows of the unfinished transaction go into the open destination transaction; it commits
     // with the source transaction's COMMIT, so readers never see half of it.
-    const rows = this.pending;
+    const batch = session.writer.prepare(this.pending);
     this.pending = [];
-    await this.write(session, rows, async () => {
-      this.changesWritten += await session.writer.insert(rows);
+    await this.write(session, batch.rows, async () => {
+      this.changesWritten += await session.writer.insert(batch);
     });
   }
 
@@ -494,14 +502,14 @@ export class CaptureWorker {
   private async storeCompleted(session: Session): Promise<void> {
     const position = this.completed;
     if (!position) return;
-    const rows = this.pending.slice(0, this.completedRows);
+    const batch = session.writer.prepare(this.pending.slice(0, this.completedRows));
     this.pending = this.pending.slice(this.completedRows);
     this.completedRows = 0;
     this.completed = undefined;
     const transactions = this.completedTransactions;
     this.completedTransactions = 0;
-    await this.write(session, rows, async () => {
-      const written = await session.writer.insert(rows);
+    await this.write(session, batch.rows, async () => {
+      const written = await session.writer.insert(batch);
       await session.writer.commit(position);
       this.changesWritten += written;
       this.transactionsWritten += transactions;

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { quoteIdent } from '../migration/sql-quote';
+import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
 import type { ChangeRow } from './pgoutput-stitcher';
 import { UuidV7Generator } from './uuid-v7';
@@ -16,6 +16,12 @@ export interface StoredPosition {
 
 const COLUMNS = `id, primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
 
+/** Rows ready for the destination: their COPY text is built before the write they wait for. */
+export interface PreparedBatch {
+  readonly rows: readonly ChangeRow[];
+  readonly text: string;
+}
+
 /**
  * Writes `changes` rows to the destination inside one open destination transaction at a time.
  * Rows already present (same commit position and seq) are skipped, which makes re-delivery after
@@ -25,12 +31,17 @@ const COLUMNS = `id, primary_key, before, after, context, database, schema, "tab
  * conflicts, so it runs under a savepoint: a batch that meets an already stored change (which the
  * stored position normally prevents) is rolled back to it and inserted with ON CONFLICT DO NOTHING.
  * Ids are time-ordered (UUIDv7) from the worker, so primary key inserts append to the index.
+ *
+ * Round trips are few on purpose: the worker's thread is busy decoding the next batch while one
+ * is written, so every reply waits for it a little. A batch costs two (savepoint, COPY), a commit
+ * one (state row and COMMIT in one simple query; COMMIT also releases the last savepoint).
  */
 export class ChangesWriter {
   private open = false;
+  private savepoint = false;
   private readonly insertSql: string;
   private readonly copySql: string;
-  private readonly stateSql: string;
+  private readonly stateTable: string;
   private readonly ids = new UuidV7Generator();
 
   constructor(
@@ -47,27 +58,32 @@ export class ChangesWriter {
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[],
                            $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[])
       ON CONFLICT DO NOTHING`;
-    this.stateSql = `UPDATE ${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}
-      SET last_commit_position = $2, last_commit_end_position = $3, last_committed_at = $4, updated_at = now()
-      WHERE slot_name = $1`;
+    this.stateTable = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   }
 
   get inTransaction(): boolean {
     return this.open;
   }
 
+  /** Assigns ids and builds the COPY text: CPU work the worker overlaps with the write in flight. */
+  prepare(rows: readonly ChangeRow[]): PreparedBatch {
+    return { rows, text: rows.length ? copyText(rows, this.ids) : '' };
+  }
+
   /** Inserts rows (opening a transaction if needed); returns how many were new. */
-  async insert(rows: readonly ChangeRow[]): Promise<number> {
+  async insert(batch: PreparedBatch): Promise<number> {
+    const { rows } = batch;
     if (rows.length === 0) return 0;
     if (!this.open) {
-      await this.client.query('BEGIN');
+      await this.client.query('BEGIN; SAVEPOINT bemi_batch');
       this.open = true;
+    } else {
+      await this.client.query(this.savepoint ? 'RELEASE SAVEPOINT bemi_batch; SAVEPOINT bemi_batch' : 'SAVEPOINT bemi_batch');
     }
-    await this.client.query('SAVEPOINT bemi_batch');
+    this.savepoint = true;
     try {
       const copy = this.client.query(copyFrom(this.copySql));
-      await pipeline(Readable.from([copyText(rows, this.ids)]), copy);
-      await this.client.query('RELEASE SAVEPOINT bemi_batch');
+      await pipeline(Readable.from([batch.text]), copy);
       return rows.length;
     } catch (e) {
       if ((e as { code?: string }).code !== '23505') throw e; // unique_violation: some rows are stored already
@@ -103,21 +119,22 @@ export class ChangesWriter {
   /** Commits the open transaction (if any), recording `position` in `_bemi_capture_state` with it. */
   async commit(position: StoredPosition | undefined): Promise<void> {
     if (!this.open) return;
-    if (position) {
-      await this.client.query(this.stateSql, [
-        this.slotName,
-        position.commitPosition.toString(),
-        position.commitEndPosition.toString(),
-        position.committedAt,
-      ]);
-    }
     this.open = false;
-    await this.client.query('COMMIT');
+    this.savepoint = false;
+    // One simple query (literals, not parameters: the extended protocol takes one statement). An
+    // error stops it before COMMIT; the worker then drops the connection, so nothing half-done stays.
+    await this.client.query(
+      position
+        ? `UPDATE ${this.stateTable} SET last_commit_position = ${position.commitPosition.toString()}, last_commit_end_position = ${position.commitEndPosition.toString()}, ` +
+            `last_committed_at = ${quoteLiteral(position.committedAt)}, updated_at = now() WHERE slot_name = ${quoteLiteral(this.slotName)}; COMMIT`
+        : 'COMMIT',
+    );
   }
 
   async rollback(): Promise<void> {
     if (!this.open) return;
     this.open = false;
+    this.savepoint = false;
     await this.client.query('ROLLBACK');
   }
 }

@@ -43,12 +43,12 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
   it('writes rows with any characters, and skips changes already stored (exactly once)', async () => {
     const writer = new ChangesWriter(client, 'audit', 's');
     const first = [row(100, 0, 'a\tb'), row(100, 1, 'c\nd'), row(100, 2, 'e\\f')];
-    expect(await writer.insert(first)).toBe(3);
+    expect(await writer.insert(writer.prepare(first))).toBe(3);
     await writer.commit({ commitPosition: 100n, commitEndPosition: 120n, committedAt: '2024-01-01T00:00:00.123456Z' });
 
     // The same transaction delivered again together with a new one: only the new rows are added.
     const again = [...first, row(200, 0, 'g'), row(200, 1, 'h')];
-    expect(await writer.insert(again)).toBe(2);
+    expect(await writer.insert(writer.prepare(again))).toBe(2);
     await writer.commit({ commitPosition: 200n, commitEndPosition: 220n, committedAt: '2024-01-01T00:00:01Z' });
 
     const rows = await db.query(`SELECT primary_key, "table", after->>'v' AS v, context->>'who' AS who, commit_position::int, seq FROM audit.changes ORDER BY commit_position, seq`);
@@ -64,9 +64,32 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
     expect(state).toEqual({ c: 200, e: 220 });
   });
 
+  it('keeps earlier batches of an open transaction when a later one meets stored rows', async () => {
+    const writer = new ChangesWriter(client, 'audit', 's');
+    expect(await writer.insert(writer.prepare([row(400, 0, 'x')]))).toBe(1);
+    await writer.commit({ commitPosition: 400n, commitEndPosition: 420n, committedAt: '2024-01-01T00:00:02Z' });
+    // One destination transaction, three batches; the third repeats a stored row.
+    expect(await writer.insert(writer.prepare([row(500, 0, 'y0')]))).toBe(1);
+    expect(await writer.insert(writer.prepare([row(500, 1, 'y1')]))).toBe(1);
+    expect(await writer.insert(writer.prepare([row(400, 0, 'x'), row(500, 2, 'y2')]))).toBe(1);
+    await writer.commit({ commitPosition: 500n, commitEndPosition: 520n, committedAt: '2024-01-01T00:00:03Z' });
+    const rows = await db.query(`SELECT commit_position::int AS c, seq, after->>'v' AS v FROM audit.changes WHERE commit_position >= 400 ORDER BY 1, 2`);
+    expect(rows).toEqual([
+      { c: 400, seq: 0, v: 'x' },
+      { c: 500, seq: 0, v: 'y0' },
+      { c: 500, seq: 1, v: 'y1' },
+      { c: 500, seq: 2, v: 'y2' },
+    ]);
+    const [state] = await db.query(`SELECT last_commit_position::int AS c, last_committed_at = '2024-01-01T00:00:03Z' AS at_ok FROM audit._bemi_capture_state`);
+    expect(state).toEqual({ c: 500, at_ok: true });
+    // No savepoint or transaction is left open on the connection.
+    expect((await client.query('SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = pg_backend_pid() AND state = $1', ['active'])).rows[0].n).toBe(1);
+    await expect(client.query('SAVEPOINT outside_a_transaction')).rejects.toThrow(/transaction blocks/);
+  });
+
   it('rolls back everything of an unfinished transaction', async () => {
     const writer = new ChangesWriter(client, 'audit', 's');
-    await writer.insert([row(300, 0, 'partial')]);
+    await writer.insert(writer.prepare([row(300, 0, 'partial')]));
     await writer.rollback();
     expect(await db.query(`SELECT 1 FROM audit.changes WHERE commit_position = 300`)).toEqual([]);
   });

@@ -138,9 +138,9 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
           primaryKey: String(seq), before: '{}', after: '{}', context: '{}', database: db.name, schema: 'public', table: 'todo', operation: 'CREATE',
           committedAt: '2025-12-01T00:00:00Z', queuedAt: '2025-12-01T00:00:00Z', transactionId: '7', position: '900', commitPosition: '900', seq,
         });
-        await writer.insert([row(0), row(1)]);
+        await writer.insert(writer.prepare([row(0), row(1)]));
         await writer.commit(undefined);
-        expect(await writer.insert([row(1), row(2)])).toBe(1);
+        expect(await writer.insert(writer.prepare([row(1), row(2)]))).toBe(1);
         await writer.commit(undefined);
       } finally {
         await client.end();
