@@ -32,7 +32,7 @@ export interface BemiCaptureOptions {
   ensureSchema?: boolean;
   /** With `ensureSchema`: also index `before`/`after` (GIN). Default false: it slows ingest. */
   indexBeforeAfter?: boolean;
-  /** Rows per destination write; at most two batches are in memory (the worker's memory bound). Default 2000. */
+  /** Rows per destination write; at most three batches are in memory (the worker's memory bound). Default 2000. */
   batchSize?: number;
   /** Longest time finished transactions wait to be batched with later ones, in ms. Default 200. */
   maxBatchDelayMs?: number;

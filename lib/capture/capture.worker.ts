@@ -86,8 +86,9 @@ type DataMessage = Pgoutput.Message;
 interface Session {
   service: LogicalReplicationService;
   source: Client;
-  destination: Client;
-  writer: ChangesWriter;
+  /** Two destination connections taking turns (see write()). */
+  destinations: Client[];
+  writers: ChangesWriter[];
   stitcher: PgoutputStitcher;
   /** XLogData messages parsed off the socket, and fully handled; equal when nothing is in flight. */
   received: number;
@@ -115,8 +116,13 @@ export class CaptureWorker {
   private timers: NodeJS.Timeout[] = [];
   private lock: Promise<unknown> = Promise.resolve();
   private busy = false;
-  /** The destination write in flight (never rejects: a failure fails its session). */
+  /** The last destination write started; it ends after every earlier one (never rejects: a failure fails its session). */
   private writing: Promise<void> = Promise.resolve();
+  /** Per destination connection, its last write. */
+  private writerJobs: Promise<void>[] = [];
+  /** The connection holding an open destination transaction (rows of an unfinished source transaction), or -1. */
+  private openWriter = -1;
+  private nextWriter = 0;
   private writesInFlight = 0;
   private rowsInFlight = 0;
   private lastYield = 0;
@@ -182,7 +188,7 @@ export class CaptureWorker {
       await this.exclusive(async () => {
         await this.storeCompleted(session);
         await this.writing;
-        await session.writer.rollback(); // only ever rows of an unfinished transaction here
+        for (const writer of session.writers) await writer.rollback(); // only ever rows of an unfinished transaction here
       }).catch((e) => this.logger.warn(`Could not store the last batch while stopping (it will be delivered again): ${message(e)}`));
       session.fail(undefined);
     }
@@ -274,15 +280,16 @@ export class CaptureWorker {
     // the resume position is read, so that position includes it.
     await this.writing;
     const source = new Client(o.source);
-    const destination = new Client(o.destination);
-    const clients = [source, destination];
+    const destinations = [new Client(o.destination), new Client(o.destination)];
+    const [destination] = destinations;
+    const clients = [source, ...destinations];
     // An idle client that loses its connection emits 'error': routed to the session once it exists.
     let onClientError: (e: Error) => void = () => undefined;
     for (const c of clients) c.on('error', (e) => onClientError(e));
     let resume: bigint;
     try {
       await source.connect();
-      await destination.connect();
+      for (const d of destinations) await d.connect();
       resume = await this.resumePosition(source, destination);
     } catch (e) {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
@@ -303,8 +310,8 @@ export class CaptureWorker {
     const session: Session = {
       service,
       source,
-      destination,
-      writer: new ChangesWriter(destination, o.schema, o.slotName),
+      destinations,
+      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName)),
       stitcher: new PgoutputStitcher(this.database, o.rules),
       received: 0,
       handled: 0,
@@ -355,6 +362,9 @@ export class CaptureWorker {
   }
 
   private resetStream(resume: bigint): void {
+    this.writerJobs = [];
+    this.openWriter = -1;
+    this.nextWriter = 0;
     this.pending = [];
     this.completedRows = 0;
     this.completed = undefined;
@@ -366,7 +376,7 @@ export class CaptureWorker {
     await session.service.stop().catch(() => undefined);
     session.service.removeAllListeners();
     // Rolling back drops rows of transactions that were not acknowledged: they come again.
-    await Promise.all([session.source.end().catch(() => undefined), session.destination.end().catch(() => undefined)]);
+    await Promise.all([session.source, ...session.destinations].map((c) => c.end().catch(() => undefined)));
   }
 
   /** Runs sessions until stopped, reconnecting with exponential backoff. */
@@ -489,12 +499,14 @@ export class CaptureWorker {
   /** A batch is full inside a transaction: store finished transactions, then this one's rows so far. */
   private async flushWithinTransaction(session: Session): Promise<void> {
     await this.storeCompleted(session);
-    // Rows of the unfinished transaction go into the open destination transaction; it commits
+    // Rows of the unfinished transaction go into an open destination transaction; it commits
     // with the source transaction's COMMIT, so readers never see half of it.
-    const batch = session.writer.prepare(this.pending);
+    const batch = session.writers[0].prepare(this.pending);
     this.pending = [];
-    await this.write(session, batch.rows, async () => {
-      this.changesWritten += await session.writer.insert(batch);
+    await this.write(session, batch.rows.length, true, async (writer, previous) => {
+      const written = await writer.insert(batch);
+      await previous;
+      this.changesWritten += written;
     });
   }
 
@@ -502,15 +514,19 @@ export class CaptureWorker {
   private async storeCompleted(session: Session): Promise<void> {
     const position = this.completed;
     if (!position) return;
-    const batch = session.writer.prepare(this.pending.slice(0, this.completedRows));
+    // Ids come from one generator whichever connection writes the batch: one time order.
+    const batch = session.writers[0].prepare(this.pending.slice(0, this.completedRows));
     this.pending = this.pending.slice(this.completedRows);
     this.completedRows = 0;
     this.completed = undefined;
     const transactions = this.completedTransactions;
     this.completedTransactions = 0;
-    await this.write(session, batch.rows, async () => {
-      const written = await session.writer.insert(batch);
-      await session.writer.commit(position);
+    await this.write(session, batch.rows.length, false, async (writer, previous) => {
+      const written = await writer.insert(batch);
+      // Commits keep stream order: the stored position never passes rows not yet committed.
+      await previous;
+      if (session.failed) throw new Error('an earlier destination write failed');
+      await writer.commit(position);
       this.changesWritten += written;
       this.transactionsWritten += transactions;
       this.lastCommittedAt = new Date(position.committedAt);
@@ -521,21 +537,31 @@ export class CaptureWorker {
 
   /**
    * Starts a destination write and returns without waiting for it, so the next batch is decoded
-   * and stitched while the destination stores this one. Writes run one at a time, in order, on
-   * the session's destination connection; a handler that has a batch ready while one is still in
-   * flight waits here (the stream stays paused meanwhile), so at most two batches are in memory.
+   * and stitched while the destination stores this one. Two destination connections take turns:
+   * a batch's COPY runs while the previous batch is still being copied or committed on the other
+   * one (the server then has a second backend to run it on; a commit waits for its fsync). Each
+   * job gets the previous job's promise and finishes — commits — only after it, so commits stay
+   * in stream order and `this.writing` settles after every write started. Rows continuing an open
+   * destination transaction stay on its connection. A handler whose connection is still busy
+   * waits here (the stream stays paused meanwhile): at most three batches are in memory.
    */
-  private async write(session: Session, rows: readonly ChangeRow[], job: () => Promise<void>): Promise<void> {
-    await this.writing;
+  private async write(session: Session, rows: number, keepOpen: boolean, job: (writer: ChangesWriter, previous: Promise<void>) => Promise<void>): Promise<void> {
+    const index = this.openWriter >= 0 ? this.openWriter : this.nextWriter;
+    await this.writerJobs[index];
     if (session.failed) return;
+    if (this.openWriter < 0) this.nextWriter = (index + 1) % session.writers.length;
+    this.openWriter = keepOpen ? index : -1;
+    const previous = this.writing;
     this.writesInFlight++;
-    this.rowsInFlight = rows.length;
-    this.writing = job()
+    this.rowsInFlight += rows;
+    const run = job(session.writers[index], previous)
       .catch((e) => session.fail(e))
       .finally(() => {
         this.writesInFlight--;
-        this.rowsInFlight = 0;
+        this.rowsInFlight -= rows;
       });
+    this.writerJobs[index] = run;
+    this.writing = run;
   }
 
   /** No received transaction waits to be stored (for the lag in seconds). */
@@ -555,7 +581,7 @@ export class CaptureWorker {
       !this.completed &&
       this.writesInFlight === 0 &&
       !s.stitcher.inTransaction &&
-      !s.writer.inTransaction
+      !s.writers.some((w) => w.inTransaction)
     );
   }
 

@@ -33,8 +33,9 @@ describe('capture: one very large transaction', () => {
     );
     expect(stats).toEqual({ n: ROWS, seqs: ROWS, lo: 0, hi: ROWS - 1, commits: 1, all_in_context: true });
     const s = worker.status();
-    // The bound: at most two batches of rows are in memory (one being written, one being filled
-    // meanwhile), and the paused socket limits what is parsed ahead of the handler to what one
+    // The bound: one source transaction stays on one destination connection, so at most two
+    // batches of its rows are in memory (one being written, one being filled meanwhile; three
+    // across many small transactions, see docs/capture.md), and the paused socket limits what is parsed ahead of the handler to what one
     // read returned, whatever the transaction's size.
     // (Heap samples are left out: garbage collection timing makes them noise, not evidence.)
     expect(s.maxBufferedRows).toBeLessThanOrEqual(2 * BATCH);

@@ -45,6 +45,47 @@ describe('capture: reconnects and resumes', () => {
     }
   });
 
+  it('after its destination connections are terminated while several writes are in flight', async () => {
+    const db = await createTestDatabase('capture_destination_loss');
+    let worker: CaptureWorker | undefined;
+    try {
+      await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
+      await installTriggers(db);
+      // Small batches: both destination connections are busy most of the time.
+      ({ worker } = await startWorker(db, { reconnectDelayMs: 50, maxReconnectDelayMs: 500, batchSize: 7 }));
+      const destinationPids = async () =>
+        (
+          await db.query(
+            `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+               AND (query ILIKE '%changes%' OR query ILIKE '%_bemi_capture_state%' OR query ILIKE '%savepoint%' OR query = 'COMMIT')`,
+          )
+        ).map((r) => r.pid as number);
+      let killed = 0;
+      for (let round = 0; round < 30; round++) {
+        // 30 transactions of 10 rows; every third round, the capture's destination backends die.
+        await insertItems(db, round * 10 + 1, round * 10 + 10);
+        if (round % 3 === 2) {
+          for (const pid of await destinationPids()) {
+            await db.query(`SELECT pg_terminate_backend($1)`, [pid]);
+            killed++;
+          }
+        }
+      }
+      await syncCapture(db, 60_000);
+      expect(killed).toBeGreaterThan(0);
+      await expectCreatedOnce(db, 300);
+      expect(worker.status().reconnects).toBeGreaterThanOrEqual(1);
+      // The stored position is the newest stored transaction: commits never overtook each other.
+      const [state] = await db.query(
+        `SELECT s.last_commit_position = (SELECT max(commit_position) FROM changes) AS newest FROM _bemi_capture_state s`,
+      );
+      expect(state.newest).toBe(true);
+    } finally {
+      await stopAndDropSlot(worker, db);
+      await db.drop();
+    }
+  });
+
   it('after the PostgreSQL server crashes and restarts', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'bemi-restart-'));
     const port = await freePort();
