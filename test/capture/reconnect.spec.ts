@@ -75,11 +75,11 @@ describe('capture: reconnects and resumes', () => {
       expect(killed).toBeGreaterThan(0);
       await expectCreatedOnce(db, 300);
       expect(worker.status().reconnects).toBeGreaterThanOrEqual(1);
-      // The stored position is the newest stored transaction: commits never overtook each other.
-      const [state] = await db.query(
-        `SELECT s.last_commit_position = (SELECT max(commit_position) FROM changes) AS newest FROM _bemi_capture_state s`,
-      );
-      expect(state.newest).toBe(true);
+      // The stored position is never behind the newest stored change: commits never overtook each
+      // other. (It may be ahead: transactions with nothing to store also move it, e.g. the
+      // worker's own writes, which PostgreSQL 14 still streams as empty transactions.)
+      const [state] = await db.query(`SELECT s.last_commit_position >= (SELECT max(commit_position) FROM changes) AS ok FROM _bemi_capture_state s`);
+      expect(state.ok).toBe(true);
     } finally {
       await stopAndDropSlot(worker, db);
       await db.drop();
