@@ -1,4 +1,4 @@
-import { Collection, EntitySchema, MikroORM, wrap, type EntityManager } from '@mikro-orm/core';
+import { Collection, EntitySchema, MikroORM, Reference, wrap, type EntityManager, type Ref } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { hydrateDetached } from '../../lib/history/history-mapper';
 
@@ -21,6 +21,11 @@ class Book {
   price?: string;
   tags?: string[];
   meta?: Record<string, unknown>;
+}
+class Review {
+  id!: number;
+  book!: Ref<Book>;
+  authorId!: number;
 }
 class Note {
   id!: number;
@@ -52,6 +57,14 @@ const BookSchema = new EntitySchema({
     meta: { type: 'json', nullable: true },
   },
 });
+const ReviewSchema = new EntitySchema({
+  class: Review,
+  properties: {
+    id: { type: 'number', primary: true },
+    book: { kind: 'm:1', entity: () => Book, ref: true },
+    authorId: { kind: 'm:1', entity: () => Author, mapToPk: true },
+  },
+});
 const NoteSchema = new EntitySchema({ class: Note, properties: { id: { type: 'number', primary: true }, body: { type: 'string', getter: true, setter: true } } });
 
 /** MikroORM's own factory, the reference every faster path must match. */
@@ -66,7 +79,7 @@ function byFactory(em: EntityManager, className: string, rows: Record<string, un
 describe('hydrateDetached()', () => {
   let orm: MikroORM;
   beforeAll(async () => {
-    orm = await MikroORM.init({ driver: PostgreSqlDriver, dbName: 'unused', connect: false, entities: [AddressSchema, AuthorSchema, BookSchema, NoteSchema], allowGlobalContext: true });
+    orm = await MikroORM.init({ driver: PostgreSqlDriver, dbName: 'unused', connect: false, entities: [AddressSchema, AuthorSchema, BookSchema, ReviewSchema, NoteSchema], allowGlobalContext: true });
   });
   afterAll(() => orm.close());
 
@@ -96,6 +109,18 @@ describe('hydrateDetached()', () => {
     // Not managed by any EntityManager, the caller's included.
     expect(wrap(fast[0], true).__managed).toBeFalsy();
     expect(orm.em.getUnitOfWork().getIdentityMap().values()).toHaveLength(0);
+  });
+
+  it('keeps Reference wrappers (ref: true) and plain foreign keys (mapToPk) as the factory does', () => {
+    const rows = () => [{ id: 3, book_id: 1, author_id_id: 7 }];
+    const [fast] = hydrateDetached(orm.em, orm.getMetadata().get('Review'), rows()) as Review[];
+    const [reference] = byFactory(orm.em, 'Review', rows()) as Review[];
+    expect(wrap(fast, true).__managed).toBeFalsy();
+    expect(Reference.isReference(fast.book)).toBe(true);
+    expect(fast.book.id).toBe(reference.book.id);
+    expect(fast.authorId).toBe(7);
+    expect(reference.authorId).toBe(7);
+    expect(wrap(fast).toObject()).toEqual(wrap(reference).toObject());
   });
 
   it('leaves entities with collections or class accessors to MikroORM\'s factory', () => {
