@@ -273,7 +273,8 @@ function positionOrNull(q: SqlParams, pos: TrailPosition | null): { cp: string; 
 }
 
 /**
- * How tableAt() finds the keys of the trail (both give the same rows, only the work differs):
+ * How tableAt() finds the keys to look at (the same rows from each, only the work differs —
+ * except that the two walks over the trail's keys still show a renumbered row under its old key):
  * - 'keys': a recursive skip scan over the record index ("table", primary_key, ...), one
  *   descent per distinct key, then per key one probe for its last change at or before T;
  * - 'latest': the same skip scan run backwards, each step reading the key's latest change (one
@@ -353,7 +354,7 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
     OFFSET 0) y`;
 }
 
-/** The recursive skip scan over the trail's keys of one table (see TableAtStrategy). */
+/** The keys tableAt() looks at: the live table's and the DELETEs', or a skip scan over the trail's (see TableAtStrategy). */
 function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: TableAtStrategy): string {
   const table = () => q.p(live.table);
   if (strategy === 'live') {
