@@ -3,6 +3,7 @@ import { Client, type ClientConfig } from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
 import { ChangesWriter, type StoredPosition } from './changes-writer';
+import { UuidV7Generator } from './uuid-v7';
 import { formatLsn, parseLsn } from './lsn';
 import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
 import { describeRelation, waitUntilVisible } from './relation-catalog';
@@ -307,11 +308,12 @@ export class CaptureWorker {
     });
     let resolveEnded!: (e: Error | undefined) => void;
     const ended = new Promise<Error | undefined>((r) => (resolveEnded = r));
+    const ids = new UuidV7Generator(); // one time order for every id either connection stores
     const session: Session = {
       service,
       source,
       destinations,
-      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName)),
+      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids)),
       stitcher: new PgoutputStitcher(this.database, o.rules),
       received: 0,
       handled: 0,
@@ -514,7 +516,6 @@ export class CaptureWorker {
   private async storeCompleted(session: Session): Promise<void> {
     const position = this.completed;
     if (!position) return;
-    // Ids come from one generator whichever connection writes the batch: one time order.
     const batch = session.writers[0].prepare(this.pending.slice(0, this.completedRows));
     this.pending = this.pending.slice(this.completedRows);
     this.completedRows = 0;

@@ -42,12 +42,12 @@ export class ChangesWriter {
   private readonly insertSql: string;
   private readonly copySql: string;
   private readonly stateTable: string;
-  private readonly ids = new UuidV7Generator();
-
   constructor(
     private readonly client: Client,
     schema: string,
     private readonly slotName: string,
+    /** Writers of one worker share it, so every id it stores follows one time order. */
+    private readonly ids: UuidV7Generator = new UuidV7Generator(),
   ) {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
     // No conflict target: on a partitioned `changes` the unique key must also hold the partition
