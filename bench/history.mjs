@@ -34,6 +34,10 @@ const ItemSchema = new EntitySchema({
   properties: { id: { type: 'number', primary: true }, name: { type: 'string', columnType: 'text' }, price: { type: 'decimal', columnType: 'numeric(10,2)' } },
 });
 
+// Where the seeded trail and the todo table are, as BemiHistory resolves them (for the SQL-only rows and plans).
+const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
+const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
+
 const START = Date.UTC(2026, 0, 1);
 const STEP_MS = 4; // commit spacing: commit numbers up to 4M, ~4.4 hours
 
@@ -157,8 +161,6 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
     }
     // The statement without entity hydration, side by side with the previous walk over every key
     // of the trail ('keys'), same T, alternating: where tableAt() spends its time, and the gain.
-    const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
-    const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
     const sideBySide = async (upper, a, b, outA, outB, i) => {
       const first = tableAtSql(loc, live, upper, null, null, [], null, a);
       const second = tableAtSql(loc, live, upper, null, null, [], null, b);
@@ -214,8 +216,6 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
 /** EXPLAIN ANALYZE of the statements BemiHistory sends, for docs/history.md. */
 async function printPlans(c, orm, facts, history) {
   const platform = orm.em.getPlatform();
-  const loc = { changes: '"public"."changes"', captureState: '"public"."_bemi_capture_state"', captureStateName: { schema: 'public', table: '_bemi_capture_state' }, database: null };
-  const live = { schema: 'public', table: 'todo', keyColumns: [{ name: 'id', type: 'integer', kind: 'number' }], hasNonKeyColumns: true };
   const mid = new Date(START + Math.floor((facts.todoVersions * facts.todoRecords * 5 * STEP_MS) / 2)).toISOString().replace('Z', '000Z');
   const plans = {
     'at(Todo, 4242, T)': recordAtSql(loc, live, ['4242'], mid),
