@@ -2,8 +2,9 @@
 // the same `changes` table and the server's raw pgoutput decoding of the same WAL; then
 // commit-to-visible lag under a steady 5,000 changes/s, and the worker's peak RSS.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -34,7 +35,36 @@ function startWorker(url) {
     return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) / 1024;
   };
   const stop = () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); });
-  return { ready, peakRssMb, stop };
+  return { ready, peakRssMb, stop, pid: child.pid };
+}
+
+/**
+ * CPU seconds used so far by the worker process and by each server process, read from /proc
+ * (Linux only; null elsewhere). The cores shared by all of them bound the end-to-end rate.
+ */
+function cpuSnapshot(workerPid) {
+  if (!existsSync('/proc/self/stat')) return null;
+  const seconds = (pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, clock ticks of 10 ms
+  };
+  const out = new Map([[`w${workerPid}`, { kind: 'worker', seconds: seconds(workerPid) }]]);
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (!cmd.startsWith('postgres')) continue;
+      const kind = cmd.includes('walsender') ? 'walsender' : cmd.includes(' bench_capture ') ? 'backends' : 'other';
+      out.set(pid, { kind, seconds: seconds(pid) });
+    } catch {
+      // the process ended between listing and reading
+    }
+  }
+  return out;
+}
+
+/** Adds the CPU each process used between two snapshots to `into` (processes gone by `after` are left out). */
+function addCpu(into, before, after) {
+  for (const [pid, { kind, seconds }] of after) into[kind] += seconds - (before.get(pid)?.seconds ?? 0);
 }
 
 /** Writes rows in statements of `perStatement`, one transaction each; returns the last one's xid (32 bits, as stored). */
@@ -107,6 +137,7 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
   await db.query(`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`);
 
   const capture = [], copy = [], bare = [], raw = [];
+  const cpu = { worker: 0, walsender: 0, backends: 0, other: 0, changes: 0 };
   let peakRss = 0;
   try {
     for (let rep = 0; rep < Math.max(2, Math.ceil(repetitions / 2)); rep++) {
@@ -119,9 +150,15 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
       // End to end: from a started worker to every change stored.
       worker = startWorker(url.toString());
       await worker.ready;
+      const cpuBefore = cpuSnapshot(worker.pid);
       t = performance.now();
       await waitForTransaction(db, lastXid, backlog, 300_000);
       capture.push(backlog / ((performance.now() - t) / 1000));
+      const cpuAfter = cpuSnapshot(worker.pid); // before stop: the worker's backends still exist
+      if (cpuBefore && cpuAfter) {
+        addCpu(cpu, cpuBefore, cpuAfter);
+        cpu.changes += backlog;
+      }
       peakRss = Math.max(peakRss, worker.peakRssMb());
       await worker.stop();
       // The same rows loaded by a plain COPY into an identical empty table.
@@ -169,6 +206,17 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
     const rows = [
       absoluteRow('capture end to end (backlog)', 'changes/s', median(capture), '≥ 30,000/s', (v) => v >= 30_000, `${backlog.toLocaleString('en-US')}-change backlog of 1,000-row INSERTs; raw server-side pgoutput decoding of the same WAL: ${Math.round(median(raw)).toLocaleString('en-US')} changes/s`),
       ratioRow('capture vs plain COPY into changes', 'rows/s', median(capture), median(copy), 'COPY', '≥ 0.5× COPY', (r) => r >= 0.5),
+      ...(cpu.changes
+        ? [
+            (() => {
+              const us = (k) => (cpu[k] * 1e6) / cpu.changes;
+              const total = us('worker') + us('walsender') + us('backends') + us('other');
+              return absoluteRow('capture CPU per change (all processes)', 'µs', total, '(diagnostic)', () => null,
+                `worker ${us('worker').toFixed(1)}, walsender ${us('walsender').toFixed(1)}, destination backends (and this benchmark's polling) ${us('backends').toFixed(1)}, other server processes ${us('other').toFixed(1)} µs; ` +
+                  `${cpus().length} cores at 100% would allow ${Math.round((cpus().length * 1e6) / total).toLocaleString('en-US')} changes/s`);
+            })(),
+          ]
+        : []),
       absoluteRow('plain COPY into index-free changes', 'rows/s', median(bare), '(diagnostic)', () => null, 'the same rows and columns without any index or key: the ceiling of any ingest layout on this server'),
       absoluteRow('commit-to-visible lag p50', 'ms', Number(lag.p50), 'report', () => true, `steady ${Math.round(achievedRate).toLocaleString('en-US')} changes/s for ${loadSeconds} s`),
       absoluteRow('commit-to-visible lag p99', 'ms', Number(lag.p99), '≤ 500 ms', (v) => v <= 500),

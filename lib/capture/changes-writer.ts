@@ -142,9 +142,16 @@ export class ChangesWriter {
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
 function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
   let out = '';
+  // Rows of one transaction share their context string: escape it once.
+  let context = '';
+  let contextText = '';
   for (const r of rows) {
+    if (r.context !== context) {
+      context = r.context;
+      contextText = esc(context);
+    }
     out +=
-      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${esc(r.before)}\t${esc(r.after)}\t${esc(r.context)}\t${esc(r.database)}\t` +
+      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${esc(r.database)}\t` +
       `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
   }
   return out;

@@ -1,10 +1,10 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { BEMI_MESSAGE_PREFIX } from '../bemi.constants';
 import { replaceUnstorable, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from './json-values';
-import { parseLsn } from './lsn';
+import { lsnToDecimal, parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
 import { RelationRules } from '../rules/relation-rules';
-import type { CompiledRules } from '../rules/rules.interfaces';
+import type { ColumnTreatment, CompiledRules } from '../rules/rules.interfaces';
 
 /** One row of the `changes` table, with every value already in the form the INSERT binds. */
 export interface ChangeRow {
@@ -27,7 +27,8 @@ export interface ChangeRow {
 /** The transaction being stitched: what each of its changes shares. */
 interface OpenTransaction {
   xid: string;
-  commitLsn: bigint;
+  /** Commit LSN as decimal text (the `commit_position` column). */
+  commitPosition: string;
   committedAt: string;
   queuedAt: string;
   /** Context of the latest `_bemi` message so far (JSON text, `{}` for none). */
@@ -46,6 +47,8 @@ export class PgoutputStitcher {
   private readonly relations = new Map<number, RelationInfo>();
   /** Redaction/ignore rules per relation: `null` = table ignored, undefined = none apply. */
   private readonly relationRules = new Map<number, RelationRules | null | undefined>();
+  /** Per relation, how each column is encoded (built once per relation message, used per row). */
+  private readonly codecs = new Map<number, ColumnCodec[]>();
 
   constructor(
     private readonly database: string,
@@ -65,6 +68,7 @@ export class PgoutputStitcher {
   setRelation(relationOid: number, info: RelationInfo): void {
     this.relations.set(relationOid, info);
     this.relationRules.delete(relationOid);
+    this.codecs.delete(relationOid);
   }
 
   begin(msg: Pgoutput.MessageBegin, receivedAt: Date): void {
@@ -72,7 +76,7 @@ export class PgoutputStitcher {
     if (!msg.commitLsn) throw new Error('pgoutput: BEGIN without a commit LSN');
     this.tx = {
       xid: String(msg.xid >>> 0),
-      commitLsn: parseLsn(msg.commitLsn),
+      commitPosition: parseLsn(msg.commitLsn).toString(),
       committedAt: microsToIso(msg.commitTime as bigint),
       queuedAt: receivedAt.toISOString(),
       context: '{}',
@@ -91,7 +95,7 @@ export class PgoutputStitcher {
   change(lsn: string, msg: Pgoutput.MessageInsert | Pgoutput.MessageUpdate | Pgoutput.MessageDelete | Pgoutput.MessageTruncate): ChangeRow[] {
     const tx = this.tx;
     if (!tx) throw new Error(`pgoutput: ${msg.tag} outside a transaction`);
-    const position = parseLsn(lsn).toString();
+    const position = lsnToDecimal(lsn);
     if (msg.tag === 'truncate') {
       const rows: ChangeRow[] = [];
       for (const relation of msg.relations) {
@@ -103,14 +107,14 @@ export class PgoutputStitcher {
     }
     const info = this.relations.get(msg.relation.relationOid);
     if (!info) throw new Error(`pgoutput: no catalog information for relation ${msg.relation.schema}.${msg.relation.name}`);
-    const columns = msg.relation.columns;
     const rules = this.rulesOf(msg.relation, info);
     if (rules === null) {
       tx.seq++;
       return [];
     }
+    const columns = this.codecsOf(msg.relation, info, rules);
     if (msg.tag === 'insert') {
-      const after = encodeTuple(columns, msg.new, info.kinds, false, rules, 'after');
+      const after = encodeTuple(columns, msg.new, false, rules, 'after');
       return [this.row(tx, position, msg.relation, 'CREATE', '{}', after, primaryKeyOf(info, msg.new))];
     }
     if (msg.tag === 'update') {
@@ -119,12 +123,12 @@ export class PgoutputStitcher {
         tx.seq++;
         return [];
       }
-      const before = old ? encodeTuple(columns, old, info.kinds, msg.old === null, rules, 'before', msg.new) : '{}';
-      const after = encodeTuple(columns, msg.new, info.kinds, false, rules, 'after');
+      const before = old ? encodeTuple(columns, old, msg.old === null, rules, 'before', msg.new) : '{}';
+      const after = encodeTuple(columns, msg.new, false, rules, 'after');
       return [this.row(tx, position, msg.relation, 'UPDATE', before, after, primaryKeyOf(info, msg.new))];
     }
     const old = (msg.old ?? msg.key)!;
-    const before = encodeTuple(columns, old, info.kinds, msg.old === null, rules, 'before');
+    const before = encodeTuple(columns, old, msg.old === null, rules, 'before');
     return [this.row(tx, position, msg.relation, 'DELETE', before, '{}', primaryKeyOf(info, old))];
   }
 
@@ -152,6 +156,15 @@ export class PgoutputStitcher {
     return resolved;
   }
 
+  private codecsOf(relation: Pgoutput.MessageRelation, info: RelationInfo, rules: RelationRules | undefined): ColumnCodec[] {
+    let codecs = this.codecs.get(relation.relationOid);
+    if (!codecs) {
+      codecs = relation.columns.map(({ name }) => ({ name, label: `${JSON.stringify(name)}:`, kind: info.kinds.get(name) ?? 'string', treatment: rules?.treatment(name) }));
+      this.codecs.set(relation.relationOid, codecs);
+    }
+    return codecs;
+  }
+
   private row(
     tx: OpenTransaction,
     position: string,
@@ -174,7 +187,7 @@ export class PgoutputStitcher {
       queuedAt: tx.queuedAt,
       transactionId: tx.xid,
       position,
-      commitPosition: tx.commitLsn.toString(),
+      commitPosition: tx.commitPosition,
       seq: tx.seq++,
     };
   }
@@ -188,27 +201,35 @@ export class PgoutputStitcher {
  * ones masked (`other`: the new tuple, when encoding an UPDATE's old one).
  */
 function encodeTuple(
-  columns: Pgoutput.RelationColumn[],
+  columns: readonly ColumnCodec[],
   tuple: Record<string, unknown>,
-  kinds: Map<string, ValueKind>,
   keyOnly: boolean,
   rules: RelationRules | undefined,
   side: 'before' | 'after',
   other?: Record<string, unknown>,
 ): string {
-  const parts: string[] = [];
-  for (const { name } of columns) {
-    if (keyOnly && !(name in tuple)) continue;
+  let out = '{';
+  for (const { name, label, kind, treatment } of columns) {
+    if (treatment === 'ignore' || (keyOnly && !(name in tuple))) continue;
     const value = tuple[name];
-    const treatment = rules?.treatment(name);
-    if (treatment === 'ignore') continue;
     let json: string;
-    if (value === undefined) json = JSON.stringify(UNCHANGED_TOAST_MARKER);
+    if (value === undefined) json = UNCHANGED_TOAST_JSON;
     else if (treatment) json = rules!.redactedJson(treatment, value as string | null, side, other?.[name]);
-    else json = valueToJson(value as string | null, kinds.get(name) ?? 'string');
-    parts.push(`${JSON.stringify(name)}:${json}`);
+    else json = valueToJson(value as string | null, kind);
+    out += out.length === 1 ? label + json : `,${label}${json}`;
   }
-  return `{${parts.join(',')}}`;
+  return `${out}}`;
+}
+
+const UNCHANGED_TOAST_JSON = JSON.stringify(UNCHANGED_TOAST_MARKER);
+
+/** How one column of a relation is written into `before`/`after`. */
+interface ColumnCodec {
+  name: string;
+  /** `"name":`, the JSON key with its colon. */
+  label: string;
+  kind: ValueKind;
+  treatment: ColumnTreatment | undefined;
 }
 
 /** Single key: its text. Composite: JSON array of the key values (encoded as in `after`). None: null. */

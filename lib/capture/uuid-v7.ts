@@ -13,6 +13,9 @@ const POOL_IDS = 512;
  */
 export class UuidV7Generator {
   private lastMs = 0;
+  /** `lastMs` as the first two groups of an id (`xxxxxxxx-xxxx-`). */
+  private timeText = '';
+  private textMs = -1;
   private counter = 0;
   private readonly pool = Buffer.alloc(POOL_IDS * 8);
   private poolAt = this.pool.length;
@@ -40,9 +43,13 @@ export class UuidV7Generator {
     const p = this.pool;
     const o = this.poolAt;
     this.poolAt += 8;
-    const time = ms.toString(16).padStart(12, '0');
+    if (ms !== this.textMs) {
+      const time = ms.toString(16).padStart(12, '0');
+      this.timeText = `${time.slice(0, 8)}-${time.slice(8)}-`;
+      this.textMs = ms;
+    }
     return (
-      `${time.slice(0, 8)}-${time.slice(8)}-7${(this.counter >> 8).toString(16)}${HEX[this.counter & 0xff]}-` +
+      `${this.timeText}7${(this.counter >> 8).toString(16)}${HEX[this.counter & 0xff]}-` +
       `${HEX[(p[o] & 0x3f) | 0x80]}${HEX[p[o + 1]]}-${p.toString('hex', o + 2, o + 8)}`
     );
   }
