@@ -238,3 +238,38 @@ describe('BemiHistory.tableAt() keys from the live table and the DELETEs', () =>
     }
   });
 });
+
+/**
+ * tableAt() first probes a window before T sized from a sample of live keys (their first 64 in
+ * physical order); keys whose last change is older take the unbounded probe. Here the live table
+ * deliberately disagrees with the trail for key 500 (as while a change is not captured yet), so
+ * a key the window misses shows whether the unbounded probe really ran: without it, 500 would
+ * come back as its live row.
+ */
+describe('BemiHistory.tableAt() window probe', () => {
+  let env: HistoryEnv;
+  const hot = Array.from({ length: 70 }, (_, i) => i + 1);
+
+  beforeAll(async () => {
+    env = await historyEnv('history_window');
+    const { db, trail } = env;
+    // Physical order: the 70 busy keys first (the sample), then 500.
+    await db.query(`INSERT INTO todo (id, task) SELECT g, 'hot-3' FROM generate_series(1, 70) g`);
+    await db.query(`INSERT INTO todo (id, task) VALUES (500, 'live-now')`);
+    await trail.startCapture(t(0));
+    await trail.commit(t(1), [...hot.map((id) => ({ table: 'todo', operation: 'CREATE' as const, key: String(id), after: todo(id, 'hot-1') })), { table: 'todo', operation: 'CREATE', key: '500', after: todo(500, 'old') }]);
+    await trail.commit(t(3), hot.map((id) => ({ table: 'todo', operation: 'UPDATE' as const, key: String(id), before: todo(id, 'hot-1'), after: todo(id, 'hot-3') })));
+  });
+  afterAll(() => env.close());
+
+  const rowsAt = async (at: string) => ((await env.history.tableAt(Todo, at)) as Todo[]).map((r) => `${r.id}:${r.task}`);
+
+  it('settles keys outside the window by the unbounded probe, at every moment', async () => {
+    const busy = (task: string) => hot.map((id) => `${id}:${task}`);
+    expect(await rowsAt(t(0, 1))).toEqual([]); // no sampled key has a change yet: no window at all
+    expect(await rowsAt(t(2))).toEqual([...busy('hot-1'), '500:old']);
+    expect(await rowsAt(t(4))).toEqual([...busy('hot-3'), '500:old']); // window starts at t(3): 500 is outside
+    expect(await rowsAt(t(60))).toEqual([...busy('hot-3'), '500:old']);
+    expect(((await env.history.at(Todo, 500, t(4))) as Todo).task).toBe('old');
+  });
+});
