@@ -293,7 +293,16 @@ export type TableAtStrategy = 'keys' | 'latest' | 'live';
  * `after` of its last change at or before T (nothing when that is a DELETE or a TRUNCATE came
  * later), else the `before` of its first change after T (nothing when that is a CREATE).
  */
-function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, truncBefore: TrailPosition | null, truncAfter: TrailPosition | null, strategy: TableAtStrategy): string {
+function trailStateSql(
+  q: SqlParams,
+  loc: TrailLocation,
+  live: LiveTable,
+  atUpper: string,
+  truncBefore: TrailPosition | null,
+  truncAfter: TrailPosition | null,
+  strategy: TableAtStrategy,
+  window: boolean,
+): string {
   const tb = positionOrNull(q, truncBefore);
   const ta = positionOrNull(q, truncAfter);
   const t = `${q.p(atUpper)}::timestamptz`;
@@ -313,7 +322,9 @@ function trailStateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUppe
   // busy record. Most keys' last change before T is recent, so the window (see windowSql) is
   // probed first: when it holds a change, that is the answer and only the window was read;
   // otherwise the unbounded probe runs (Append stops at the first row).
-  const prevProbe = `SELECT w.* FROM ((${probe(' AND c.committed_at >= (SELECT win.lo FROM win)')}) UNION ALL (${probe('')})) w LIMIT 1`;
+  const prevProbe = !window
+    ? probe('')
+    : `SELECT w.* FROM ((${probe(' AND c.committed_at >= (SELECT win.lo FROM win)')}) UNION ALL (${probe('')})) w LIMIT 1`;
   const prev =
     strategy !== 'latest'
       ? prevProbe
@@ -426,12 +437,14 @@ export function tableAtSql(
   where: Array<{ column: string; values: unknown[] }>,
   limit: number | null,
   strategy: TableAtStrategy = 'keys',
+  /** Probe a window before T first (see windowSql); off only to measure what it saves. */
+  window = true,
 ): BuiltSql {
   const q = new SqlParams();
   const L = liveName(live);
   const keys = keysSql(q, loc, live, strategy);
-  const win = windowSql(q, loc, live, atUpper);
-  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy);
+  const win = window ? `, ${windowSql(q, loc, live, atUpper)}` : '';
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy, window);
   const filter = where.length
     ? `WHERE ${where
         .map(({ column, values }) =>
@@ -442,7 +455,7 @@ export function tableAtSql(
         .join(' AND ')}`
     : '';
   const order = live.keyColumns.map((k) => `x.${ident(k.name)}`).join(', ');
-  return q.build(`WITH RECURSIVE ${keys}, ${win},
+  return q.build(`WITH RECURSIVE ${keys}${win},
     s AS (${state})
     SELECT x.* FROM (
       SELECT s.source AS _bemi_state, s.detail AS _bemi_detail, s.pk AS _bemi_key, r.* FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, s.data) r WHERE s.data IS NOT NULL
