@@ -516,13 +516,15 @@ export class BemiHistory {
   }
 
   private toResults<T>(target: ResolvedTarget, rows: Record<string, unknown>[]): T[] {
+    // Entities are built from their own columns only: the bookkeeping columns need no removal
+    // there (a `delete` per row would also turn every row into a slow dictionary object).
+    if (target.meta) return hydrateDetached(this.orm.em as unknown as EntityManager, target.meta, rows) as T[];
     for (const row of rows) {
       delete row._bemi_state;
       delete row._bemi_detail;
       delete row._bemi_key;
     }
-    if (!target.meta) return rows as T[];
-    return hydrateDetached(this.orm.em as unknown as EntityManager, target.meta, rows) as T[];
+    return rows as T[];
   }
 }
 

@@ -132,4 +132,17 @@ describe('hydrateDetached()', () => {
     expect(note).toBeInstanceOf(Note);
     expect(note.body).toBe(byFactory(orm.em, 'Note', [{ id: 1, body: '  padded  ' }])[0].body);
   });
+
+  it('builds entities from their own columns only: the history bookkeeping columns stay out, on both paths', () => {
+    // tableAt()/at() rows carry _bemi_state, _bemi_detail and _bemi_key; they are not removed first.
+    const extra = { _bemi_state: 'trail', _bemi_detail: null, _bemi_key: '7' };
+    const [author] = hydrateDetached(orm.em, orm.getMetadata().get('Author'), [{ id: 7, name: 'Ann', ...extra }]) as Author[]; // factory path
+    const [note] = hydrateDetached(orm.em, orm.getMetadata().get('Note'), [{ id: 1, body: 'x', ...extra }]) as Note[]; // factory path (accessor)
+    const [book] = hydrateDetached(orm.em, orm.getMetadata().get('Book'), [{ ...bookRows()[0], ...extra }]) as Book[]; // plain path
+    for (const entity of [author, note, book]) {
+      expect(Object.keys(entity).filter((k) => k.startsWith('_bemi'))).toEqual([]);
+      expect(JSON.stringify(wrap(entity).toObject())).not.toContain('_bemi');
+    }
+  });
 });
+
