@@ -372,17 +372,24 @@ function trailStateSql(
 
 /**
  * `win.lo`: the start of the window that tableAt() probes first (see trailStateSql). From a
- * sample of live keys: how long before T each one's last change at or before T was; the 90th
+ * sample of the keys: how long before T each one's last change at or before T was; the 90th
  * percentile of that age is the window, so about nine keys in ten are settled by reading only
  * the window's entries. Adapts to the table (busy or quiet, T long after the last change). NULL
  * when no sampled key has a change by T: every key then takes the unbounded probe directly
  * (a NULL bound ends an index scan before it starts).
+ *
+ * The sample is every n-th key in key order, not the first rows of the table: rows stored (and
+ * often changed) together have similar ages, and a sample of such neighbours once sized the
+ * window to almost nothing, so nearly every key paid for two probes.
  */
 function windowSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string): string {
   const t = `${q.p(atUpper)}::timestamptz`;
   return `win AS (
       SELECT ${t} - percentile_disc(0.9) WITHIN GROUP (ORDER BY ${t} - l.committed_at) AS lo
-      FROM (SELECT ${keyTextOfRow(live, 't')} AS pk FROM ${liveName(live)} t LIMIT ${WINDOW_SAMPLE}) k
+      FROM (
+        SELECT n.pk FROM (SELECT k.pk, row_number() OVER () AS i, count(*) OVER () AS total FROM keys k WHERE k.pk IS NOT NULL) n
+        WHERE n.i % greatest(n.total / ${WINDOW_SAMPLE}, 1) = 0
+      ) k
       CROSS JOIN LATERAL (
         SELECT c.committed_at FROM ${loc.changes} c
         WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
@@ -443,8 +450,9 @@ export function tableAtSql(
   const q = new SqlParams();
   const L = liveName(live);
   const keys = keysSql(q, loc, live, strategy);
-  const win = window ? `, ${windowSql(q, loc, live, atUpper)}` : '';
-  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy, window);
+  // The 'latest' walk settles keys by their latest change and probes without a window.
+  const win = window && strategy !== 'latest' ? `, ${windowSql(q, loc, live, atUpper)}` : '';
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy, win !== '');
   const filter = where.length
     ? `WHERE ${where
         .map(({ column, values }) =>

@@ -240,10 +240,10 @@ describe('BemiHistory.tableAt() keys from the live table and the DELETEs', () =>
 });
 
 /**
- * tableAt() first probes a window before T sized from a sample of live keys (their first 64 in
- * physical order); keys whose last change is older take the unbounded probe. Here the live table
- * deliberately disagrees with the trail for key 500 (as while a change is not captured yet), so
- * a key the window misses shows whether the unbounded probe really ran: without it, 500 would
+ * tableAt() first probes a window before T sized from a sample of keys (every n-th in key order;
+ * here all 71): the 90th percentile of their ages leaves 500 outside, so it takes the unbounded
+ * probe. The live table deliberately disagrees with the trail for key 500 (as while a change is
+ * not captured yet), so it shows whether the unbounded probe really ran: without it, 500 would
  * come back as its live row.
  */
 describe('BemiHistory.tableAt() window probe', () => {
@@ -253,7 +253,6 @@ describe('BemiHistory.tableAt() window probe', () => {
   beforeAll(async () => {
     env = await historyEnv('history_window');
     const { db, trail } = env;
-    // Physical order: the 70 busy keys first (the sample), then 500.
     await db.query(`INSERT INTO todo (id, task) SELECT g, 'hot-3' FROM generate_series(1, 70) g`);
     await db.query(`INSERT INTO todo (id, task) VALUES (500, 'live-now')`);
     await trail.startCapture(t(0));
