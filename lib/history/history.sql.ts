@@ -314,10 +314,7 @@ function trailStateSql(
   // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
   const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
   const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
-  const probe = (bound: string) => `SELECT c.operation, c.after, c.commit_position, c.seq FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  const probe = (bound: string) => lastChangeSql(q, loc, live, t, 'c.operation, c.after, c.commit_position, c.seq', bound);
   // A backward probe reads every entry of the key's run on its index page, up to ~150 for a
   // busy record. Most keys' last change before T is recent, so the window (see windowSql) is
   // probed first: when it holds a change, that is the answer and only the window was read;
@@ -390,12 +387,20 @@ function windowSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: s
         SELECT n.pk FROM (SELECT k.pk, row_number() OVER () AS i, count(*) OVER () AS total FROM keys k WHERE k.pk IS NOT NULL) n
         WHERE n.i % greatest(n.total / ${WINDOW_SAMPLE}, 1) = 0
       ) k
-      CROSS JOIN LATERAL (
-        SELECT c.committed_at FROM ${loc.changes} c
-        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
-        ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
-      ) l
+      CROSS JOIN LATERAL (${lastChangeSql(q, loc, live, t, 'c.committed_at')}) l
     )`;
+}
+
+/**
+ * Key `k.pk`'s last change at or before `t` (ties in stream order), optionally only where
+ * `bound` (an extra condition starting with AND) holds: the probe tableAt() makes per key and
+ * the one its window is sized by, so both mean the same change.
+ */
+function lastChangeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, t: string, columns: string, bound = ''): string {
+  return `SELECT ${columns} FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
 }
 
 /** Keys sampled to size the window (their probes cost about a millisecond together). */
