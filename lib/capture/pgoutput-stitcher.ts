@@ -76,7 +76,7 @@ export class PgoutputStitcher {
     if (!msg.commitLsn) throw new Error('pgoutput: BEGIN without a commit LSN');
     this.tx = {
       xid: String(msg.xid >>> 0),
-      commitPosition: parseLsn(msg.commitLsn).toString(),
+      commitPosition: lsnToDecimal(msg.commitLsn),
       committedAt: microsToIso(msg.commitTime as bigint),
       queuedAt: receivedAt.toISOString(),
       context: '{}',
