@@ -1,64 +1,66 @@
-import { Entity, Index, PrimaryKey, Property } from '@mikro-orm/core';
+import { BigIntType, EntitySchema } from '@mikro-orm/core';
 import type { ChangeOperation } from './history.interfaces';
 
 /**
  * One captured change, mapped to the `changes` table so it can be queried with your own `em`
  * or QueryBuilder: `em.find(BemiChange, { table: 'todo', primaryKey: '26' }, { orderBy: { commitPosition: 'asc', seq: 'asc' } })`.
- * For a non-default schema pass `{ schema: 'audit' }` in the find options.
+ * List `BemiChange` in your ORM's `entities`. For a non-default schema pass `{ schema: 'audit' }`
+ * in the find options.
  *
  * `before`/`after` are keyed by COLUMN names as captured (use `BemiHistory` for property names).
  * The table is written by the capture worker only, hence `readonly`: the ORM never flushes it.
- * Types are spelled out because the entity must not depend on emitted decorator metadata.
  */
-@Entity({ tableName: 'changes', readonly: true })
-@Index({ properties: ['table', 'primaryKey', 'committedAt'] })
 export class BemiChange {
-  @PrimaryKey({ type: 'uuid', defaultRaw: 'gen_random_uuid()' })
   id!: string;
-
-  @Property({ type: 'text', fieldName: 'primary_key', nullable: true })
   primaryKey!: string | null;
-
-  @Property({ type: 'json', columnType: 'jsonb', defaultRaw: `'{}'` })
   before!: Record<string, unknown>;
-
-  @Property({ type: 'json', columnType: 'jsonb', defaultRaw: `'{}'` })
   after!: Record<string, unknown>;
-
-  @Property({ type: 'json', columnType: 'jsonb', defaultRaw: `'{}'` })
   context!: Record<string, unknown>;
-
-  @Property({ type: 'text' })
   database!: string;
-
-  @Property({ type: 'text' })
   schema!: string;
-
-  @Property({ type: 'text' })
   table!: string;
-
-  @Property({ type: 'text' })
   operation!: ChangeOperation;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', fieldName: 'committed_at' })
   committedAt!: Date;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', fieldName: 'queued_at' })
   queuedAt!: Date;
-
-  @Property({ type: 'datetime', columnType: 'timestamptz', fieldName: 'created_at', defaultRaw: 'now()' })
   createdAt!: Date;
-
-  /** bigint columns come back as decimal strings (exact beyond 2^53). */
-  @Property({ type: 'bigint', fieldName: 'transaction_id' })
+  /** bigint columns come back as decimal strings (exact beyond 2^53) on every MikroORM major. */
   transactionId!: string;
-
-  @Property({ type: 'bigint' })
   position!: string;
-
-  @Property({ type: 'bigint', fieldName: 'commit_position' })
   commitPosition!: string;
-
-  @Property({ type: 'integer' })
   seq!: number;
 }
+
+const jsonb = { type: 'json', columnType: 'jsonb', defaultRaw: `'{}'` } as const;
+const timestamptz = { type: 'datetime', columnType: 'timestamptz' } as const;
+// An explicit mode: MikroORM 6 and 7 differ in what a bare 'bigint' hydrates to.
+const bigintText = () => ({ type: new BigIntType('string'), columnType: 'bigint' });
+
+/**
+ * The mapping, as an `EntitySchema` rather than decorators: decorators live in `@mikro-orm/core`
+ * on MikroORM 6 and in `@mikro-orm/decorators` on 7, `EntitySchema` is in core on both. A schema
+ * with `class` registers that class, so `entities: [BemiChange]` and `em.find(BemiChange, …)` work.
+ */
+export const BemiChangeSchema = new EntitySchema<BemiChange>({
+  class: BemiChange,
+  tableName: 'changes',
+  readonly: true,
+  indexes: [{ properties: ['table', 'primaryKey', 'committedAt'] }],
+  properties: {
+    id: { type: 'uuid', primary: true, defaultRaw: 'gen_random_uuid()' },
+    primaryKey: { type: 'text', fieldName: 'primary_key', nullable: true },
+    before: { ...jsonb },
+    after: { ...jsonb },
+    context: { ...jsonb },
+    database: { type: 'text' },
+    schema: { type: 'text' },
+    table: { type: 'text' },
+    operation: { type: 'text' },
+    committedAt: { ...timestamptz, fieldName: 'committed_at' },
+    queuedAt: { ...timestamptz, fieldName: 'queued_at' },
+    createdAt: { ...timestamptz, fieldName: 'created_at', defaultRaw: 'now()' },
+    transactionId: { ...bigintText(), fieldName: 'transaction_id' },
+    position: { ...bigintText() },
+    commitPosition: { ...bigintText(), fieldName: 'commit_position' },
+    seq: { type: 'integer' },
+  },
+});
