@@ -2,13 +2,28 @@ import { createHash } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/core';
 import type { BuiltSql } from './history.sql';
 
-/** What MikroORM's knex exposes of a pg connection and its pool (or transaction) client. */
-interface PgConnection {
+/** A `pg` client or pool: what a named prepared statement needs. */
+interface PgQueryable {
   query(config: { name: string; text: string; values: unknown[] }): Promise<{ rows: any[] }>;
 }
+
+/** A connection to run one statement on, and how to give it back. */
+interface Lease {
+  pg: PgQueryable;
+  release(): Promise<unknown> | void;
+}
+
+/** The parts of MikroORM's SQL connection this reader uses; each major has some of them. */
+interface SqlConnection {
+  executeQuery<T>(query: string, cb: () => Promise<T>, context?: object): Promise<T>;
+  /** MikroORM 6 (knex): the knex instance, whose client hands out pooled `pg` connections. */
+  getKnex?(): { client: KnexClient };
+  /** MikroORM 7.2+ (kysely): the `pg.Pool` MikroORM created. */
+  getNativeClient?(): Promise<{ connect(): Promise<PgQueryable & { release(): void }> }>;
+}
 interface KnexClient {
-  acquireConnection(): Promise<PgConnection>;
-  releaseConnection(connection: PgConnection): Promise<unknown>;
+  acquireConnection(): Promise<PgQueryable>;
+  releaseConnection(connection: PgQueryable): Promise<unknown>;
 }
 
 /**
@@ -37,19 +52,15 @@ export class PreparedReader {
 
   async query<R>(built: BuiltSql, fallback: () => Promise<R[]>): Promise<R[]> {
     if (!this.enabled || built.params.length === 0) return fallback();
-    const em = this.orm.em as unknown as {
-      getTransactionContext(): { client: KnexClient } | undefined;
-      getDriver(): { getConnection(): { getKnex(): { client: KnexClient }; executeQuery<T>(query: string, cb: () => Promise<T>, context?: object): Promise<T> } };
-    };
-    const connection = em.getDriver().getConnection();
-    const client = em.getTransactionContext()?.client ?? connection.getKnex().client;
+    const connection = this.orm.em.getDriver().getConnection() as unknown as SqlConnection;
+    const lease = await this.lease(connection);
+    if (!lease) return fallback();
     const { text, hash } = this.statement(built.sql);
-    const pg = await client.acquireConnection();
     try {
       const run = () => {
         const name = `bemi_${this.generation}_${hash}`;
         // executeQuery: MikroORM's query logging, as for em.execute().
-        return connection.executeQuery(text, () => pg.query({ name, text, values: built.params }), { query: text, params: built.params });
+        return connection.executeQuery(text, () => lease.pg.query({ name, text, values: built.params }), { query: text, params: built.params });
       };
       try {
         return (await run()).rows as R[];
@@ -66,8 +77,40 @@ export class PreparedReader {
         throw error;
       }
     } finally {
-      await client.releaseConnection(pg);
+      await lease.release();
     }
+  }
+
+  /**
+   * The `pg` connection `em.execute()` would use, found by what the installed MikroORM offers:
+   * on 6 knex's pool, or the transaction's own connection; on 7.2+ MikroORM's `pg.Pool`. MikroORM 7
+   * keeps a transaction's connection inside kysely, out of reach: reads in a transaction (and on
+   * 7.0–7.1, which do not expose the pool) take the plain `em.execute()` path. Undefined = fallback.
+   */
+  private async lease(connection: SqlConnection): Promise<Lease | undefined> {
+    const transaction = (this.orm.em as unknown as { getTransactionContext(): unknown }).getTransactionContext() as { client?: KnexClient } | undefined;
+    if (transaction) {
+      const client = transaction.client;
+      if (!client || typeof client.acquireConnection !== 'function') return undefined;
+      const pg = await client.acquireConnection();
+      return { pg, release: () => client.releaseConnection(pg) };
+    }
+    if (typeof connection.getKnex === 'function') {
+      const client = connection.getKnex().client;
+      const pg = await client.acquireConnection();
+      return { pg, release: () => client.releaseConnection(pg) };
+    }
+    if (typeof connection.getNativeClient === 'function') {
+      let pool: Awaited<ReturnType<NonNullable<SqlConnection['getNativeClient']>>>;
+      try {
+        pool = await connection.getNativeClient();
+      } catch {
+        return undefined; // a user-supplied kysely instance or dialect: MikroORM has no pool to give
+      }
+      const pg = await pool.connect();
+      return { pg, release: () => pg.release() };
+    }
+    return undefined;
   }
 
   private statement(sql: string): { text: string; hash: string } {

@@ -154,6 +154,17 @@ describe('BemiHistory.at() prepared statements', () => {
     await env.close();
   });
 
+  it('runs at() as a named prepared statement on the ORM\'s own pooled connection (MikroORM 6: knex\'s pool, 7: its pg.Pool)', async () => {
+    await sqlEm(orm).execute('DEALLOCATE ALL');
+    const history = BemiHistory.create(orm);
+    expect(((await history.at(Todo, 1, t(2))) as Todo).task).toBe('uno');
+    // The pool has one connection: the statement at() prepared is on the one execute() uses now.
+    const prepared = await sqlEm(orm).execute<{ name: string }[]>(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'bemi\\_%'`);
+    expect(prepared.length).toBe(1);
+    expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
+    expect(await sqlEm(orm).execute(`SELECT name FROM pg_prepared_statements WHERE name LIKE 'bemi\\_%'`)).toHaveLength(1);
+  });
+
   it('re-prepares when the table\'s columns change', async () => {
     const history = BemiHistory.create(orm);
     expect(((await history.at(Todo, 1, t(0, 1))) as Todo).task).toBe('one');
