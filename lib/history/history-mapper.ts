@@ -196,7 +196,7 @@ export function hydrateDetached(em: EntityManager, meta: EntityMetadata<any>, ro
   if (!plainHydration(meta)) {
     return rows.map((row) => {
       const data = driver.mapResult(row as any, meta) as Record<string, unknown>;
-      return factory.create(meta.className, data as any, { merge: false, refresh: true, newEntity: false, convertCustomTypes: true, initialized: true });
+      return factory.create(meta.class, data as any, { merge: false, refresh: true, newEntity: false, convertCustomTypes: true, initialized: true });
     });
   }
   const hydrator = fork.config.getHydrator(fork.getMetadata());

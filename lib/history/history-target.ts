@@ -1,5 +1,6 @@
 import { valueKind } from '../capture/json-values';
 import { EntitySchema, ReferenceKind, Utils, type EntityMetadata, type MikroORM } from '@mikro-orm/core';
+import { allEntityMetadata, entityMetadataByName } from '../orm/orm-metadata';
 import { BemiHistoryArgumentError, BemiUnknownEntityError } from './history.errors';
 import type { HistoryTarget } from './history.interfaces';
 import { tableCatalogSql, type KeyColumn, type LiveTable } from './history.sql';
@@ -38,11 +39,10 @@ export class TargetResolver {
 
   /** Entity metadata for a target, or undefined when it is a plain table name. Throws for unknown classes. */
   findMeta(target: HistoryTarget, method: string): EntityMetadata<any> | undefined {
-    const metadata = this.orm.getMetadata();
     if (typeof target === 'string') {
-      const byName = metadata.find(target);
+      const byName = entityMetadataByName(this.orm, target);
       if (byName && !byName.virtual && !byName.embeddable) return byName;
-      const all = Object.values(metadata.getAll()).filter((m) => !m.virtual && !m.embeddable && !m.pivotTable && m.tableName);
+      const all = allEntityMetadata(this.orm).filter((m) => !m.virtual && !m.embeddable && !m.pivotTable && m.tableName);
       const [schema, table] = splitTableName(target);
       return all.find((m) => m.tableName === table && (schema === undefined || this.schemaOf(m) === schema));
     }
@@ -55,7 +55,7 @@ export class TargetResolver {
     } catch {
       name = String((target as { name?: unknown })?.name ?? target);
     }
-    const meta = metadata.find(name);
+    const meta = entityMetadataByName(this.orm, name);
     if (!meta || meta.virtual || meta.embeddable) {
       throw new BemiUnknownEntityError(method, name, 'Add it to the MikroORM `entities` (discovery) before asking for its history.');
     }
@@ -64,7 +64,7 @@ export class TargetResolver {
 
   /** Metadata of the entity mapped to schema.table, if any (to name properties of changes). */
   metaForTable(schema: string, table: string): EntityMetadata<any> | undefined {
-    return Object.values(this.orm.getMetadata().getAll()).find(
+    return allEntityMetadata(this.orm).find(
       (m) => !m.virtual && !m.embeddable && m.tableName === table && this.schemaOf(m) === schema,
     );
   }

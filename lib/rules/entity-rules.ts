@@ -1,4 +1,5 @@
 import type { MikroORM } from '@mikro-orm/core';
+import { allEntityMetadata } from '../orm/orm-metadata';
 import type { RuleEntity } from './rules-compiler';
 
 /**
@@ -8,7 +9,7 @@ import type { RuleEntity } from './rules-compiler';
  */
 export function ruleEntitiesOf(orm: Pick<MikroORM, 'getMetadata'>): RuleEntity[] {
   const out: RuleEntity[] = [];
-  for (const meta of Object.values(orm.getMetadata().getAll())) {
+  for (const meta of allEntityMetadata(orm)) {
     if (meta.embeddable || meta.virtual || !meta.tableName || !meta.class) continue;
     const properties = meta.properties as Record<string, { fieldNames?: string[] }>;
     out.push({

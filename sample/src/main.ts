@@ -8,7 +8,13 @@ import { AppModule } from './app.module';
 export async function bootstrap(port: number, host = '127.0.0.1'): Promise<INestApplication> {
   const app = await NestFactory.create(AppModule, { logger: ['log', 'warn', 'error'] });
   app.enableShutdownHooks();
-  await app.get(MikroORM).getMigrator().up();
+  await migratorOf(app.get(MikroORM)).up();
   await app.listen(port, host);
   return app;
+}
+
+/** MikroORM 7 has `orm.migrator`, 6 has `orm.getMigrator()`. */
+function migratorOf(orm: MikroORM): { up(): Promise<unknown> } {
+  const o = orm as unknown as { migrator?: { up(): Promise<unknown> }; getMigrator(): { up(): Promise<unknown> } };
+  return o.migrator ?? o.getMigrator();
 }

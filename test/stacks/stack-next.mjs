@@ -1,0 +1,101 @@
+// `npm run test:stack-next [-- <jest args>]`: the suites on today's stack (test/stacks/stacks.json
+// "next": Node 22 from the npm `node` package, NestJS 12, MikroORM 7, nestjs-cls 7), next to the
+// lockfile's stack that `npm test` runs. Nothing of it is in the lockfile: the tracked files are
+// copied into a work directory (default: <tmp>/nestjs-bemi-stack-next, or BEMI_STACK_DIR) whose
+// package.json is ours with that stack's versions, installed there on that Node. Then typecheck,
+// build and Jest run there, on that Node, with BEMI_STACK=next.
+//   --install-only   install and stop            --no-typecheck   skip tsc --noEmit
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const stacks = JSON.parse(readFileSync(join(root, 'test', 'stacks', 'stacks.json'), 'utf8'));
+const stack = stacks.next;
+const work = process.env.BEMI_STACK_DIR ?? join(tmpdir(), 'nestjs-bemi-stack-next');
+const args = process.argv.slice(2);
+const flag = (name) => {
+  const i = args.indexOf(name);
+  if (i === -1) return false;
+  args.splice(i, 1);
+  return true;
+};
+const installOnly = flag('--install-only');
+const typecheck = !flag('--no-typecheck');
+
+/** The suites of this leg: everything that touches a framework package (the rest is plain TS). */
+export const SUITES = [
+  'test/support/',
+  'test/bemi.module.spec.ts',
+  'test/bemi.service.spec.ts',
+  'test/bemi-options.validator.spec.ts',
+  'test/context/',
+  'test/orm/',
+  'test/migration/',
+  'test/e2e/',
+  'test/capture/',
+  'test/history/',
+  'test/health/',
+  'test/rules/',
+  'test/retention/',
+  'test/schematics/',
+  'test/cli/',
+];
+
+function run(cmd, cmdArgs, options = {}) {
+  const result = spawnSync(cmd, cmdArgs, { stdio: 'inherit', ...options });
+  if (result.status !== 0) {
+    console.error(`\n${cmd} ${cmdArgs.join(' ')} failed (${result.status ?? result.signal}) in ${options.cwd ?? process.cwd()}`);
+    process.exit(result.status || 1);
+  }
+}
+
+// 1. Node from the npm `node` package (its binary ships inside the package).
+const nodeDir = join(work, 'node');
+const nodeBin = join(nodeDir, 'node_modules', 'node', 'bin', 'node');
+const nodeVersion = () => (existsSync(nodeBin) ? spawnSync(nodeBin, ['-v'], { encoding: 'utf8' }).stdout.trim() : '');
+if (nodeVersion() !== `v${stack.node}`) {
+  mkdirSync(nodeDir, { recursive: true });
+  writeFileSync(join(nodeDir, 'package.json'), JSON.stringify({ name: 'stack-next-node', private: true, allowScripts: { node: true } }, null, 2));
+  run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '-E', `node@${stack.node}`], { cwd: nodeDir });
+  if (nodeVersion() !== `v${stack.node}`) {
+    console.error(`The npm package node@${stack.node} did not install a working ${nodeBin}.`);
+    process.exit(1);
+  }
+}
+const env = { ...process.env, PATH: `${dirname(nodeBin)}:${process.env.PATH}`, BEMI_STACK: 'next' };
+delete env.npm_config_prefix;
+
+// 2. The tracked files (and new, not ignored ones), fresh; node_modules is kept between runs.
+const repo = join(work, 'repo');
+mkdirSync(repo, { recursive: true });
+for (const entry of ['lib', 'test', 'sample', 'bench', 'schematics', 'docs', '.ci']) rmSync(join(repo, entry), { recursive: true, force: true });
+const files = spawnSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: root, encoding: 'utf8' });
+if (files.status !== 0) throw new Error(`git ls-files failed: ${files.stderr}`);
+for (const file of files.stdout.split('\0').filter(Boolean)) {
+  if (file === 'package-lock.json' || !existsSync(join(root, file))) continue;
+  mkdirSync(dirname(join(repo, file)), { recursive: true });
+  cpSync(join(root, file), join(repo, file));
+}
+
+// 3. package.json: ours, with the stack's versions of what the app and the tests use.
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+pkg.devDependencies = { ...pkg.devDependencies, ...stack.dev };
+writeFileSync(join(repo, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+const wanted = JSON.stringify(pkg.devDependencies);
+const stamp = join(repo, 'node_modules', '.stack-next-installed');
+if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== wanted) {
+  rmSync(join(repo, 'package-lock.json'), { force: true });
+  // A plain install: no --legacy-peer-deps, so our peer ranges must admit this stack.
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: repo, env });
+  writeFileSync(stamp, wanted);
+}
+if (installOnly) process.exit(0);
+
+// 4. The same checks as on the lockfile's stack.
+if (typecheck) run(nodeBin, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--noEmit'], { cwd: repo, env });
+run('npm', ['run', 'build'], { cwd: repo, env });
+const jestArgs = args.length ? args : SUITES;
+run(nodeBin, [...(stack.nodeFlags ?? []), join(repo, 'node_modules', 'jest', 'bin', 'jest.js'), ...jestArgs], { cwd: repo, env });
