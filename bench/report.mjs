@@ -34,7 +34,9 @@ const fmt = (n) => (n === null || n === undefined ? '—' : Math.abs(n) >= 100 ?
 
 export function toMarkdown(rows, meta) {
   const lines = [
-    `Run ${meta.startedAt} on ${meta.machine}; PostgreSQL ${meta.postgres}; ${meta.mode} mode (${meta.repetitions} alternating repetitions, medians).` +
+    `Run ${meta.startedAt} on ${meta.machine}; PostgreSQL ${meta.postgres}` +
+      (meta.versions ? `; NestJS ${meta.versions.nest}, MikroORM ${meta.versions.mikroOrm}, nestjs-cls ${meta.versions.nestjsCls}` : '') +
+      `; ${meta.mode} mode (${meta.repetitions} alternating repetitions, medians).` +
       (meta.refreshed ? ` Refreshed: ${meta.refreshed.map((r) => `${r.suites.join(', ')} at ${r.at}`).join('; ')}.` : ''),
     '',
     '| figure | ours | baseline | ratio | target | met? |',
@@ -66,7 +68,8 @@ export function printTable(rows) {
 /** With `merge` (a run of some suites only), rows of the same figures replace the stored ones. */
 export function writeResults(dir, rows, meta, merge = false) {
   mkdirSync(dir, { recursive: true });
-  const name = meta.mode === 'quick' ? 'latest-quick' : 'latest';
+  // The second stack's figures sit beside the lockfile stack's (npm run test:stack-next -- --script bench).
+  const name = `${meta.mode === 'quick' ? 'latest-quick' : 'latest'}${meta.stack === 'next' ? '-next' : ''}`;
   const file = join(dir, `${name}.json`);
   if (merge && existsSync(file)) {
     const stored = JSON.parse(readFileSync(file, 'utf8'));

@@ -1,5 +1,6 @@
 // `npm run bench` (or `npm run bench:quick`): starts its own embedded PostgreSQL, runs every
 // suite with alternating repetitions, prints one table and writes bench/results/latest(.quick).{json,md}.
+import { createRequire } from 'node:module';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +21,18 @@ const suites = [
   ['capture', runCapture],
   ['history', runHistory],
 ].filter(([name]) => !only || name.startsWith(only));
+
+/** Which of the two tested stacks runs (test/stacks/stacks.json): the lockfile's, or "next". */
+function stackName() {
+  return process.env.BEMI_STACK === 'next' ? 'next' : 'current';
+}
+
+/** The framework versions these figures were measured with. */
+function stackVersions() {
+  const require = createRequire(import.meta.url);
+  const version = (pkg) => require(`${pkg}/package.json`).version;
+  return { nest: version('@nestjs/core'), mikroOrm: version('@mikro-orm/core'), nestjsCls: version('nestjs-cls') };
+}
 
 async function main() {
   const startedAt = new Date().toISOString();
@@ -45,7 +58,7 @@ async function main() {
       }
     }
     if (failed.length) process.exitCode = 1;
-    const meta = { failedSuites: failed, startedAt, mode: quick ? 'quick' : 'full', repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
+    const meta = { failedSuites: failed, startedAt, mode: quick ? 'quick' : 'full', stack: stackName(), versions: stackVersions(), repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
     console.log('');
     printTable(rows);
     const file = writeResults(join(here, 'results'), rows, { ...meta, suites: suites.map(([name]) => name) }, Boolean(only));

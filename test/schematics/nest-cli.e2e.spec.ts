@@ -6,29 +6,25 @@ import { join } from 'node:path';
 import { BEMI_SQL_OBJECTS as O, bemiMigrationSql } from '../../lib/migration/bemi-migration-sql';
 import { createTestDatabase, TestDatabase } from '../support/database';
 import { loadMigration, REPO_ROOT, stagePackage } from './support';
+import { currentStack } from '../stacks/stack';
 
 /**
  * End to end, as a user gets it: the package is built and packed with `npm pack`, installed from
- * the tarball into a throwaway NestJS + MikroORM app next to the real Nest CLI 11, the Nest CLI
- * generates the migration, the app compiles it with its own tsc, and MikroORM's Migrator runs it
+ * the tarball into a throwaway NestJS + MikroORM app next to the real Nest CLI of the stack under
+ * test (test/stacks: CLI 11 and CommonJS, or CLI 12 and ESM), the Nest CLI generates the migration, the app compiles it with its own tsc, and MikroORM's Migrator runs it
  * up and down against the test PostgreSQL.
  */
 
 jest.setTimeout(240_000);
 
-const NEST_CLI = '11.0.24';
-const APP_DEPENDENCIES = {
-  '@mikro-orm/core': '6.6.16',
-  '@mikro-orm/migrations': '6.6.16',
-  '@mikro-orm/nestjs': '6.1.2',
-  '@mikro-orm/postgresql': '6.6.16',
-  '@nestjs/common': '11.2.10',
-  '@nestjs/core': '11.2.10',
-  'nestjs-cls': '6.3.1',
-  'reflect-metadata': '0.2.2',
-  rxjs: '7.8.2',
-};
-const APP_DEV_DEPENDENCIES = { '@nestjs/cli': NEST_CLI, '@nestjs/schematics': '11.1.0', '@types/node': '20.19.43', typescript: '5.9.3' };
+const stack = currentStack();
+/** The app a user of this stack has: its packages, CLI, compiler; ESM on Nest 12 (what `nest new` 12 scaffolds). */
+const APP_DEPENDENCIES = stack.app;
+const APP_DEV_DEPENDENCIES = stack.tools;
+const NEST_CLI = stack.tools['@nestjs/cli'];
+const ESM = stack.name === 'next';
+/** Relative imports: ESM needs the extension. */
+const rel = (path: string) => (ESM ? `${path}.js` : path);
 
 interface Result {
   code: number;
@@ -59,7 +55,7 @@ async function ok(cwd: string, file: string, args: string[], env: Record<string,
 
 const APP_MODULE = `import { Module } from '@nestjs/common';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
-import config from './mikro-orm.config';
+import config from '${rel('./mikro-orm.config')}';
 
 @Module({
   imports: [MikroOrmModule.forRoot(config)],
@@ -69,7 +65,7 @@ export class AppModule {}
 
 const MAIN = `import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app.module';
+import { AppModule } from '${rel('./app.module')}';
 
 async function bootstrap(): Promise<void> {
   const app = await NestFactory.create(AppModule);
@@ -90,27 +86,24 @@ export default defineConfig({
 });
 `;
 
-/** Runs MikroORM's Migrator with the app's compiled config: node migrate.js up|down. */
-const MIGRATE = `const { MikroORM } = require('@mikro-orm/postgresql');
-const config = require('./dist/mikro-orm.config').default;
-(async () => {
-  const orm = await MikroORM.init(config);
-  try {
-    const migrator = orm.getMigrator();
-    const done = process.argv[2] === 'down' ? await migrator.down() : await migrator.up();
-    console.log(JSON.stringify(done.map((m) => m.name)));
-  } finally {
-    await orm.close(true);
-  }
-})().catch((error) => {
-  console.error(error);
-  process.exit(1);
-});
+/** Runs MikroORM's Migrator with the app's compiled config: node migrate.mjs up|down (CJS or ESM build). */
+const MIGRATE = `import { MikroORM } from '@mikro-orm/postgresql';
+const compiled = await import('./dist/mikro-orm.config.js');
+const config = compiled.default?.default ?? compiled.default;
+const orm = await MikroORM.init(config);
+try {
+  // MikroORM 7: orm.migrator; 6: orm.getMigrator().
+  const migrator = orm.migrator ?? orm.getMigrator();
+  const done = process.argv[2] === 'down' ? await migrator.down() : await migrator.up();
+  console.log(JSON.stringify(done.map((m) => m.name)));
+} finally {
+  await orm.close(true);
+}
 `;
 
 const TSCONFIG = {
   compilerOptions: {
-    module: 'commonjs',
+    ...(ESM ? { module: 'nodenext', moduleResolution: 'nodenext' } : { module: 'commonjs' }),
     target: 'ES2022',
     declaration: false,
     emitDecoratorMetadata: true,
@@ -126,7 +119,7 @@ const TSCONFIG = {
   include: ['src'],
 };
 
-describe('end to end: npm pack → Nest CLI 11 app → nest g -c nestjs-bemi migration → MikroORM migration:up/down on PostgreSQL', () => {
+describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} app → nest g -c nestjs-bemi migration → MikroORM migration:up/down on PostgreSQL`, () => {
   let work: string;
   let app: string;
   let db: TestDatabase;
@@ -155,14 +148,14 @@ describe('end to end: npm pack → Nest CLI 11 app → nest g -c nestjs-bemi mig
     await mkdir(join(app, 'src'), { recursive: true });
     await writeFile(
       join(app, 'package.json'),
-      JSON.stringify({ name: 'throwaway-app', private: true, dependencies: { ...APP_DEPENDENCIES, 'nestjs-bemi': `file:${tarball}` }, devDependencies: APP_DEV_DEPENDENCIES }, null, 2),
+      JSON.stringify({ name: 'throwaway-app', private: true, ...(ESM ? { type: 'module' } : {}), dependencies: { ...APP_DEPENDENCIES, 'nestjs-bemi': `file:${tarball}` }, devDependencies: APP_DEV_DEPENDENCIES }, null, 2),
     );
     await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: '@nestjs/schematics', sourceRoot: 'src' }, null, 2));
     await writeFile(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
     await writeFile(join(app, 'src', 'main.ts'), MAIN);
     await writeFile(join(app, 'src', 'app.module.ts'), APP_MODULE);
     await writeFile(join(app, 'src', 'mikro-orm.config.ts'), ORM_CONFIG);
-    await writeFile(join(app, 'migrate.js'), MIGRATE);
+    await writeFile(join(app, 'migrate.mjs'), MIGRATE);
     await timed('npm install', () => ok(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']));
     const nestBin = join(app, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js');
     nest = (...args) => sh(app, process.execPath, [nestBin, ...args]);
@@ -260,17 +253,17 @@ describe('end to end: npm pack → Nest CLI 11 app → nest g -c nestjs-bemi mig
     const [file] = await migrationFiles();
     const name = file.replace(/\.ts$/, '');
 
-    const up = await timed('migration:up', () => ok(app, process.execPath, ['migrate.js', 'up'], env));
+    const up = await timed('migration:up', () => ok(app, process.execPath, ['migrate.mjs', 'up'], env));
     expect(JSON.parse(up.stdout.trim().split('\n').pop()!)).toEqual([name]);
     await expectInstalled(db);
 
     // up twice: forget that it ran and run it again
     await db.query(`DELETE FROM mikro_orm_migrations WHERE name LIKE $1`, [`${name}%`]);
-    const again = await ok(app, process.execPath, ['migrate.js', 'up'], env);
+    const again = await ok(app, process.execPath, ['migrate.mjs', 'up'], env);
     expect(JSON.parse(again.stdout.trim().split('\n').pop()!)).toEqual([name]);
     await expectInstalled(db);
 
-    const down = await timed('migration:down', () => ok(app, process.execPath, ['migrate.js', 'down'], env));
+    const down = await timed('migration:down', () => ok(app, process.execPath, ['migrate.mjs', 'down'], env));
     expect(JSON.parse(down.stdout.trim().split('\n').pop()!)).toEqual([name]);
     expect(await db.query(`SELECT tgrelid::regclass::text AS rel FROM pg_trigger WHERE tgname = $1`, [O.trigger])).toEqual([]);
     expect(await db.query(`SELECT proname FROM pg_proc WHERE proname LIKE '\\_bemi%'`)).toEqual([]);

@@ -5,6 +5,8 @@
 // package.json is ours with that stack's versions, installed there on that Node. Then typecheck,
 // build and Jest run there, on that Node, with BEMI_STACK=next.
 //   --install-only   install and stop            --no-typecheck   skip tsc --noEmit
+//   --script <name>  run `npm run <name> -- <args>` there instead of Jest (e.g. bench, sample:demo);
+//                    bench results come back as bench/results/latest[-quick]-next.{json,md}
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +26,8 @@ const flag = (name) => {
 };
 const installOnly = flag('--install-only');
 const typecheck = !flag('--no-typecheck');
+const scriptAt = args.indexOf('--script');
+const script = scriptAt === -1 ? null : args.splice(scriptAt, 2)[1];
 
 /** The suites of this leg: everything that touches a framework package (the rest is plain TS). */
 export const SUITES = [
@@ -94,7 +98,17 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== wanted) {
 }
 if (installOnly) process.exit(0);
 
-// 4. The same checks as on the lockfile's stack.
+// 4. The same checks as on the lockfile's stack, or the script asked for.
+if (script) {
+  run('npm', ['run', script, '--', ...args], { cwd: repo, env });
+  for (const name of ['latest-next', 'latest-quick-next']) {
+    for (const ext of ['json', 'md']) {
+      const file = join(repo, 'bench', 'results', `${name}.${ext}`);
+      if (existsSync(file)) cpSync(file, join(root, 'bench', 'results', `${name}.${ext}`));
+    }
+  }
+  process.exit(0);
+}
 if (typecheck) run(nodeBin, [join(repo, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json', '--noEmit'], { cwd: repo, env });
 run('npm', ['run', 'build'], { cwd: repo, env });
 const jestArgs = args.length ? args : SUITES;
