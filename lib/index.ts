@@ -15,7 +15,6 @@ export {
 } from './bemi.constants';
 export type { BemiContextFactory, BemiContextValue, BemiModuleOptions } from './bemi.interfaces';
 export { installBemiQueryHook, type BemiQueryHookOptions } from './orm/bemi-query-hook';
-export { BemiKyselyPlugin } from './orm/bemi-kysely.plugin';
 export { encodeContext } from './orm/context-encoder';
 export { DEFAULT_REDACTED_CONTEXT_KEYS } from './context/context-redaction';
 export * from './rules';

@@ -50,25 +50,6 @@ export function installBemiQueryHook(orm: Pick<MikroORM, 'config'>, options: Bem
 
 /** The pure part of the hook: given final SQL, returns it with the current context in front. */
 export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql: string) => string {
-  const currentComment = createContextCommenter(options);
-  return (sql: string): string => {
-    try {
-      // The context lookup first: most statements outside a context then skip the DML scan.
-      const comment = currentComment();
-      if (comment === null || typeof sql !== 'string' || !isDataModifying(sql)) return sql;
-      return comment + sql;
-    } catch {
-      return sql; // never break the user's statement
-    }
-  };
-}
-
-/**
- * The leading comment for the current context (`/*Bemi <json> Bemi*\/ `), or null when there is
- * no context or it cannot be attached (too large, not serialisable: warned once per endpoint).
- * Shared by the `onQuery` hook and the Kysely plugin, so both attach exactly the same text.
- */
-export function createContextCommenter(options: BemiQueryHookOptions = {}): () => string | null {
   const store = options.store ?? new BemiContextStore();
   const logger = options.logger ?? new Logger('BemiModule');
   const maxBytes = options.maxContextSize ?? DEFAULT_MAX_CONTEXT_SIZE;
@@ -98,18 +79,22 @@ export function createContextCommenter(options: BemiQueryHookOptions = {}): () =
       warnOnce(context, 'size', `is ${size} bytes, over maxContextSize (${maxBytes}); put less into context or raise maxContextSize.`);
       return null;
     }
-    return text === '{}' ? null : contextComment(text);
+    return text === '{}' ? null : text;
   };
 
-  return (): string | null => {
-    const context = store.get();
-    if (!context) return null;
-    let comment = encoded.get(context);
-    if (comment === undefined) {
-      comment = encode(context);
-      encoded.set(context, comment);
+  return (sql: string): string => {
+    try {
+      const context = store.get();
+      if (!context || typeof sql !== 'string' || !isDataModifying(sql)) return sql;
+      let text = encoded.get(context);
+      if (text === undefined) {
+        text = encode(context);
+        encoded.set(context, text);
+      }
+      return text === null ? sql : contextComment(text) + sql;
+    } catch {
+      return sql; // never break the user's statement
     }
-    return comment;
   };
 }
 
