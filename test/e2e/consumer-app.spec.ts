@@ -198,19 +198,23 @@ describe(`a fresh app on the ${stack.name} stack installs the packed package and
     expect(ourErrors(tsc.stdout + tsc.stderr)).toEqual([]);
     expect(existsSync(join(app, 'dist', 'main.js'))).toBe(true);
 
-    const slot = `consumer_${kind}_${stack.name}`;
-    const run = await ok(app, process.execPath, ['dist/main.js'], { DATABASE_URL: db.url, SLOT_NAME: slot });
-    const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
-    expect(line).toBeDefined();
-    const result = JSON.parse(line!.slice('RESULT '.length));
-    expect(result.operations).toEqual(['CREATE']);
-    expect(result.context).toEqual(expect.objectContaining({ endpoint: '/lists/:list/todos', method: 'POST', action: 'todo.create', list: 'groceries' }));
-    expect(result.at).toEqual({ id: 1, task: 'Sleep', isTodo: true });
-    // The app ends cleanly: nothing it logged is a warning or an error of ours.
-    expect(run.stderr).not.toMatch(/Bemi|nestjs-bemi/);
-    await db.query('DELETE FROM todo');
-    await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
-    await db.query('DELETE FROM changes');
-    await db.query('DELETE FROM _bemi_capture_state');
+    // The Node that runs this suite, and the other versions the leg asks for (BEMI_ALSO_NODE).
+    const nodes = [process.execPath, ...(process.env.BEMI_ALSO_NODE ?? '').split(':').filter(Boolean)];
+    for (const node of nodes) {
+      const slot = `consumer_${kind}_${stack.name}`;
+      const run = await ok(app, node, ['dist/main.js'], { DATABASE_URL: db.url, SLOT_NAME: slot });
+      const line = run.stdout.split('\n').find((l) => l.startsWith('RESULT '));
+      expect({ node, line }).toEqual({ node, line: expect.stringMatching(/^RESULT /) });
+      const result = JSON.parse(line!.slice('RESULT '.length));
+      expect(result.operations).toEqual(['CREATE']);
+      expect(result.context).toEqual(expect.objectContaining({ endpoint: '/lists/:list/todos', method: 'POST', action: 'todo.create', list: 'groceries' }));
+      expect(result.at).toEqual({ id: 1, task: 'Sleep', isTodo: true });
+      // The app ends cleanly: nothing it logged is a warning or an error of ours.
+      expect(run.stderr).not.toMatch(/Bemi|nestjs-bemi/);
+      await db.query('DELETE FROM todo');
+      await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
+      await db.query('DELETE FROM changes');
+      await db.query('DELETE FROM _bemi_capture_state');
+    }
   });
 });

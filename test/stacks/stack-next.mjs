@@ -56,20 +56,26 @@ function run(cmd, cmdArgs, options = {}) {
   }
 }
 
-// 1. Node from the npm `node` package (its binary ships inside the package).
-const nodeDir = join(work, 'node');
-const nodeBin = join(nodeDir, 'node_modules', 'node', 'bin', 'node');
-const nodeVersion = () => (existsSync(nodeBin) ? spawnSync(nodeBin, ['-v'], { encoding: 'utf8' }).stdout.trim() : '');
-if (nodeVersion() !== `v${stack.node}`) {
-  mkdirSync(nodeDir, { recursive: true });
-  writeFileSync(join(nodeDir, 'package.json'), JSON.stringify({ name: 'stack-next-node', private: true, allowScripts: { node: true } }, null, 2));
-  run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '-E', `node@${stack.node}`], { cwd: nodeDir });
-  if (nodeVersion() !== `v${stack.node}`) {
-    console.error(`The npm package node@${stack.node} did not install a working ${nodeBin}.`);
-    process.exit(1);
+// 1. Node from the npm `node` package (its binary ships inside the package), once per version.
+function ensureNode(version) {
+  const dir = join(work, `node-${version}`);
+  const bin = join(dir, 'node_modules', 'node', 'bin', 'node');
+  const installed = () => (existsSync(bin) ? spawnSync(bin, ['-v'], { encoding: 'utf8' }).stdout.trim() : '');
+  if (installed() !== `v${version}`) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `node-${version}`, private: true, allowScripts: { node: true } }, null, 2));
+    run('npm', ['install', '--no-audit', '--no-fund', '--no-save', '-E', `node@${version}`], { cwd: dir });
+    if (installed() !== `v${version}`) {
+      console.error(`The npm package node@${version} did not install a working ${bin}.`);
+      process.exit(1);
+    }
   }
+  return bin;
 }
-const env = { ...process.env, PATH: `${dirname(nodeBin)}:${process.env.PATH}`, BEMI_STACK: 'next' };
+const nodeBin = ensureNode(stack.node);
+// Other Node versions the consumer-app e2e also runs the packed package on (BEMI_ALSO_NODE).
+const alsoNode = (stack.alsoNode ?? []).map(ensureNode);
+const env = { ...process.env, PATH: `${dirname(nodeBin)}:${process.env.PATH}`, BEMI_STACK: 'next', BEMI_ALSO_NODE: alsoNode.join(':') };
 delete env.npm_config_prefix;
 
 // 2. The tracked files (and new, not ignored ones), fresh; node_modules is kept between runs.
