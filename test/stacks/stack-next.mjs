@@ -81,7 +81,7 @@ delete env.npm_config_prefix;
 // 2. The tracked files (and new, not ignored ones), fresh; node_modules is kept between runs.
 const repo = join(work, 'repo');
 mkdirSync(repo, { recursive: true });
-for (const entry of ['lib', 'test', 'sample', 'bench', 'schematics', 'docs', '.ci']) rmSync(join(repo, entry), { recursive: true, force: true });
+for (const entry of ['lib', 'test', 'sample', 'bench', 'schematics', 'docs', '.ci', '.sample-data', '.sample-build', 'dist']) rmSync(join(repo, entry), { recursive: true, force: true });
 const files = spawnSync('git', ['ls-files', '-co', '--exclude-standard', '-z'], { cwd: root, encoding: 'utf8' });
 if (files.status !== 0) throw new Error(`git ls-files failed: ${files.stderr}`);
 for (const file of files.stdout.split('\0').filter(Boolean)) {
