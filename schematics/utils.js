@@ -50,6 +50,16 @@ function toBoolean(value, fallback) {
 }
 
 /**
+ * `--no-<flag>` given on the command line of this process. @angular-devkit/schematics-cli 22 (what
+ * Nest CLI 12 installs) parses it with node's parseArgs({ allowNegative }), which strips the
+ * `no-` and then sets the option to true for options it does not know itself: the schematic
+ * receives `replicaIdentityFull: true` for `--no-replica-identity-full`. Read the flag as written.
+ */
+function negatedOnCommandLine(kebabName) {
+  return process.argv.includes(`--no-${kebabName}`);
+}
+
+/**
  * Creates the migration in the tree. With `skipIfPresent`, a directory that already holds a
  * `Migration*_bemi.ts` is left as it is (returns that file). Returns { path, created, origin }.
  */
@@ -70,7 +80,7 @@ function createBemiMigration(tree, options, { skipIfPresent = false, generatedBy
   }
   const file = renderBemiMigrationFile({
     schemas: parseSchemaList(options.schemas),
-    replicaIdentityFull: toBoolean(options.replicaIdentityFull, true),
+    replicaIdentityFull: negatedOnCommandLine('replica-identity-full') ? false : toBoolean(options.replicaIdentityFull, true),
     name: typeof options.name === 'string' && options.name !== '' ? options.name : undefined,
     generatedBy,
   });
