@@ -32,7 +32,7 @@ export class BemiChange {
 
 const jsonb = { type: 'json', columnType: 'jsonb', defaultRaw: `'{}'` } as const;
 const timestamptz = { type: 'datetime', columnType: 'timestamptz' } as const;
-// An explicit mode: MikroORM 6 and 7 differ in what a bare 'bigint' hydrates to.
+// An explicit mode, so that every MikroORM version hydrates these columns as decimal strings.
 const bigintText = () => ({ type: new BigIntType('string'), columnType: 'bigint' });
 
 /**

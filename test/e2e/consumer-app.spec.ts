@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   const then = await history.at(Todo, 1, trail[0]?.commitTimestamp ?? new Date());
   console.log('RESULT ' + JSON.stringify({
     operations: trail.map((c) => c.operation),
+    commitPosition: trail[0]?.commitPosition,
     context: trail[0]?.context,
     at: then ? { id: then.id, task: then.task, isTodo: then instanceof Todo } : null,
   }));
@@ -209,8 +210,15 @@ describe(`a fresh app on the ${stack.name} stack installs the packed package and
       expect(result.operations).toEqual(['CREATE']);
       expect(result.context).toEqual(expect.objectContaining({ endpoint: '/lists/:list/todos', method: 'POST', action: 'todo.create', list: 'groceries' }));
       expect(result.at).toEqual({ id: 1, task: 'Sleep', isTodo: true });
-      // The app ends cleanly: nothing it logged is a warning or an error of ours.
+      // The app ends cleanly: nothing it logged is a warning or an error of ours, and shutdown
+      // (enableShutdownHooks + close: Nest 12 orders hooks by module depth) acknowledged the change.
       expect(run.stderr).not.toMatch(/Bemi|nestjs-bemi/);
+      const [slotRow] = await db.query<{ confirmed: string; active: boolean }>(
+        `SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::text AS confirmed, active FROM pg_replication_slots WHERE slot_name = $1`,
+        [slot],
+      );
+      expect(slotRow.active).toBe(false);
+      expect(BigInt(slotRow.confirmed) >= BigInt(result.commitPosition)).toBe(true);
       await db.query('DELETE FROM todo');
       await db.query('SELECT pg_drop_replication_slot($1)', [slot]);
       await db.query('DELETE FROM changes');
