@@ -94,7 +94,8 @@ for (const file of files.stdout.split('\0').filter(Boolean)) {
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
 pkg.devDependencies = { ...pkg.devDependencies, ...stack.dev };
 writeFileSync(join(repo, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
-const wanted = JSON.stringify(pkg.devDependencies);
+// Reinstall when any dependency list changes (the lockfile stack's package.json is the base).
+const wanted = JSON.stringify({ dependencies: pkg.dependencies, devDependencies: pkg.devDependencies, peerDependencies: pkg.peerDependencies });
 const stamp = join(repo, 'node_modules', '.stack-next-installed');
 if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== wanted) {
   rmSync(join(repo, 'package-lock.json'), { force: true });
