@@ -24,7 +24,12 @@ export interface BemiCaptureOptions {
   schemas?: string[];
   /** Table names never captured, besides `changes`, `mikro_orm_migrations` and `_bemi*`. */
   excludeTables?: string[];
-  /** Replication slot (created when missing, never dropped by the worker). Default `nestjs_bemi`. */
+  /**
+   * Replication slot (created when missing, never dropped by the worker). Slots are per server, so
+   * the default is per database: `nestjs_bemi_<database>` (see `defaultSlotName`), or `nestjs_bemi`
+   * when this database already has a slot of that name (the default before 0.2, kept so existing
+   * trails resume where they stopped).
+   */
   slotName?: string;
   /** Publication listing the captured tables (created and kept in sync). Default `nestjs_bemi`. */
   publicationName?: string;
@@ -66,7 +71,8 @@ export interface ResolvedCaptureOptions {
   schema: string;
   schemas: string[];
   excludeTables: string[];
-  slotName: string;
+  /** Undefined: the worker derives it from the source database when it starts. */
+  slotName?: string;
   publicationName: string;
   ensureSchema: boolean;
   indexBeforeAfter: boolean;
@@ -116,7 +122,7 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
     schema: name(o.schema ?? 'public', 'schema'),
     schemas: names(o.schemas ?? ['public'], 'schemas', false),
     excludeTables: names(o.excludeTables ?? [], 'excludeTables', true),
-    slotName: identifier(o.slotName ?? 'nestjs_bemi', 'slotName', /^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and "_", at most 63'),
+    slotName: o.slotName === undefined ? undefined : identifier(o.slotName, 'slotName', /^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and "_", at most 63'),
     publicationName: name(o.publicationName ?? 'nestjs_bemi', 'publicationName'),
     ensureSchema: flag(o.ensureSchema, 'ensureSchema', true),
     indexBeforeAfter: flag(o.indexBeforeAfter, 'indexBeforeAfter', false),
@@ -144,7 +150,20 @@ export function resolveCaptureOptions(input: BemiCaptureOptions, fallbackSource?
 }
 
 function connection(value: unknown, option: string): ClientConfig {
-  if (typeof value === 'string' && value.length > 0) return { connectionString: value };
+  if (typeof value === 'string' && value.length > 0) {
+    // pg would read a non-URL as a host name ("getaddrinfo ENOTFOUND base" for 'not a url').
+    // The value is not echoed: it may hold a password.
+    let protocol = '';
+    try {
+      protocol = new URL(value).protocol;
+    } catch {
+      protocol = '';
+    }
+    if (protocol !== 'postgres:' && protocol !== 'postgresql:') {
+      throw new BemiCaptureOptionsError(option, 'must be a postgres:// (or postgresql://) URL such as postgres://user:password@host:5432/database, or a pg ClientConfig object; got a string that is not one');
+    }
+    return { connectionString: value };
+  }
   if (value && typeof value === 'object' && !Array.isArray(value)) return { ...(value as ClientConfig) };
   throw new BemiCaptureOptionsError(option, 'must be a postgres:// URL or a pg ClientConfig object');
 }

@@ -7,6 +7,7 @@ import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
 import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger } from './capture-options';
 import { CaptureWorker } from './capture.worker';
 import { newTablePublisherSql } from './new-table-publisher';
+import { chooseDefaultSlot } from './source-setup';
 
 const CAPTURE_HELP = `Usage: nestjs-bemi capture --source <url> [options]
 
@@ -19,7 +20,8 @@ Options:
   --schema <name>            Schema of "changes" in the destination. Default: public.
   --schemas <a,b>            Source schemas to capture. Default: public.
   --exclude-tables <a,b>     Tables never captured (besides changes, mikro_orm_migrations, _bemi*).
-  --slot <name>              Replication slot (created if missing, never dropped). Default: nestjs_bemi.
+  --slot <name>              Replication slot (created if missing, never dropped). Default: nestjs_bemi_<database>
+                             (or nestjs_bemi when the database already has a slot of that name).
   --publication <name>       Publication (created and kept in sync). Default: nestjs_bemi.
   --no-create-table          Refuse to start when "changes" is missing instead of creating it.
   --index-before-after       When creating "changes", also index before/after (slower ingest).
@@ -39,7 +41,8 @@ recorded. Stop the worker first.
 
 Options:
   --source <url>        Tracked database. Default: $BEMI_CAPTURE_SOURCE, then $DATABASE_URL.
-  --slot <name>         Default: nestjs_bemi.
+  --slot <name>         Default: the capture default of this database (nestjs_bemi_<database>, or nestjs_bemi).
+                        Only a slot of the database --source connects to is dropped.
   --publication <name>  Default: nestjs_bemi.
   --keep-publication    Leave the publication in place.
   -h, --help            Show this help.
@@ -169,14 +172,22 @@ export async function runDropSlotCommand(argv: string[]): Promise<number> {
     process.stderr.write(`--source is required (or set BEMI_CAPTURE_SOURCE / DATABASE_URL).\n\n${DROP_HELP}`);
     return 2;
   }
-  const slot = values.slot ?? 'nestjs_bemi';
   const publication = values.publication ?? 'nestjs_bemi';
   const client = new Client({ connectionString: source });
   try {
     await client.connect();
-    const { rows } = await client.query<{ active_pid: number | null }>(`SELECT active_pid FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, [slot]);
+    const database = (await client.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
+    const slot = values.slot ?? (await chooseDefaultSlot(async (sql) => (await client.query(sql)).rows));
+    const { rows } = await client.query<{ active_pid: number | null; database: string | null }>(
+      `SELECT active_pid, database FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`,
+      [slot],
+    );
     if (rows.length === 0) {
       process.stdout.write(`No replication slot "${slot}": nothing to drop.\n`);
+    } else if (rows[0].database !== database) {
+      // Slots are per server: never drop another database's trail from here.
+      process.stderr.write(`Replication slot "${slot}" belongs to ${rows[0].database === null ? 'no database (a physical slot)' : `database "${rows[0].database}"`}, not "${database}": not dropped.\n`);
+      return 1;
     } else if (rows[0].active_pid !== null) {
       process.stderr.write(`Replication slot "${slot}" is in use (walsender pid ${rows[0].active_pid}). Stop the capture worker first.\n`);
       return 1;

@@ -12,6 +12,7 @@ import { compileRules } from '../rules/rules-compiler';
 import type { CompiledRules } from '../rules/rules.interfaces';
 import { BemiCaptureOptionsError, resolveCaptureOptions } from './capture-options';
 import { trailLocation } from './changes-table';
+import { chooseDefaultSlot } from './source-setup';
 import { CaptureWorker, type CaptureStatus } from './capture.worker';
 
 /**
@@ -59,26 +60,39 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
 
   /**
    * Figures for health checks and metrics: the slot's state and retained WAL (read from the
-   * database, so they are right also when capture runs in another process), the in-process
-   * worker's state and lag, and the newest stored change. `slotName` defaults to `capture.slotName`.
+   * source database, so they are right also when capture runs in another process), the in-process
+   * worker's state and lag, and the newest stored change (read where the trail lives:
+   * `capture.destination` when set). `slotName` defaults to the one the worker uses.
    */
   async metrics(options: { slotName?: string } = {}): Promise<BemiCaptureMetrics> {
     const capture = this.options.capture;
-    const target = { slotName: options.slotName ?? capture?.slotName ?? 'nestjs_bemi', ...trailLocation(this.options) };
     const orm = findMikroOrm(this.moduleRef);
-    if (orm) {
-      const connection = orm.em.getConnection();
-      const query: RowsQuery = (sql) => connection.execute(sql, [], 'all');
-      return readCaptureMetrics(query, target, this.status());
-    }
-    if (!capture?.source) throw new Error('no database to measure: the application has no MikroORM instance and capture.source is not set');
-    const client = new Client(typeof capture.source === 'string' ? { connectionString: capture.source } : capture.source);
-    await client.connect();
+    const opened: Client[] = [];
+    const viaClient = async (config: string | ClientConfig): Promise<RowsQuery> => {
+      const client = new Client(typeof config === 'string' ? { connectionString: config } : config);
+      opened.push(client);
+      await client.connect();
+      return async (sql) => (await client.query(sql)).rows;
+    };
     try {
-      return await readCaptureMetrics(async (sql) => (await client.query(sql)).rows, target, this.status());
+      let source: RowsQuery;
+      if (capture?.source) source = await viaClient(capture.source);
+      else if (orm) {
+        const connection = orm.em.getConnection();
+        source = (sql) => connection.execute(sql, [], 'all');
+      } else throw new Error('no database to measure: the application has no MikroORM instance and capture.source is not set');
+      const trail = capture?.destination ? await viaClient(capture.destination) : source;
+      const slotName = options.slotName ?? capture?.slotName ?? this.startedSlot() ?? (await chooseDefaultSlot(source));
+      return await readCaptureMetrics(source, { slotName, ...trailLocation(this.options) }, this.status(), trail);
     } finally {
-      await client.end();
+      await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
     }
+  }
+
+  /** The slot of the running worker (derived from the database when not configured). */
+  private startedSlot(): string | undefined {
+    const name = this.worker?.status().slotName;
+    return name ? name : undefined;
   }
 
   /** `rules` merged with the decorators of the application's entities; undefined when none apply. */

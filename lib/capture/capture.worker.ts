@@ -8,9 +8,12 @@ import { formatLsn, parseLsn } from './lsn';
 import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
 import { describeRelation, waitUntilVisible } from './relation-catalog';
 import { quoteIdent } from '../migration/sql-quote';
+import { queriesInTurn } from './queries-in-turn';
 import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
 import {
+  checkSchemas,
   checkSource,
+  chooseDefaultSlot,
   ensureDestination,
   ensurePublication,
   ensureSlot,
@@ -152,8 +155,14 @@ export class CaptureWorker {
   private maxQueuedMessages = 0;
   private progressMark = { at: Date.now(), changes: 0 };
 
-  constructor(private readonly options: ResolvedCaptureOptions) {
+  /** The options, with the slot name settled: derived from the database at the first start when not given. */
+  private options: ResolvedCaptureOptions & { slotName: string };
+  private readonly slotNameGiven: boolean;
+
+  constructor(options: ResolvedCaptureOptions) {
     this.logger = options.logger ?? new Logger('BemiCapture');
+    this.slotNameGiven = options.slotName !== undefined;
+    this.options = { ...options, slotName: options.slotName ?? '' };
   }
 
   /**
@@ -225,10 +234,14 @@ export class CaptureWorker {
   // ---- setup ---------------------------------------------------------------------------------
 
   private async prepare(first: boolean): Promise<void> {
-    const o = this.options;
-    await withClient(o.source, async (source) => {
+    await withClient(this.options.source, async (source) => {
       await checkSource(source);
+      await checkSchemas(source, this.options.schemas);
       this.database = (await source.query<{ db: string }>('SELECT current_database() AS db')).rows[0].db;
+      if (!this.slotNameGiven && this.options.slotName === '') {
+        this.options = { ...this.options, slotName: await chooseDefaultSlot(async (sql) => (await source.query(sql)).rows) };
+      }
+      const o = this.options;
       await withClient(o.destination, (destination) => ensureDestination(destination, o));
       // The publication must exist before the slot: pgoutput looks it up as of each change. The
       // new-table publisher goes in before the tables are listed, so none created meanwhile is missed.
@@ -280,7 +293,7 @@ export class CaptureWorker {
     // The previous session's last write fails with its connection, or commits: settled before
     // the resume position is read, so that position includes it.
     await this.writing;
-    const source = new Client(o.source);
+    const source = queriesInTurn(new Client(o.source));
     const destinations = [new Client(o.destination), new Client(o.destination)];
     const [destination] = destinations;
     const clients = [source, ...destinations];

@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
-import { quoteIdent } from '../migration/sql-quote';
+import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
 import { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
 import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
 import { excludedTableNames, trackedRelationCondition } from './new-table-publisher';
@@ -33,6 +34,26 @@ export async function checkSource(client: Client): Promise<void> {
         `or connect the capture worker as a role that has it.`,
     );
   }
+}
+
+/**
+ * Every schema in `capture.schemas` must exist in the source database: a mistyped name would
+ * otherwise start a worker that captures nothing of it (and warn about something else).
+ */
+export async function checkSchemas(client: Client, schemas: readonly string[]): Promise<void> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT s AS name FROM unnest($1::text[]) AS s WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = s)`,
+    [schemas],
+  );
+  if (rows.length === 0) return;
+  const { rows: db } = await client.query<{ name: string; schemas: string | null }>(
+    `SELECT current_database() AS name, string_agg(nspname, ', ' ORDER BY nspname) AS schemas FROM pg_catalog.pg_namespace
+      WHERE nspname NOT LIKE 'pg\\_%' AND nspname <> 'information_schema'`,
+  );
+  throw new BemiCaptureSetupError(
+    `Capture option "schemas" lists ${rows.map((r) => `"${r.name}"`).join(', ')}, which database "${db[0].name}" does not have (its schemas: ${db[0].schemas ?? 'none'}). ` +
+      `Fix the name, or create the schema first; the trigger migration must track the same schemas.`,
+  );
 }
 
 /** Managed services grant replication through a role instead of the attribute. */
@@ -122,9 +143,40 @@ export async function syncPublication(client: Client, publication: string, table
   }
 }
 
+/** The slot name every release before 0.2 used, for every database. */
+export const LEGACY_SLOT_NAME = 'nestjs_bemi';
+
+/**
+ * The default slot of a database: `nestjs_bemi_<database>`. Slots are per server, so two databases
+ * of one server (dev and test) must not share a name. Names that are not lower-case letters,
+ * digits and "_", or too long for PostgreSQL's 63 characters, get those characters replaced and
+ * a hash of the real name appended, so different databases never meet on one slot.
+ */
+export function defaultSlotName(database: string): string {
+  const plain = database.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  const name = `${LEGACY_SLOT_NAME}_${plain}`;
+  if (plain === database && name.length <= 63) return name;
+  const hash = createHash('sha1').update(database).digest('hex').slice(0, 8);
+  return `${name.slice(0, 63 - 9)}_${hash}`;
+}
+
+/**
+ * The slot to use when none is configured: this database's `nestjs_bemi` slot when it has one
+ * (the old default: its trail resumes where it stopped), else {@link defaultSlotName}. `query`
+ * runs one statement on the source database (a pg client or MikroORM's connection fit).
+ */
+export async function chooseDefaultSlot(query: (sql: string) => Promise<Array<Record<string, unknown>>>): Promise<string> {
+  const [row] = await query(
+    `SELECT current_database() AS db, EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots
+       WHERE slot_name = ${quoteLiteral(LEGACY_SLOT_NAME)} AND database = current_database() AND plugin = 'pgoutput') AS legacy`,
+  );
+  return row.legacy === true ? LEGACY_SLOT_NAME : defaultSlotName(String(row.db));
+}
+
 /**
  * Creates the slot when missing. Returns true when it did (capture starts now; anything before is
- * not in the trail). An existing slot of the wrong kind or database is an error, never replaced.
+ * not in the trail). An existing slot of the wrong kind or database is an error, never replaced;
+ * the message never suggests dropping a slot of another database (it holds that database's changes).
  */
 export async function ensureSlot(client: Client, slotName: string): Promise<boolean> {
   const { rows } = await client.query<{ plugin: string | null; database: string | null; slot_type: string }>(
@@ -134,10 +186,17 @@ export async function ensureSlot(client: Client, slotName: string): Promise<bool
   if (rows.length) {
     const slot = rows[0];
     const { rows: db } = await client.query<{ name: string }>(`SELECT current_database() AS name`);
-    if (slot.slot_type !== 'logical' || slot.plugin !== 'pgoutput' || slot.database !== db[0].name) {
+    const here = db[0].name;
+    if (slot.database !== null && slot.database !== here) {
       throw new BemiCaptureSetupError(
-        `Replication slot "${slotName}" exists but is not a pgoutput slot of database "${db[0].name}" (it is ${slot.slot_type}/${slot.plugin} on ${slot.database}). ` +
-          `Choose another slotName, or drop it on purpose with: npx nestjs-bemi capture:drop-slot --slot ${slotName}.`,
+        `Replication slot "${slotName}" belongs to database "${slot.database}" on this server (slots are per server, not per database), so database "${here}" cannot use it. ` +
+          `Give this database its own capture slotName (leaving slotName unset uses "${defaultSlotName(here)}"). Do not drop "${slotName}": it holds the changes of "${slot.database}".`,
+      );
+    }
+    if (slot.slot_type !== 'logical' || slot.plugin !== 'pgoutput') {
+      throw new BemiCaptureSetupError(
+        `Replication slot "${slotName}" of database "${here}" is a ${slot.slot_type} slot${slot.plugin ? ` of plugin ${slot.plugin}` : ''}, not a pgoutput slot, so it was not made by nestjs-bemi. ` +
+          `Choose another capture slotName; drop this one only if you know nothing else reads it (npx nestjs-bemi capture:drop-slot --slot ${slotName}).`,
       );
     }
     return false;

@@ -11,13 +11,17 @@ export interface MetricsTarget {
   table: string;
 }
 
-/** Reads the capture figures from the database, plus the in-process worker's status when there is one. */
-export async function readCaptureMetrics(query: RowsQuery, target: MetricsTarget, worker: CaptureStatus | null): Promise<BemiCaptureMetrics> {
+/**
+ * Reads the capture figures, plus the in-process worker's status when there is one: the slot from
+ * the source database (`query`), the newest change from where the trail lives (`trail`, default
+ * the same database: `capture.destination` when it is elsewhere).
+ */
+export async function readCaptureMetrics(query: RowsQuery, target: MetricsTarget, worker: CaptureStatus | null, trail: RowsQuery = query): Promise<BemiCaptureMetrics> {
   const now = new Date();
   const [slot] = await query(slotMetricsSql(target.slotName));
   let newest: Date | null = null;
   try {
-    const [row] = await query(newestChangeSql(target.schema, target.table));
+    const [row] = await trail(newestChangeSql(target.schema, target.table));
     newest = row ? new Date(row.committed_at as string | Date) : null;
   } catch {
     newest = null; // no changes table (yet), or it lives in another database

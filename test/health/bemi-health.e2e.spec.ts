@@ -123,4 +123,26 @@ describe('BemiHealthIndicator with @nestjs/terminus', () => {
       await app.close();
     }
   });
+
+  it('reads the newest change where the trail lives (capture.destination), the slot from the source', async () => {
+    const trail = await createTestDatabase('health_trail');
+    const slot = uniqueSlot();
+    const app = await healthApp(db, { capture: { destination: trail.url, slotName: slot, publicationName: slot, progressIntervalMs: 0 } });
+    try {
+      await app.get(BemiService).run({ userId: 2 }, async () => {
+        const em = ormOf(app).em.fork() as EntityManager;
+        em.create(Todo, { task: 'elsewhere' });
+        await em.flush();
+      });
+      await waitFor(async () => (await trail.query(`SELECT 1 FROM changes WHERE after->>'task' = 'elsewhere'`)).length > 0, 'the change in the destination');
+      const [{ newest }] = await trail.query(`SELECT max(committed_at) AS newest FROM changes`);
+      const metrics = await app.get(BemiCaptureService).metrics();
+      expect(metrics.slot).toMatchObject({ name: slot, exists: true, active: true });
+      expect(metrics.newestChangeAt).toEqual(newest);
+    } finally {
+      await app.close();
+      await db.query(`SELECT pg_drop_replication_slot($1)`, [slot]).catch(() => undefined);
+      await trail.drop();
+    }
+  });
 });

@@ -36,7 +36,7 @@ export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = 
   const options = captureOptions(db, { logger, ...extra });
   const worker = new CaptureWorker(options);
   await worker.start();
-  return { worker, logger, slotName: options.slotName };
+  return { worker, logger, slotName: options.slotName! };
 }
 
 /**
@@ -51,10 +51,13 @@ export async function stopAndDropSlot(worker: CaptureWorker | undefined, db: Tes
   await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
 }
 
-/** Installs the context triggers (as an application would through its migration) plus a sync table. */
+/**
+ * Installs the context triggers (as an application would through its migration) plus a sync table.
+ * Without REPLICA IDENTITY FULL unless asked: these tests set it per table where they need it.
+ */
 export async function installTriggers(db: TestDatabase, options: Parameters<typeof bemiMigrationSql>[0] = {}): Promise<void> {
   await db.query(`CREATE TABLE IF NOT EXISTS capture_sync (id serial PRIMARY KEY, token text NOT NULL)`);
-  await db.query(bemiMigrationSql(options).up);
+  await db.query(bemiMigrationSql({ replicaIdentityFull: false, ...options }).up);
 }
 
 /**
