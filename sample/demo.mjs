@@ -56,7 +56,7 @@ async function main() {
       await sleep(100);
     }
     const recent = changes.slice(before.length);
-    console.log(`\n$ psql -c 'SELECT primary_key, "table", operation, before, after, context, committed_at FROM changes'  (this demo's rows)\n`);
+    console.log(`\n$ psql -c 'SELECT primary_key, "table", operation, before, after, context, committed_at FROM changes'  (this demo's rows, read through BemiHistory: property names, where the table has column names)\n`);
     console.log(
       psqlTable(
         ['primary_key', 'table', 'operation', 'before', 'after', 'context', 'committed_at'],

@@ -34,7 +34,7 @@ export interface BemiHealthThresholds {
   maxLagSeconds?: number;
   /** Off by default: an idle application legitimately has an old newest change. */
   maxNewestChangeAgeSeconds?: number;
-  /** Slot to look at when capture runs outside this application. Default: `capture.slotName`, else `nestjs_bemi`. */
+  /** Slot to look at when capture runs outside this application. Default: `capture.slotName`, else the worker's, else the database's default slot. */
   slotName?: string;
 }
 
