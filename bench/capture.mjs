@@ -128,7 +128,8 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
   // The ceiling of any ingest layout: the same rows into the same columns, no index, no key.
   await copyDb.query(`CREATE TABLE changes_bare (LIKE changes INCLUDING DEFAULTS)`);
   await db.query(`CREATE TABLE bench_event (id bigserial PRIMARY KEY, name text NOT NULL, payload text NOT NULL, amount numeric NOT NULL, at timestamptz NOT NULL DEFAULT now())`);
-  await db.query(bemiMigrationSql().up);
+  // REPLICA IDENTITY as before the default became FULL, so runs stay comparable with bench/results.
+  await db.query(bemiMigrationSql({ replicaIdentityFull: false }).up);
 
   // First start creates changes, publication and slot; the raw-decoding slot starts at the same point.
   let worker = startWorker(url.toString());

@@ -4,7 +4,12 @@ import { quoteIdent, quoteLiteral, textArray } from './sql-quote';
 export interface BemiMigrationSqlOptions {
   /** Schemas whose tables are tracked. Default `['public']`. The functions live in the first one. */
   schemas?: string[];
-  /** Set `REPLICA IDENTITY FULL` on tracked tables so that `before` holds every column. Default false. */
+  /**
+   * Set `REPLICA IDENTITY FULL` on tracked tables so that `before` holds every column of UPDATEs
+   * and DELETEs. Default true, as in every generator: an audit trail wants whole before-images.
+   * False leaves REPLICA IDENTITY alone (only the key columns reach `before`; the migration then
+   * needs only the TRIGGER privilege, not ownership of the tables).
+   */
   replicaIdentityFull?: boolean;
   /** Extra table names never to track (besides `changes`, `mikro_orm_migrations` and `_bemi*`). */
   excludeTables?: string[];
@@ -22,6 +27,9 @@ export const BEMI_SQL_OBJECTS = {
   emittedSetting: 'bemi.context_emitted',
 } as const;
 
+/** The default of `replicaIdentityFull`, shared by this function, the migration file, the bin and the schematics. */
+export const DEFAULT_REPLICA_IDENTITY_FULL = true;
+
 const ALWAYS_EXCLUDED = ['changes', 'mikro_orm_migrations'];
 
 /**
@@ -38,7 +46,7 @@ const ALWAYS_EXCLUDED = ['changes', 'mikro_orm_migrations'];
 export function bemiMigrationSql(options: BemiMigrationSqlOptions = {}): { up: string; down: string } {
   const schemas = validateNames(options.schemas ?? ['public'], 'schemas');
   const excluded = [...ALWAYS_EXCLUDED, ...validateNames(options.excludeTables ?? [], 'excludeTables', true)];
-  const identityFull = options.replicaIdentityFull ?? false;
+  const identityFull = options.replicaIdentityFull ?? DEFAULT_REPLICA_IDENTITY_FULL;
   const home = quoteIdent(schemas[0]);
   const o = BEMI_SQL_OBJECTS;
   const fn = (name: string) => `${home}.${name}`;

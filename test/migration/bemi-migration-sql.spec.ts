@@ -58,8 +58,16 @@ describe('bemiMigrationSql (run against PostgreSQL)', () => {
     expect(await triggeredTables(db)).toContain('"Other-Schema".thing');
   });
 
+  it('sets REPLICA IDENTITY FULL by default (as every generator does), and leaves it with replicaIdentityFull: false', async () => {
+    const identity = async () => (await db.query(`SELECT relreplident FROM pg_class WHERE oid = 'todo'::regclass`))[0].relreplident;
+    await db.query(bemiMigrationSql({ replicaIdentityFull: false }).up);
+    expect(await identity()).toBe('d');
+    await db.query(bemiMigrationSql().up);
+    expect(await identity()).toBe('f');
+  });
+
   it('is idempotent, and down removes every object it created', async () => {
-    const sql = bemiMigrationSql({ replicaIdentityFull: true });
+    const sql = bemiMigrationSql();
     await db.query(sql.up);
     await db.query(sql.up);
     expect((await triggeredTables(db)).length).toBe(7);
@@ -78,7 +86,7 @@ describe('bemiMigrationSql (run against PostgreSQL)', () => {
   });
 
   it('adds the trigger to tables created later through an event trigger', async () => {
-    await db.query(bemiMigrationSql({ replicaIdentityFull: true }).up);
+    await db.query(bemiMigrationSql().up);
     await db.query(`CREATE TABLE later (id int PRIMARY KEY); CREATE TABLE changes_archive AS SELECT 1 AS id; CREATE TABLE "Other-Schema".not_tracked (id int)`);
     const tables = await triggeredTables(db);
     expect(tables).toEqual(expect.arrayContaining(['later', 'changes_archive']));
