@@ -14,9 +14,10 @@ function fromDist(modulePath) {
   }
 }
 
-const { renderBemiMigrationFile, parseSchemaList } = fromDist('migration/migration-file');
+const { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } = fromDist('migration/migration-file');
+const { DEFAULT_REPLICA_IDENTITY_FULL } = fromDist('migration/bemi-migration-sql');
 const { resolveMigrationsDirectory } = fromDist('cli/migrations-path');
-const { findRootModuleFile, addBemiModuleToSource } = fromDist('cli/root-module');
+const { findRootModuleFile, addBemiModuleToSource, readBemiRegistration, callsEnableShutdownHooks } = fromDist('cli/root-module');
 const { loadTypeScript } = fromDist('cli/typescript');
 
 /** Reads a file of the tree as text, or undefined. */
@@ -60,8 +61,34 @@ function negatedOnCommandLine(kebabName) {
 }
 
 /**
- * Creates the migration in the tree. With `skipIfPresent`, a directory that already holds a
- * `Migration*_bemi.ts` is left as it is (returns that file). Returns { path, created, origin }.
+ * `--<flag>` given on the command line of this process. The schematics CLI (19 and 22) keeps
+ * `--force` for itself (overwrite files) and does not pass it to the schematic, so read it as
+ * written; the Nest CLI's `nest g` rejects it before any schematic runs.
+ */
+function givenOnCommandLine(kebabName) {
+  return process.argv.includes(`--${kebabName}`);
+}
+
+/**
+ * The error a schematic fails with: a SchematicsException, whose message the schematics CLI
+ * prints before exiting non-zero with nothing written (`nest g` runs that CLI, shows the
+ * message, but exits 0). A plain Error, where @angular-devkit/schematics cannot be loaded from
+ * here, prints the same way.
+ */
+function schematicError(message) {
+  try {
+    const { SchematicsException } = require('@angular-devkit/schematics');
+    return new SchematicsException(message);
+  } catch {
+    return new Error(message);
+  }
+}
+
+/**
+ * Creates the migration in the tree. A directory that already holds a trigger migration of the
+ * same name (for the default name, any `Migration*_bemi.ts`; see existingBemiMigrations) is left
+ * as it is: with `skipIfPresent` that file is returned, else the schematic fails naming it,
+ * unless `force` is on. Returns { path, created, origin }.
  */
 function createBemiMigration(tree, options, { skipIfPresent = false, generatedBy, extraCandidates = [] } = {}) {
   const read = reader(tree);
@@ -74,35 +101,65 @@ function createBemiMigration(tree, options, { skipIfPresent = false, generatedBy
     origin = found.foundIn ? `the migrations path of ${found.foundIn}` : 'default; no MikroORM migrations path found';
   }
   directory = directory.replace(/\\/g, '/').replace(/^\.\//, '').replace(/\/+$/, '') || '.';
-  if (skipIfPresent) {
-    const existing = tree.getDir(directory).subfiles.find((f) => /^Migration\d{14}_bemi\.ts$/.test(f));
-    if (existing) return { path: `${directory}/${existing}`, created: false, origin };
+  const name = typeof options.name === 'string' && options.name !== '' ? options.name : undefined;
+  const inDirectory = (file) => (directory === '.' ? file : `${directory}/${file}`);
+  const force = givenOnCommandLine('force') || toBoolean(options.force, false);
+  const existing = existingBemiMigrations(tree.getDir(directory).subfiles, name);
+  if (existing.length > 0 && skipIfPresent) return { path: inDirectory(existing[0]), created: false, origin };
+  if (existing.length > 0 && !force) {
+    throw schematicError(
+      `nestjs-bemi: ${existing.map(inDirectory).join(', ')} exists already, so no second trigger migration was written. ` +
+        'To write one anyway, pass --force: npx schematics nestjs-bemi:migration --force, or npx nestjs-bemi migration:create --force ' +
+        '(nest g has no --force); or give it a name of its own: nest g -c nestjs-bemi migration <name>.',
+    );
   }
   const file = renderBemiMigrationFile({
     schemas: parseSchemaList(options.schemas),
-    replicaIdentityFull: negatedOnCommandLine('replica-identity-full') ? false : toBoolean(options.replicaIdentityFull, true),
-    name: typeof options.name === 'string' && options.name !== '' ? options.name : undefined,
+    replicaIdentityFull: negatedOnCommandLine('replica-identity-full') ? false : toBoolean(options.replicaIdentityFull, DEFAULT_REPLICA_IDENTITY_FULL),
+    name,
     generatedBy,
   });
-  const path = directory === '.' ? file.fileName : `${directory}/${file.fileName}`;
+  const path = inDirectory(file.fileName);
   tree.create(path, file.content);
   return { path, created: true, origin };
 }
 
-const NEXT_STEPS = [
-  'Next steps:',
-  '  1. PostgreSQL 14+ with wal_level = logical (then restart PostgreSQL).',
-  '  2. npx mikro-orm migration:up   (undo: npx mikro-orm migration:down)',
-  '  3. Record the changes: npx nestjs-bemi capture --source <database url>   (see npx nestjs-bemi capture --help)',
-];
+/**
+ * The next steps after the schematics ran, for what the app has: `capture` is true when the
+ * root module's BemiModule.forRoot() has a `capture` option, false when it has none, undefined
+ * when that cannot be told; `shutdownHooks` is true when main.ts calls enableShutdownHooks().
+ */
+function nextSteps({ capture, shutdownHooks = false } = {}) {
+  const steps = [
+    'Next steps:',
+    '  1. PostgreSQL 14+ with wal_level = logical (then restart PostgreSQL).',
+    '  2. npx mikro-orm migration:up   (undo: npx mikro-orm migration:down)',
+  ];
+  // Without shutdown hooks a signal ends the process before the worker stores and acknowledges what it received.
+  const hooks = 'call app.enableShutdownHooks() in main.ts, so that the worker acknowledges what it received when the app stops';
+  if (capture === true) {
+    steps.push('  3. Changes are recorded in the app: BemiModule.forRoot({ capture }) runs the capture worker.');
+    if (!shutdownHooks) steps.push(`  4. ${hooks[0].toUpperCase()}${hooks.slice(1)}.`);
+  } else {
+    steps.push('  3. Record the changes: npx nestjs-bemi capture --source <database url>   (see npx nestjs-bemi capture --help)');
+    steps.push(`     or in the app: BemiModule.forRoot({ capture: {} })${shutdownHooks ? '' : `, and ${hooks}`}.`);
+  }
+  return steps;
+}
+
+/** The generic next steps (nothing known about the app). */
+const NEXT_STEPS = nextSteps();
 
 module.exports = {
   addBemiModuleToSource,
+  callsEnableShutdownHooks,
   createBemiMigration,
   findRootModuleFile,
   loadTypeScript,
   nestLayout,
   NEXT_STEPS,
+  nextSteps,
+  readBemiRegistration,
   reader,
   toBoolean,
 };

@@ -1,7 +1,8 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
-import { renderBemiMigrationFile, parseSchemaList } from '../migration/migration-file';
+import { DEFAULT_REPLICA_IDENTITY_FULL } from '../migration/bemi-migration-sql';
+import { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } from '../migration/migration-file';
 import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
 import { resolveMigrationsDirectory, type ReadProjectFile } from './migrations-path';
 
@@ -19,6 +20,9 @@ Options:
   --no-replica-identity-full    Leave REPLICA IDENTITY as it is (default: set it to FULL, so
                                 updates and deletes carry the whole old row).
   --name <name>                 File and class name suffix. Default: bemi.
+  --force                       Write the migration even when the directory already has one
+                                (Migration*_bemi.ts, or Migration<timestamp>_<name>.ts for
+                                --name); without it the command refuses and writes nothing.
   --dry-run                     Print the file instead of writing it.
   -h, --help                    Show this help.
 `;
@@ -52,6 +56,14 @@ export async function runMigrationCreateCommand(argv: string[], io: CliIo = proc
   });
   const target = resolve(io.cwd, directory, file.fileName);
   const shown = displayPath(io.cwd, target);
+  if (!args.force) {
+    // A second copy would run the same up() twice and, rolled back, remove the triggers the first installed.
+    const existing = existingBemiMigrations(listDirectory(resolve(io.cwd, directory)), args.name);
+    if (existing.length > 0) {
+      const names = existing.map((f) => displayPath(io.cwd, resolve(io.cwd, directory!, f))).join(', ');
+      throw new Error(`${names} exists already, so no second trigger migration was written (pass --force to write one anyway, or --name <other> for a migration of its own)`);
+    }
+  }
   if (args.dryRun) {
     io.out(`Would create ${shown}${origin}:\n`);
     io.out(file.content);
@@ -76,6 +88,7 @@ interface MigrationCreateArgs {
   replicaIdentityFull: boolean;
   name?: string;
   dryRun: boolean;
+  force: boolean;
 }
 
 export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
@@ -92,6 +105,7 @@ export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
         'no-replica-identity-full': { type: 'boolean' },
         name: { type: 'string' },
         'dry-run': { type: 'boolean' },
+        force: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -117,9 +131,10 @@ export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
     help: values.help === true,
     path: values.path as string | undefined,
     schemas,
-    replicaIdentityFull: values['no-replica-identity-full'] !== true,
+    replicaIdentityFull: values['no-replica-identity-full'] ? false : values['replica-identity-full'] ? true : DEFAULT_REPLICA_IDENTITY_FULL,
     name: values.name as string | undefined,
     dryRun: values['dry-run'] === true,
+    force: values.force === true,
   };
 }
 
@@ -147,6 +162,15 @@ function nestSourceRoot(read: ReadProjectFile): string | undefined {
     return typeof root === 'string' && root ? root : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** File names in a directory; none when it does not exist (yet). */
+function listDirectory(directory: string): string[] {
+  try {
+    return readdirSync(directory);
+  } catch {
+    return [];
   }
 }
 

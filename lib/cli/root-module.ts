@@ -168,3 +168,72 @@ function indentationAt(source: string, pos: number): string {
 function trimDir(dir: string): string {
   return posix.normalize(dir.replace(/\\/g, '/')).replace(/^\.\/+/, '').replace(/\/+$/, '') || '.';
 }
+
+export interface BemiRegistration {
+  /** The file calls `BemiModule.forRoot(...)` or `BemiModule.forRootAsync(...)`. */
+  registered: boolean;
+  /**
+   * Whether the options turn the in-app capture worker on: true for a `capture` property of an
+   * object literal given to forRoot(), false when forRoot() has none, undefined when the syntax
+   * does not say (options from a variable, a spread, forRootAsync()).
+   */
+  capture: boolean | undefined;
+}
+
+/** What the `BemiModule` registration of a module file says about capture, read from its syntax tree. */
+export function readBemiRegistration(ts: TypeScriptApi, source: string, fileName: string): BemiRegistration {
+  const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  let found: BemiRegistration = { registered: false, capture: false };
+  const visit = (node: TS.Node): void => {
+    if (found.capture === true) return;
+    if (
+      ts.isCallExpression(node) &&
+      ts.isPropertyAccessExpression(node.expression) &&
+      ts.isIdentifier(node.expression.expression) &&
+      node.expression.expression.text === 'BemiModule' &&
+      (node.expression.name.text === 'forRoot' || node.expression.name.text === 'forRootAsync')
+    ) {
+      const capture = node.expression.name.text === 'forRoot' ? captureInOptions(ts, node.arguments[0]) : undefined;
+      // Several registrations (e.g. per environment): one that captures, else one that may, wins.
+      if (!found.registered || capture === true || (capture === undefined && found.capture === false)) found = { registered: true, capture };
+      return;
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return found.registered ? found : { registered: false, capture: false };
+}
+
+function captureInOptions(ts: TypeScriptApi, options: TS.Expression | undefined): boolean | undefined {
+  if (options === undefined) return false;
+  if (!ts.isObjectLiteralExpression(options)) return undefined;
+  const property = options.properties.find((p) => p.name !== undefined && propertyName(ts, p.name) === 'capture');
+  if (property) {
+    // `capture: undefined` (or null/false, which validation would reject) does not start the worker.
+    if (!ts.isPropertyAssignment(property)) return true;
+    const value = property.initializer;
+    const off = value.kind === ts.SyntaxKind.NullKeyword || value.kind === ts.SyntaxKind.FalseKeyword || (ts.isIdentifier(value) && value.text === 'undefined');
+    return !off;
+  }
+  return options.properties.some(ts.isSpreadAssignment) ? undefined : false;
+}
+
+function propertyName(ts: TypeScriptApi, name: TS.PropertyName): string | undefined {
+  return ts.isIdentifier(name) || ts.isStringLiteral(name) || ts.isNoSubstitutionTemplateLiteral(name) ? name.text : undefined;
+}
+
+/** Whether a file (the app's main.ts) calls `<something>.enableShutdownHooks(...)`. */
+export function callsEnableShutdownHooks(ts: TypeScriptApi, source: string, fileName: string): boolean {
+  const sf = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  let found = false;
+  const visit = (node: TS.Node): void => {
+    if (found) return;
+    if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression) && node.expression.name.text === 'enableShutdownHooks') {
+      found = true;
+      return;
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return found;
+}

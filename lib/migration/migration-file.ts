@@ -1,5 +1,5 @@
 import { BEMI_MESSAGE_PREFIX } from '../bemi.constants';
-import { BEMI_SQL_OBJECTS, bemiMigrationSql } from './bemi-migration-sql';
+import { BEMI_SQL_OBJECTS, bemiMigrationSql, DEFAULT_REPLICA_IDENTITY_FULL } from './bemi-migration-sql';
 
 /**
  * Renders the MikroORM migration file that installs nestjs-bemi's context triggers. Used by the
@@ -10,7 +10,7 @@ import { BEMI_SQL_OBJECTS, bemiMigrationSql } from './bemi-migration-sql';
 export interface BemiMigrationFileOptions {
   /** Schemas whose tables are tracked. Default `['public']`. */
   schemas?: string[];
-  /** Set `REPLICA IDENTITY FULL` on tracked tables. Default true here (the generators' default). */
+  /** Set `REPLICA IDENTITY FULL` on tracked tables. Default true (`DEFAULT_REPLICA_IDENTITY_FULL`). */
   replicaIdentityFull?: boolean;
   /** Suffix of the file and class name: `Migration<timestamp>_<name>`. Default `bemi`. */
   name?: string;
@@ -60,9 +60,23 @@ export function normalizeMigrationName(name: string | undefined): string {
   return normalized;
 }
 
+/**
+ * The trigger migrations among `fileNames` (names in one directory) that a new migration named
+ * `name` would duplicate: those with the same suffix, `Migration<14 digits>_<name>.ts`; for the
+ * default name, any `Migration…_bemi.ts` (also one renamed or made by MikroORM's own
+ * `migration:create --name bemi`). A migration under another name is a deliberate second one
+ * (e.g. for more schemas), so it does not count. Sorted, oldest first.
+ */
+export function existingBemiMigrations(fileNames: Iterable<string>, name?: string): string[] {
+  const suffix = normalizeMigrationName(name);
+  const pattern =
+    suffix === DEFAULT_MIGRATION_NAME ? /^Migration.*_bemi\.ts$/ : new RegExp(`^Migration\\d{14}_${suffix.replace(/\$/g, '\\$')}\\.ts$`);
+  return [...fileNames].filter((f) => pattern.test(f)).sort();
+}
+
 export function renderBemiMigrationFile(options: BemiMigrationFileOptions = {}): BemiMigrationFile {
   const schemas = options.schemas ?? ['public'];
-  const replicaIdentityFull = options.replicaIdentityFull ?? true;
+  const replicaIdentityFull = options.replicaIdentityFull ?? DEFAULT_REPLICA_IDENTITY_FULL;
   const date = options.date ?? new Date();
   const className = `Migration${migrationTimestamp(date)}_${normalizeMigrationName(options.name)}`;
   const { up, down } = bemiMigrationSql({ schemas, replicaIdentityFull });

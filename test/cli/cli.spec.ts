@@ -5,7 +5,9 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../lib/cli/main';
-import { bemiMigrationSql } from '../../lib/migration/bemi-migration-sql';
+import { parseMigrationCreateArgs } from '../../lib/cli/migration-create.command';
+import { bemiMigrationSql, DEFAULT_REPLICA_IDENTITY_FULL } from '../../lib/migration/bemi-migration-sql';
+import { renderBemiMigrationFile } from '../../lib/migration/migration-file';
 import { loadMigration, stagePackage, StagedPackage } from '../schematics/support';
 
 interface Result {
@@ -43,7 +45,7 @@ describe('nestjs-bemi bin', () => {
       expect(top.stdout).toMatch(/migration:create\s+Write a MikroORM migration/);
       const sub = await cli(cwd, 'migration:create', '--help');
       expect(sub).toMatchObject({ code: 0, stderr: '' });
-      for (const option of ['--path', '--schemas', '--no-replica-identity-full', '--dry-run']) expect(sub.stdout).toContain(option);
+      for (const option of ['--path', '--schemas', '--no-replica-identity-full', '--dry-run', '--force']) expect(sub.stdout).toContain(option);
       expect(await readdir(cwd)).toEqual([]);
     });
 
@@ -113,6 +115,38 @@ describe('nestjs-bemi bin', () => {
       expect(loaded.up).toEqual([bemiMigrationSql({ replicaIdentityFull: true }).up]);
     });
 
+    describe('when the directory has a trigger migration already', () => {
+      const existing = 'Migration20240101000000_bemi.ts';
+
+      beforeEach(async () => {
+        await mkdir(join(cwd, 'm'));
+        await writeFile(join(cwd, 'm', existing), '// the first one');
+      });
+
+      it.each([[[]], [['--dry-run']], [['--name', 'bemi']]])('%j refuses with exit 1, naming the file and --force, and writes nothing', async (args) => {
+        const result = await cli(cwd, 'migration:create', '--path', 'm', ...args);
+        expect(result).toMatchObject({ code: 1, stdout: '' });
+        expect(result.stderr).toBe(
+          `nestjs-bemi migration:create: m/${existing} exists already, so no second trigger migration was written (pass --force to write one anyway, or --name <other> for a migration of its own)\n`,
+        );
+        expect(await readdir(join(cwd, 'm'))).toEqual([existing]);
+      });
+
+      it('--force writes a second one', async () => {
+        const result = await cli(cwd, 'migration:create', '--path', 'm', '--force');
+        expect(result.code).toBe(0);
+        expect((await readdir(join(cwd, 'm'))).sort()).toEqual([existing, expect.stringMatching(/^Migration\d{14}_bemi\.ts$/)].sort());
+      });
+
+      it('--name <other> is a migration of its own; a second one of that name is refused', async () => {
+        expect((await cli(cwd, 'migration:create', '--path', 'm', '--name', 'audit')).code).toBe(0);
+        const again = await cli(cwd, 'migration:create', '--path', 'm', '--name', 'audit');
+        expect(again.code).toBe(1);
+        expect(again.stderr).toMatch(/^nestjs-bemi migration:create: m\/Migration\d{14}_audit\.ts exists already/);
+        expect(await readdir(join(cwd, 'm'))).toHaveLength(2);
+      });
+    });
+
     it('--dry-run prints the file and writes nothing', async () => {
       const result = await cli(cwd, 'migration:create', '--dry-run', '--name', 'audit');
       expect(result.code).toBe(0);
@@ -152,6 +186,30 @@ describe('nestjs-bemi bin', () => {
       expect((await readFile(join(pkg.dir, 'dist', 'cli', 'main.js'), 'utf8')).startsWith('#!/usr/bin/env node\n')).toBe(true);
       expect(await bin(['nope'])).toMatchObject({ code: 2, stdout: '', stderr: expect.stringMatching(/^nestjs-bemi: unknown command "nope"[^\n]*\n$/) });
       expect(await bin(['--help'])).toMatchObject({ code: 0, stderr: '' });
+    });
+
+    it('one default for replicaIdentityFull (true): bemiMigrationSql(), the rendered file, the bin, both schematics', async () => {
+      expect(DEFAULT_REPLICA_IDENTITY_FULL).toBe(true);
+      const full = bemiMigrationSql({ replicaIdentityFull: true });
+      expect(bemiMigrationSql()).toEqual(full);
+      expect(full.up).toContain('REPLICA IDENTITY FULL');
+      const rendered = renderBemiMigrationFile();
+      expect([rendered.up, rendered.down]).toEqual([full.up, full.down]);
+      expect(rendered.content).toContain('REPLICA IDENTITY FULL: yes.');
+      expect(parseMigrationCreateArgs([]).replicaIdentityFull).toBe(true);
+
+      expect(await bin(['migration:create', '--path', 'm'])).toMatchObject({ code: 0 });
+      const [file] = await readdir(join(cwd, 'm'));
+      expect(await loadMigration(await readFile(join(cwd, 'm', file), 'utf8'))).toMatchObject({ up: [full.up], down: [full.down] });
+
+      const runner = new SchematicTestRunner('nestjs-bemi', join(pkg.dir, 'schematics', 'collection.json'));
+      for (const schematic of ['migration', 'nest-add']) {
+        const schema = JSON.parse(await readFile(join(pkg.dir, 'schematics', schematic, 'schema.json'), 'utf8'));
+        expect([schematic, schema.properties.replicaIdentityFull.default]).toEqual([schematic, true]);
+        const tree = await runner.runSchematic(schematic, { path: 'm', skipModule: true }, new UnitTestTree(new HostTree()));
+        const generated = tree.readText(tree.files.find((f) => f.startsWith('/m/'))!);
+        expect(await loadMigration(generated)).toMatchObject({ up: [full.up], down: [full.down] });
+      }
     });
 
     it.each([

@@ -1,5 +1,5 @@
 import * as ts from 'typescript';
-import { addBemiModuleToSource, findRootModuleFile } from '../../lib/cli/root-module';
+import { addBemiModuleToSource, callsEnableShutdownHooks, findRootModuleFile, readBemiRegistration } from '../../lib/cli/root-module';
 import { findMigrationsPathInSource, resolveMigrationsDirectory } from '../../lib/cli/migrations-path';
 
 function edit(source: string) {
@@ -103,5 +103,36 @@ describe('MikroORM migrations path lookup', () => {
     delete files['package.json'];
     expect(resolveMigrationsDirectory((p) => files[p], { ts })).toEqual({ path: 'src/other', foundIn: 'src/mikro-orm.config.ts' });
     expect(resolveMigrationsDirectory(() => undefined, { ts, sourceRoot: './apps/api/src/' })).toEqual({ path: 'apps/api/src/migrations' });
+  });
+});
+
+describe('readBemiRegistration (what nest add says next)', () => {
+  const module = (registration: string) => `import { Module } from '@nestjs/common';\nconst opts = {};\n@Module({ imports: [${registration}] })\nexport class M {}\n`;
+  const read = (registration: string) => readBemiRegistration(ts, module(registration), 'app.module.ts');
+
+  it.each([
+    ['BemiModule.forRoot({ capture: {} })', true],
+    ["BemiModule.forRoot({ context: () => ({}), 'capture': { slotName: 's' } })", true],
+    ['BemiModule.forRoot({ capture })', true],
+    ['BemiModule.forRoot({ ...opts, capture: { source: url } })', true],
+    ['BemiModule.forRoot()', false],
+    ['BemiModule.forRoot({ context: () => ({}) })', false],
+    ['BemiModule.forRoot({ capture: undefined })', false],
+    ['BemiModule.forRoot(opts)', undefined],
+    ['BemiModule.forRoot({ ...opts })', undefined],
+    ['BemiModule.forRootAsync({ useFactory: () => ({ capture: {} }) })', undefined],
+  ])('%s: capture %s', (registration, capture) => {
+    expect(read(registration)).toEqual({ registered: true, capture });
+  });
+
+  it('reports no registration in a module without BemiModule, and prefers one that captures', () => {
+    expect(read('OtherModule.forRoot({ capture: {} })')).toEqual({ registered: false, capture: false });
+    expect(read('process.env.CAPTURE ? BemiModule.forRoot({ capture: {} }) : BemiModule.forRoot()')).toEqual({ registered: true, capture: true });
+  });
+
+  it('callsEnableShutdownHooks finds the call however the app is named, and ignores comments and strings', () => {
+    expect(callsEnableShutdownHooks(ts, `const app = await NestFactory.create(M);\napp.enableShutdownHooks();`, 'main.ts')).toBe(true);
+    expect(callsEnableShutdownHooks(ts, `(await NestFactory.create(M)).enableShutdownHooks([Signal.SIGTERM]);`, 'main.ts')).toBe(true);
+    expect(callsEnableShutdownHooks(ts, `// TODO app.enableShutdownHooks()\nconst s = 'app.enableShutdownHooks()';`, 'main.ts')).toBe(false);
   });
 });

@@ -202,12 +202,23 @@ describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} ap
     expect(await migrationFiles()).toEqual([expect.stringMatching(/^Migration\d{14}_bemi\.ts$/)]);
   });
 
+  it('a second nest g -c nestjs-bemi migration fails naming the existing file and writes nothing', async () => {
+    const [existing] = await migrationFiles();
+    const result = await nest('g', '-c', 'nestjs-bemi', 'migration');
+    // The stock Nest CLI (11 and 12) prints a failed schematic's message but exits 0, as for "Invalid schematic".
+    expect(result.code).toBe(0);
+    expect(result.stdout + result.stderr).toContain(`src/db/migrations/${existing} exists already`);
+    expect(result.stdout + result.stderr).toMatch(/--force/);
+    expect(await migrationFiles()).toEqual([existing]);
+  });
+
   it('with "collection": "nestjs-bemi" in nest-cli.json, nest g migration and nest g controller both work', async () => {
     await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: 'nestjs-bemi', sourceRoot: 'src' }, null, 2));
     try {
-      const migration = await nest('g', 'migration', '--dry-run');
+      // a name of its own: the _bemi migration of the test above exists
+      const migration = await nest('g', 'migration', 'other', '--dry-run');
       expect(migration.code).toBe(0);
-      expect(migration.stdout).toMatch(/CREATE src\/db\/migrations\/Migration\d{14}_bemi\.ts/);
+      expect(migration.stdout).toMatch(/CREATE src\/db\/migrations\/Migration\d{14}_other\.ts/);
       const controller = await nest('g', 'controller', 'cats', '--no-spec');
       expect(controller.code).toBe(0);
       expect(controller.stdout).toMatch(/CREATE src\/cats\/cats\.controller\.ts/);
@@ -226,6 +237,14 @@ describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} ap
     const [file] = await readdir(join(app, 'tmp', 'other'));
     const loaded = await loadMigration(await readFile(join(app, 'tmp', 'other', file), 'utf8'));
     expect(loaded.up).toEqual([bemiMigrationSql({ schemas: ['public', 'audit'], replicaIdentityFull: false }).up]);
+    // a second one is refused; --force, which this CLI keeps for itself, still reaches the schematic
+    const again = await sh(app, process.execPath, [schematicsBin, 'nestjs-bemi:migration', '--path=tmp/other']);
+    expect(again.code).not.toBe(0);
+    expect(again.stdout + again.stderr).toContain(`tmp/other/${file} exists already`);
+    expect(await readdir(join(app, 'tmp', 'other'))).toEqual([file]);
+    const forced = await sh(app, process.execPath, [schematicsBin, 'nestjs-bemi:migration', '--path=tmp/other', '--force']);
+    expect(forced).toMatchObject({ code: 0 });
+    expect(await readdir(join(app, 'tmp', 'other'))).toHaveLength(2);
     await rm(join(app, 'tmp'), { recursive: true });
   });
 

@@ -1,5 +1,5 @@
 import { logging } from '@angular-devkit/core';
-import { HostTree } from '@angular-devkit/schematics';
+import { HostTree, SchematicsException } from '@angular-devkit/schematics';
 import { SchematicTestRunner, UnitTestTree } from '@angular-devkit/schematics/testing';
 import { NodeWorkflow } from '@angular-devkit/schematics/tools';
 import { existsSync, readdirSync } from 'node:fs';
@@ -145,6 +145,58 @@ export default defineConfig({
       expect((await loadMigration(tree.readText(file))).up).toEqual([bemiMigrationSql({ replicaIdentityFull: false }).up]);
     });
 
+    describe('when the directory has a trigger migration already', () => {
+      const EXISTING = 'src/migrations/Migration20240101000000_bemi.ts';
+
+      it('fails naming the file and --force, and writes nothing (nest g then exits non-zero)', async () => {
+        const tree = appTree({ [EXISTING]: '// the first one' });
+        const error = await runner.runSchematic('migration', {}, tree).then(
+          () => undefined,
+          (e: Error) => e,
+        );
+        expect(error).toBeInstanceOf(SchematicsException);
+        expect(error!.message).toContain(`nestjs-bemi: ${EXISTING} exists already, so no second trigger migration was written.`);
+        expect(error!.message).toMatch(/--force/);
+        expect(migrationsIn(tree)).toEqual([`/${EXISTING}`]);
+      });
+
+      it('counts any Migration*_bemi.ts for the default name, also under the name bemi given explicitly', async () => {
+        const renamed = 'src/migrations/Migration_2024_bemi.ts';
+        await expect(runner.runSchematic('migration', {}, appTree({ [renamed]: '' }))).rejects.toThrow(`${renamed} exists already`);
+        await expect(runner.runSchematic('migration', { name: 'bemi' }, appTree({ [EXISTING]: '' }))).rejects.toThrow(/exists already/);
+      });
+
+      it('writes a second one with force: true', async () => {
+        const tree = await runner.runSchematic('migration', { force: true }, appTree({ [EXISTING]: '' }));
+        expect(migrationsIn(tree)).toEqual([`/${EXISTING}`, expect.stringMatching(/^\/src\/migrations\/Migration\d{14}_bemi\.ts$/)]);
+      });
+
+      it('reads --force from the command line, where the schematics CLI keeps it for itself', async () => {
+        const argv = process.argv;
+        process.argv = [...argv, '--force'];
+        try {
+          const tree = await runner.runSchematic('migration', {}, appTree({ [EXISTING]: '' }));
+          expect(migrationsIn(tree)).toHaveLength(2);
+        } finally {
+          process.argv = argv;
+        }
+      });
+
+      it('another --name is a migration of its own: only the same name counts', async () => {
+        const tree = await runner.runSchematic('migration', { name: 'audit' }, appTree({ [EXISTING]: '' }));
+        expect(migrationsIn(tree)).toEqual([`/${EXISTING}`, expect.stringMatching(/_audit\.ts$/)]);
+        await expect(runner.runSchematic('migration', { name: 'audit' }, tree)).rejects.toThrow(/Migration\d{14}_audit\.ts exists already/);
+        // a different suffix that merely ends the same way is not the same name
+        const other = await runner.runSchematic('migration', { name: 'audit' }, appTree({ 'src/migrations/Migration20240101000000_more_audit.ts': '' }));
+        expect(migrationsIn(other)).toHaveLength(2);
+      });
+
+      it('a migration in another directory does not count', async () => {
+        const tree = await runner.runSchematic('migration', { path: 'db/other' }, appTree({ [EXISTING]: '' }));
+        expect(migrationsIn(tree)).toHaveLength(2);
+      });
+    });
+
     it('fails with the reason on an empty schema list', async () => {
       await expect(runner.runSchematic('migration', { schemas: ' , ' }, appTree())).rejects.toThrow(/at least one schema/);
     });
@@ -195,6 +247,57 @@ export class AppModule {}
       expect(migrationsIn(onlyMigration)).toHaveLength(1);
     });
 
+    describe('next steps', () => {
+      async function nextStepsOf(files: Record<string, string>, options: Record<string, unknown> = {}): Promise<string> {
+        const logs: string[] = [];
+        const subscription = runner.logger.subscribe((entry) => logs.push(entry.message));
+        try {
+          await runner.runSchematic('nest-add', options, appTree(files));
+        } finally {
+          subscription.unsubscribe();
+        }
+        return logs.slice(logs.indexOf('Next steps:')).join('\n');
+      }
+      const withCapture = APP_MODULE.replace('MikroOrmModule.forRoot(),', `MikroOrmModule.forRoot(),\n    BemiModule.forRoot({ context: () => ({}), capture: { slotName: 'app' } }),`).replace(
+        "import { AppController } from './app.controller';",
+        "import { AppController } from './app.controller';\nimport { BemiModule } from 'nestjs-bemi';",
+      );
+      const MAIN_WITH_HOOKS = MAIN.replace('  await app.listen(3000);', '  app.enableShutdownHooks();\n  await app.listen(3000);');
+
+      it('without capture in forRoot(): the capture bin, and the in-app capture option with shutdown hooks', async () => {
+        const steps = await nextStepsOf({});
+        expect(steps).toMatch(/npx mikro-orm migration:up/);
+        expect(steps).toMatch(/3\. Record the changes: npx nestjs-bemi capture --source <database url>/);
+        expect(steps).toContain('or in the app: BemiModule.forRoot({ capture: {} }), and call app.enableShutdownHooks() in main.ts');
+      });
+
+      it('without capture, main.ts with enableShutdownHooks(): the in-app option without the reminder', async () => {
+        const steps = await nextStepsOf({ 'src/main.ts': MAIN_WITH_HOOKS });
+        expect(steps).toContain('or in the app: BemiModule.forRoot({ capture: {} }).');
+        expect(steps).not.toMatch(/enableShutdownHooks/);
+      });
+
+      it('with capture in forRoot(): capture runs in the app, and main.ts needs enableShutdownHooks()', async () => {
+        const steps = await nextStepsOf({ 'src/app.module.ts': withCapture });
+        expect(steps).toMatch(/3\. Changes are recorded in the app/);
+        expect(steps).toMatch(/4\. Call app\.enableShutdownHooks\(\) in main\.ts/);
+        expect(steps).not.toMatch(/npx nestjs-bemi capture/);
+      });
+
+      it('with capture in forRoot() and enableShutdownHooks() in main.ts: no reminder', async () => {
+        const steps = await nextStepsOf({ 'src/app.module.ts': withCapture, 'src/main.ts': MAIN_WITH_HOOKS });
+        expect(steps).toMatch(/Changes are recorded in the app/);
+        expect(steps).not.toMatch(/enableShutdownHooks|npx nestjs-bemi capture/);
+      });
+
+      it('reads the module also with --skip-module, and the entry file nest-cli.json names', async () => {
+        const files = { 'nest-cli.json': '{"sourceRoot":"server","entryFile":"boot"}', 'server/boot.ts': MAIN_WITH_HOOKS, 'server/app.module.ts': withCapture };
+        const steps = await nextStepsOf(files, { skipModule: true });
+        expect(steps).toMatch(/Changes are recorded in the app/);
+        expect(steps).not.toMatch(/enableShutdownHooks/);
+      });
+    });
+
     it('warns and still creates the migration when there is no root module to edit', async () => {
       const logs: string[] = [];
       const tree = new UnitTestTree(new HostTree());
@@ -236,6 +339,13 @@ export class AppModule {}
       const events = await runInWorkflow('migration', true);
       expect(events).toEqual([expect.stringMatching(/^create \/src\/migrations\/Migration\d{14}_bemi\.ts$/)]);
       expect(existsSync(join(app, 'src', 'migrations'))).toBe(false);
+    });
+
+    it('fails without writing when a trigger migration exists (what nest g and the schematics CLI report)', async () => {
+      await mkdir(join(app, 'src', 'migrations'));
+      await writeFile(join(app, 'src', 'migrations', 'Migration20240101000000_bemi.ts'), '');
+      await expect(runInWorkflow('migration', false)).rejects.toThrow(/src\/migrations\/Migration20240101000000_bemi\.ts exists already/);
+      expect(readdirSync(join(app, 'src', 'migrations'))).toEqual(['Migration20240101000000_bemi.ts']);
     });
 
     it('writes the file without dry run (so the dry-run check above is meaningful)', async () => {
