@@ -1,0 +1,188 @@
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BEMI_SQL_OBJECTS as O } from '../../lib/migration/bemi-migration-sql';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { REPO_ROOT, stagePackage } from '../schematics/support';
+import { currentStack } from '../stacks/stack';
+
+/**
+ * The README's five-minute tour cannot rot: its shell commands are read from README.md itself and
+ * run, in order and as written, in a fresh Nest app of the stack under test (CommonJS on the
+ * lockfile stack, ESM on Nest 12) that has MikroORM but neither nestjs-bemi, its CLI nor its
+ * migrator. Two lines change, both because the package under test is not in the registry:
+ * `npm install nestjs-bemi` installs the packed package, and `nest add nestjs-bemi` gets
+ * `--skip-install` (it would `npm install nestjs-bemi@latest` first).
+ * Then the app's root module imports BemiModule and the triggers exist in the database.
+ */
+
+jest.setTimeout(420_000);
+
+const stack = currentStack();
+const ESM = stack.name === 'next';
+const rel = (path: string) => (ESM ? `${path}.js` : path);
+
+/** The shell lines of the tour's ```bash blocks, comments dropped. */
+export function tourCommands(readme: string): string[] {
+  const start = readme.indexOf('## Five-minute tour');
+  const end = readme.indexOf('\n## ', start + 1);
+  const tour = readme.slice(start, end);
+  const lines: string[] = [];
+  for (const block of tour.matchAll(/```bash\n([\s\S]*?)```/g)) {
+    for (const raw of block[1].split('\n')) {
+      const line = raw.replace(/\s+#.*$/, '').trim();
+      if (line && !line.startsWith('#')) lines.push(line);
+    }
+  }
+  return lines;
+}
+
+const { '@mikro-orm/migrations': _migrations, ...appDependencies } = stack.app;
+
+const ORM_CONFIG = `import { defineConfig } from '@mikro-orm/postgresql';
+import { Migrator } from '@mikro-orm/migrations';
+
+export default defineConfig({
+  clientUrl: process.env.DATABASE_URL,
+  entities: [],
+  discovery: { warnWhenNoEntities: false },
+  extensions: [Migrator],
+  migrations: { path: 'dist/migrations', pathTs: 'src/migrations' },
+});
+`;
+
+const APP_MODULE = `import { Module } from '@nestjs/common';
+import { MikroOrmModule } from '@mikro-orm/nestjs';
+import config from '${rel('./mikro-orm.config')}';
+
+@Module({
+  imports: [MikroOrmModule.forRoot(config)],
+})
+export class AppModule {}
+`;
+
+const MAIN = `import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from '${rel('./app.module')}';
+
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(AppModule);
+  app.enableShutdownHooks();
+  await app.listen(3000);
+}
+void bootstrap();
+`;
+
+describe(`the README's five-minute tour, command by command (${stack.name} stack)`, () => {
+  let work: string;
+  let app: string;
+  let db: TestDatabase;
+  let tarball: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'nestjs-bemi-tour-'));
+    app = join(work, 'app');
+    const pkg = await stagePackage({ full: true, linkNodeModules: false });
+    for (const doc of ['README.md', 'CHANGELOG.md']) await cp(join(REPO_ROOT, doc), join(pkg.dir, doc));
+    const packed = await run(pkg.dir, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
+    await pkg.remove();
+    tarball = join(work, JSON.parse(packed.stdout)[0].filename as string);
+    await mkdir(join(app, 'src'), { recursive: true });
+    await writeFile(
+      join(app, 'package.json'),
+      JSON.stringify(
+        {
+          name: 'tour-app',
+          private: true,
+          ...(ESM ? { type: 'module' } : {}),
+          scripts: { build: 'tsc -p tsconfig.json' },
+          'mikro-orm': { configPaths: ['./dist/mikro-orm.config.js'] },
+          dependencies: appDependencies,
+          devDependencies: stack.tools,
+        },
+        null,
+        2,
+      ),
+    );
+    await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: '@nestjs/schematics', sourceRoot: 'src' }, null, 2));
+    await writeFile(
+      join(app, 'tsconfig.json'),
+      JSON.stringify(
+        {
+          compilerOptions: {
+            ...(ESM ? { module: 'nodenext', moduleResolution: 'nodenext' } : { module: 'commonjs' }),
+            target: 'ES2022',
+            emitDecoratorMetadata: true,
+            experimentalDecorators: true,
+            esModuleInterop: true,
+            strict: true,
+            skipLibCheck: true,
+            outDir: './dist',
+            rootDir: './src',
+            types: ['node'],
+          },
+          include: ['src'],
+        },
+        null,
+        2,
+      ),
+    );
+    await writeFile(join(app, 'src', 'main.ts'), MAIN);
+    await writeFile(join(app, 'src', 'app.module.ts'), APP_MODULE);
+    await writeFile(join(app, 'src', 'mikro-orm.config.ts'), ORM_CONFIG);
+    await run(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']);
+    db = await createTestDatabase(`tour_${stack.name}`);
+    await db.query(`CREATE TABLE todo (id serial PRIMARY KEY, task text NOT NULL)`);
+  }, 600_000);
+
+  afterAll(async () => {
+    await db?.drop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('the tour has the commands a new user runs', async () => {
+    const commands = tourCommands(await readFile(join(REPO_ROOT, 'README.md'), 'utf8'));
+    expect(commands[0]).toBe('npm install nestjs-bemi');
+    expect(commands).toContain('nest add nestjs-bemi');
+    expect(commands.some((c) => c.startsWith('npx mikro-orm migration:up'))).toBe(true);
+  });
+
+  it('runs as written: install, nest add, build, migration:up; the triggers are in the database', async () => {
+    const commands = tourCommands(await readFile(join(REPO_ROOT, 'README.md'), 'utf8')).map((c) => {
+      if (c === 'npm install nestjs-bemi') return `npm install --no-audit --no-fund --loglevel=error ${tarball}`;
+      if (c === 'nest add nestjs-bemi') return `${c} --skip-install`;
+      return c;
+    });
+    // One shell, as a user pastes the lines: variables set by one line reach the next.
+    const script = ['set -euo pipefail', 'export PATH="$PWD/node_modules/.bin:$PATH"', ...commands.map((c) => `echo "+ ${c.replace(/["$`\\]/g, '\\$&')}"; ${c}`)].join('\n');
+    const result = await run(app, 'bash', ['-c', script], { DATABASE_URL: db.url });
+    expect(result.stdout).toContain('+ npx mikro-orm migration:up');
+    expect(await readFile(join(app, 'src', 'app.module.ts'), 'utf8')).toMatch(/BemiModule\.forRoot\(\)/);
+    expect(existsSync(join(app, 'node_modules', '@mikro-orm', 'cli'))).toBe(true);
+    const triggers = await db.query(`SELECT tgrelid::regclass::text AS rel FROM pg_trigger WHERE tgname = $1`, [O.trigger]);
+    expect(triggers).toEqual([{ rel: 'todo' }]);
+    const versions = JSON.parse(await readFile(join(app, 'node_modules', '@mikro-orm', 'migrations', 'package.json'), 'utf8')).version;
+    expect(versions).toBe(stack.app['@mikro-orm/core']); // the tour installs the matching version
+  });
+});
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command as a user's shell would (without what jest sets); rejects with its output on failure. */
+function run(cwd: string, file: string, args: string[], extra: Record<string, string> = {}): Promise<Result> {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1', FORCE_COLOR: '0' };
+  for (const key of Object.keys(env)) if (key === 'TS_JEST' || key.startsWith('JEST_') || key === 'NODE_OPTIONS') delete env[key];
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd, env, maxBuffer: 64 * 1024 * 1024, timeout: 400_000 }, (error, stdout, stderr) => {
+      const result = { code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr };
+      if (result.code !== 0) reject(new Error(`${file} ${args.join(' ').slice(0, 200)} exited ${result.code}\n${stdout}\n${stderr}`));
+      else resolve(result);
+    });
+  });
+}
