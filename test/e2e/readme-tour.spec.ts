@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { BEMI_SQL_OBJECTS as O } from '../../lib/migration/bemi-migration-sql';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { REPO_ROOT, stagePackage } from '../schematics/support';
 import { currentStack } from '../stacks/stack';
+import { writeScratchApp } from '../support/scratch-app';
 
 /**
  * The README's five-minute tour cannot rot: its shell commands are read from README.md itself and
@@ -21,8 +22,6 @@ import { currentStack } from '../stacks/stack';
 jest.setTimeout(420_000);
 
 const stack = currentStack();
-const ESM = stack.name === 'next';
-const rel = (path: string) => (ESM ? `${path}.js` : path);
 
 /** The shell lines of the tour's ```bash blocks, comments dropped. */
 export function tourCommands(readme: string): string[] {
@@ -39,42 +38,6 @@ export function tourCommands(readme: string): string[] {
   return lines;
 }
 
-const { '@mikro-orm/migrations': _migrations, ...appDependencies } = stack.app;
-
-const ORM_CONFIG = `import { defineConfig } from '@mikro-orm/postgresql';
-import { Migrator } from '@mikro-orm/migrations';
-
-export default defineConfig({
-  clientUrl: process.env.DATABASE_URL,
-  entities: [],
-  discovery: { warnWhenNoEntities: false },
-  extensions: [Migrator],
-  migrations: { path: 'dist/migrations', pathTs: 'src/migrations' },
-});
-`;
-
-const APP_MODULE = `import { Module } from '@nestjs/common';
-import { MikroOrmModule } from '@mikro-orm/nestjs';
-import config from '${rel('./mikro-orm.config')}';
-
-@Module({
-  imports: [MikroOrmModule.forRoot(config)],
-})
-export class AppModule {}
-`;
-
-const MAIN = `import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from '${rel('./app.module')}';
-
-async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule);
-  app.enableShutdownHooks();
-  await app.listen(3000);
-}
-void bootstrap();
-`;
-
 describe(`the README's five-minute tour, command by command (${stack.name} stack)`, () => {
   let work: string;
   let app: string;
@@ -89,49 +52,14 @@ describe(`the README's five-minute tour, command by command (${stack.name} stack
     const packed = await run(pkg.dir, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
     await pkg.remove();
     tarball = join(work, JSON.parse(packed.stdout)[0].filename as string);
-    await mkdir(join(app, 'src'), { recursive: true });
-    await writeFile(
-      join(app, 'package.json'),
-      JSON.stringify(
-        {
-          name: 'tour-app',
-          private: true,
-          ...(ESM ? { type: 'module' } : {}),
-          scripts: { build: 'tsc -p tsconfig.json' },
-          'mikro-orm': { configPaths: ['./dist/mikro-orm.config.js'] },
-          dependencies: appDependencies,
-          devDependencies: stack.tools,
-        },
-        null,
-        2,
-      ),
-    );
-    await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: '@nestjs/schematics', sourceRoot: 'src' }, null, 2));
-    await writeFile(
-      join(app, 'tsconfig.json'),
-      JSON.stringify(
-        {
-          compilerOptions: {
-            ...(ESM ? { module: 'nodenext', moduleResolution: 'nodenext' } : { module: 'commonjs' }),
-            target: 'ES2022',
-            emitDecoratorMetadata: true,
-            experimentalDecorators: true,
-            esModuleInterop: true,
-            strict: true,
-            skipLibCheck: true,
-            outDir: './dist',
-            rootDir: './src',
-            types: ['node'],
-          },
-          include: ['src'],
-        },
-        null,
-        2,
-      ),
-    );
-    await writeFile(join(app, 'src', 'main.ts'), MAIN);
-    await writeFile(join(app, 'src', 'app.module.ts'), APP_MODULE);
-    await writeFile(join(app, 'src', 'mikro-orm.config.ts'), ORM_CONFIG);
+    // The app has MikroORM, but neither the migrator nor its CLI: the tour installs them.
+    await writeScratchApp(app, {
+      stack,
+      migrationsDir: 'migrations',
+      without: ['@mikro-orm/migrations'],
+      shutdownHooks: true,
+      packageJson: { scripts: { build: 'tsc -p tsconfig.json' }, 'mikro-orm': { configPaths: ['./dist/mikro-orm.config.js'] } },
+    });
     await run(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']);
     db = await createTestDatabase(`tour_${stack.name}`);
     await db.query(`CREATE TABLE todo (id serial PRIMARY KEY, task text NOT NULL)`);

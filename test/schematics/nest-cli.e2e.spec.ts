@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { BEMI_SQL_OBJECTS as O, bemiMigrationSql } from '../../lib/migration/bem
 import { createTestDatabase, TestDatabase } from '../support/database';
 import { loadMigration, REPO_ROOT, stagePackage } from './support';
 import { currentStack } from '../stacks/stack';
+import { writeScratchApp } from '../support/scratch-app';
 
 /**
  * End to end, as a user gets it: the package is built and packed with `npm pack`, installed from
@@ -18,13 +19,8 @@ import { currentStack } from '../stacks/stack';
 jest.setTimeout(240_000);
 
 const stack = currentStack();
-/** The app a user of this stack has: its packages, CLI, compiler; ESM on Nest 12 (what `nest new` 12 scaffolds). */
-const APP_DEPENDENCIES = stack.app;
-const APP_DEV_DEPENDENCIES = stack.tools;
+/** The app (test/support/scratch-app.ts) is the stack's: CLI 11 and CommonJS, or CLI 12 and ESM. */
 const NEST_CLI = stack.tools['@nestjs/cli'];
-const ESM = stack.name === 'next';
-/** Relative imports: ESM needs the extension. */
-const rel = (path: string) => (ESM ? `${path}.js` : path);
 
 interface Result {
   code: number;
@@ -53,39 +49,6 @@ async function ok(cwd: string, file: string, args: string[], env: Record<string,
   return result;
 }
 
-const APP_MODULE = `import { Module } from '@nestjs/common';
-import { MikroOrmModule } from '@mikro-orm/nestjs';
-import config from '${rel('./mikro-orm.config')}';
-
-@Module({
-  imports: [MikroOrmModule.forRoot(config)],
-})
-export class AppModule {}
-`;
-
-const MAIN = `import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import { AppModule } from '${rel('./app.module')}';
-
-async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create(AppModule);
-  await app.listen(3000);
-}
-void bootstrap();
-`;
-
-const ORM_CONFIG = `import { defineConfig } from '@mikro-orm/postgresql';
-import { Migrator } from '@mikro-orm/migrations';
-
-export default defineConfig({
-  clientUrl: process.env.DATABASE_URL,
-  entities: [],
-  discovery: { warnWhenNoEntities: false },
-  extensions: [Migrator],
-  migrations: { path: 'dist/db/migrations', pathTs: 'src/db/migrations' },
-});
-`;
-
 /** Runs MikroORM's Migrator with the app's compiled config: node migrate.mjs up|down (CJS or ESM build). */
 const MIGRATE = `import { MikroORM } from '@mikro-orm/postgresql';
 const compiled = await import('./dist/mikro-orm.config.js');
@@ -100,24 +63,6 @@ try {
   await orm.close(true);
 }
 `;
-
-const TSCONFIG = {
-  compilerOptions: {
-    ...(ESM ? { module: 'nodenext', moduleResolution: 'nodenext' } : { module: 'commonjs' }),
-    target: 'ES2022',
-    declaration: false,
-    emitDecoratorMetadata: true,
-    experimentalDecorators: true,
-    esModuleInterop: true,
-    strict: true,
-    noImplicitOverride: true,
-    skipLibCheck: true,
-    outDir: './dist',
-    rootDir: './src',
-    types: ['node'],
-  },
-  include: ['src'],
-};
 
 describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} app → nest g -c nestjs-bemi migration → MikroORM migration:up/down on PostgreSQL`, () => {
   let work: string;
@@ -145,16 +90,7 @@ describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} ap
       await pkg.remove();
       return join(work, JSON.parse(packed.stdout)[0].filename as string);
     });
-    await mkdir(join(app, 'src'), { recursive: true });
-    await writeFile(
-      join(app, 'package.json'),
-      JSON.stringify({ name: 'throwaway-app', private: true, ...(ESM ? { type: 'module' } : {}), dependencies: { ...APP_DEPENDENCIES, 'nestjs-bemi': `file:${tarball}` }, devDependencies: APP_DEV_DEPENDENCIES }, null, 2),
-    );
-    await writeFile(join(app, 'nest-cli.json'), JSON.stringify({ collection: '@nestjs/schematics', sourceRoot: 'src' }, null, 2));
-    await writeFile(join(app, 'tsconfig.json'), JSON.stringify(TSCONFIG, null, 2));
-    await writeFile(join(app, 'src', 'main.ts'), MAIN);
-    await writeFile(join(app, 'src', 'app.module.ts'), APP_MODULE);
-    await writeFile(join(app, 'src', 'mikro-orm.config.ts'), ORM_CONFIG);
+    await writeScratchApp(app, { stack, migrationsDir: 'db/migrations', packageJson: { dependencies: { ...stack.app, 'nestjs-bemi': `file:${tarball}` } } });
     await writeFile(join(app, 'migrate.mjs'), MIGRATE);
     await timed('npm install', () => ok(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']));
     const nestBin = join(app, 'node_modules', '@nestjs', 'cli', 'bin', 'nest.js');
