@@ -10,6 +10,7 @@ module.exports = {
   // The sample imports the package by name, as users do; in tests that is the source.
   moduleNameMapper: { '^nestjs-bemi$': '<rootDir>/lib/index.ts' },
   globalSetup: '<rootDir>/test/support/global-setup.mjs',
+  setupFilesAfterEnv: ['<rootDir>/test/support/no-concurrent-queries.ts'],
   globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
   testTimeout: 60_000,
   maxWorkers: 2,
