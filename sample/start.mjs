@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { othersCanReach, startPostgres } from '../test/support/postgres-server.mjs';
+import { othersCanReach, runsAsRoot, startPostgres } from '../test/support/postgres-server.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -18,8 +18,7 @@ const require = createRequire(import.meta.url);
  */
 function sampleDataDir() {
   const inCheckout = join(root, '.sample-data', 'postgres');
-  const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  if (!asRoot || othersCanReach(inCheckout)) return inCheckout;
+  if (!runsAsRoot() || othersCanReach(inCheckout)) return inCheckout;
   return join(tmpdir(), `nestjs-bemi-sample-${createHash('sha1').update(root).digest('hex').slice(0, 12)}`, 'postgres');
 }
 

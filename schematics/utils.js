@@ -51,22 +51,15 @@ function toBoolean(value, fallback) {
 }
 
 /**
- * `--no-<flag>` given on the command line of this process. @angular-devkit/schematics-cli 22 (what
- * Nest CLI 12 installs) parses it with node's parseArgs({ allowNegative }), which strips the
- * `no-` and then sets the option to true for options it does not know itself: the schematic
- * receives `replicaIdentityFull: true` for `--no-replica-identity-full`. Read the flag as written.
+ * A flag given, as written, on the command line of this process. The schematics CLI does not
+ * pass some flags on as options: @angular-devkit/schematics-cli 22 (what Nest CLI 12 installs)
+ * parses `--no-<flag>` with node's parseArgs({ allowNegative }), which strips the `no-` and then
+ * sets options it does not know itself to true (`--no-replica-identity-full` arrives as
+ * `replicaIdentityFull: true`), and every version keeps `--force` for itself (overwrite files).
+ * `nest g` rejects `--force` before any schematic runs.
  */
-function negatedOnCommandLine(kebabName) {
-  return process.argv.includes(`--no-${kebabName}`);
-}
-
-/**
- * `--<flag>` given on the command line of this process. The schematics CLI (19 and 22) keeps
- * `--force` for itself (overwrite files) and does not pass it to the schematic, so read it as
- * written; the Nest CLI's `nest g` rejects it before any schematic runs.
- */
-function givenOnCommandLine(kebabName) {
-  return process.argv.includes(`--${kebabName}`);
+function onCommandLine(flag) {
+  return process.argv.includes(`--${flag}`);
 }
 
 /**
@@ -103,7 +96,7 @@ function createBemiMigration(tree, options, { skipIfPresent = false, generatedBy
   directory = directory.replace(/\\/g, '/').replace(/^\.\//, '').replace(/\/+$/, '') || '.';
   const name = typeof options.name === 'string' && options.name !== '' ? options.name : undefined;
   const inDirectory = (file) => (directory === '.' ? file : `${directory}/${file}`);
-  const force = givenOnCommandLine('force') || toBoolean(options.force, false);
+  const force = onCommandLine('force') || toBoolean(options.force, false);
   const existing = existingBemiMigrations(tree.getDir(directory).subfiles, name);
   if (existing.length > 0 && skipIfPresent) return { path: inDirectory(existing[0]), created: false, origin };
   if (existing.length > 0 && !force) {
@@ -115,7 +108,7 @@ function createBemiMigration(tree, options, { skipIfPresent = false, generatedBy
   }
   const file = renderBemiMigrationFile({
     schemas: parseSchemaList(options.schemas),
-    replicaIdentityFull: negatedOnCommandLine('replica-identity-full') ? false : toBoolean(options.replicaIdentityFull, DEFAULT_REPLICA_IDENTITY_FULL),
+    replicaIdentityFull: onCommandLine('no-replica-identity-full') ? false : toBoolean(options.replicaIdentityFull, DEFAULT_REPLICA_IDENTITY_FULL),
     name,
     generatedBy,
   });

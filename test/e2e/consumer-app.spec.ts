@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
-import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bemiMigrationSql } from '../../lib/migration/bemi-migration-sql';
 import { createTestDatabase, TestDatabase } from '../support/database';
-import { REPO_ROOT, stagePackage } from '../schematics/support';
+import { packPackage } from '../schematics/support';
+import { ok as okWithin, sh as shWithin } from '../support/user-shell';
 import { currentStack } from '../stacks/stack';
 
 /**
@@ -19,33 +19,12 @@ import { currentStack } from '../stacks/stack';
 
 jest.setTimeout(300_000);
 
+/** Each command of this suite gets at most 240 s. */
+const COMMAND_TIMEOUT_MS = 240_000;
+const sh = (cwd: string, file: string, args: string[], extra: Record<string, string> = {}) => shWithin(cwd, file, args, extra, COMMAND_TIMEOUT_MS);
+const ok = (cwd: string, file: string, args: string[], extra: Record<string, string> = {}) => okWithin(cwd, file, args, extra, COMMAND_TIMEOUT_MS);
+
 const stack = currentStack();
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function userEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1', FORCE_COLOR: '0' };
-  for (const key of Object.keys(env)) if (key === 'TS_JEST' || key.startsWith('JEST_') || key === 'NODE_OPTIONS') delete env[key];
-  return env;
-}
-
-function sh(cwd: string, file: string, args: string[], extra: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd, env: userEnv(extra), maxBuffer: 64 * 1024 * 1024, timeout: 240_000 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function ok(cwd: string, file: string, args: string[], extra: Record<string, string> = {}): Promise<Result> {
-  const result = await sh(cwd, file, args, extra);
-  if (result.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
-  return result;
-}
 
 /** The app: one entity, one controller, BemiModule with in-app capture. Same text for CJS and ESM. */
 const APP = `import 'reflect-metadata';
@@ -129,11 +108,7 @@ describe(`a fresh app on the ${stack.name} stack installs the packed package and
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), `nestjs-bemi-consumer-${stack.name}-`));
-    const pkg = await stagePackage({ full: true, linkNodeModules: false });
-    for (const doc of ['README.md', 'CHANGELOG.md', 'LICENSE']) if (existsSync(join(REPO_ROOT, doc))) await cp(join(REPO_ROOT, doc), join(pkg.dir, doc));
-    const packed = await ok(pkg.dir, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
-    await pkg.remove();
-    const tarball = join(work, JSON.parse(packed.stdout)[0].filename as string);
+    const tarball = await packPackage(work);
     // One install shared by both apps (Node looks for node_modules in parent directories).
     const { '@nestjs/cli': _cli, '@nestjs/schematics': _schematics, ...tools } = stack.tools;
     await writeFile(

@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BEMI_SQL_OBJECTS as O } from '../../lib/migration/bemi-migration-sql';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { REPO_ROOT, stagePackage } from '../schematics/support';
+import { packPackage, REPO_ROOT } from '../schematics/support';
+import { ok } from '../support/user-shell';
 import { currentStack } from '../stacks/stack';
 import { writeScratchApp } from '../support/scratch-app';
 
@@ -20,6 +20,10 @@ import { writeScratchApp } from '../support/scratch-app';
  */
 
 jest.setTimeout(420_000);
+
+/** Each command of this suite gets at most 400 s. */
+const COMMAND_TIMEOUT_MS = 400_000;
+const run = (cwd: string, file: string, args: string[], extra: Record<string, string> = {}) => ok(cwd, file, args, extra, COMMAND_TIMEOUT_MS);
 
 const stack = currentStack();
 
@@ -47,11 +51,7 @@ describe(`the README's five-minute tour, command by command (${stack.name} stack
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'nestjs-bemi-tour-'));
     app = join(work, 'app');
-    const pkg = await stagePackage({ full: true, linkNodeModules: false });
-    for (const doc of ['README.md', 'CHANGELOG.md']) await cp(join(REPO_ROOT, doc), join(pkg.dir, doc));
-    const packed = await run(pkg.dir, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
-    await pkg.remove();
-    tarball = join(work, JSON.parse(packed.stdout)[0].filename as string);
+    tarball = await packPackage(work);
     // The app has MikroORM, but neither the migrator nor its CLI: the tour installs them.
     await writeScratchApp(app, {
       stack,
@@ -95,22 +95,3 @@ describe(`the README's five-minute tour, command by command (${stack.name} stack
     expect(versions).toBe(stack.app['@mikro-orm/core']); // the tour installs the matching version
   });
 });
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command as a user's shell would (without what jest sets); rejects with its output on failure. */
-function run(cwd: string, file: string, args: string[], extra: Record<string, string> = {}): Promise<Result> {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1', FORCE_COLOR: '0' };
-  for (const key of Object.keys(env)) if (key === 'TS_JEST' || key.startsWith('JEST_') || key === 'NODE_OPTIONS') delete env[key];
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { cwd, env, maxBuffer: 64 * 1024 * 1024, timeout: 400_000 }, (error, stdout, stderr) => {
-      const result = { code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr };
-      if (result.code !== 0) reject(new Error(`${file} ${args.join(' ').slice(0, 200)} exited ${result.code}\n${stdout}\n${stderr}`));
-      else resolve(result);
-    });
-  });
-}

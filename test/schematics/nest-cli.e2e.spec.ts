@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BEMI_SQL_OBJECTS as O, bemiMigrationSql } from '../../lib/migration/bemi-migration-sql';
 import { createTestDatabase, TestDatabase } from '../support/database';
-import { loadMigration, REPO_ROOT, stagePackage } from './support';
+import { loadMigration, packPackage } from './support';
+import { ok, sh, type ShellResult } from '../support/user-shell';
 import { currentStack } from '../stacks/stack';
 import { writeScratchApp } from '../support/scratch-app';
 
@@ -21,33 +21,6 @@ jest.setTimeout(240_000);
 const stack = currentStack();
 /** The app (test/support/scratch-app.ts) is the stack's: CLI 11 and CommonJS, or CLI 12 and ESM. */
 const NEST_CLI = stack.tools['@nestjs/cli'];
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment of a user's shell: without what jest and ts-jest set (MikroORM reads TS_JEST to prefer .ts files). */
-function userEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra, NO_COLOR: '1', FORCE_COLOR: '0' };
-  for (const key of Object.keys(env)) if (key === 'TS_JEST' || key.startsWith('JEST_')) delete env[key];
-  return env;
-}
-
-function sh(cwd: string, file: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(file, args, { cwd, env: userEnv(env), maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
-
-async function ok(cwd: string, file: string, args: string[], env: Record<string, string> = {}): Promise<Result> {
-  const result = await sh(cwd, file, args, env);
-  if (result.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
-  return result;
-}
 
 /** Runs MikroORM's Migrator with the app's compiled config: node migrate.mjs up|down (CJS or ESM build). */
 const MIGRATE = `import { MikroORM } from '@mikro-orm/postgresql';
@@ -68,7 +41,7 @@ describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} ap
   let work: string;
   let app: string;
   let db: TestDatabase;
-  let nest: (...args: string[]) => Promise<Result>;
+  let nest: (...args: string[]) => Promise<ShellResult>;
   const timings: Record<string, number> = {};
 
   async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
@@ -83,13 +56,7 @@ describe(`end to end (${stack.name} stack): npm pack → Nest CLI ${NEST_CLI} ap
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'nestjs-bemi-e2e-'));
     app = join(work, 'app');
-    const pkg = await timed('build', () => stagePackage({ full: true, linkNodeModules: false }));
-    const tarball = await timed('pack', async () => {
-      for (const doc of ['README.md', 'CHANGELOG.md', 'LICENSE']) if (existsSync(join(REPO_ROOT, doc))) await cp(join(REPO_ROOT, doc), join(pkg.dir, doc));
-      const packed = await ok(pkg.dir, 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]);
-      await pkg.remove();
-      return join(work, JSON.parse(packed.stdout)[0].filename as string);
-    });
+    const tarball = await timed('build and pack', () => packPackage(work));
     await writeScratchApp(app, { stack, migrationsDir: 'db/migrations', packageJson: { dependencies: { ...stack.app, 'nestjs-bemi': `file:${tarball}` } } });
     await writeFile(join(app, 'migrate.mjs'), MIGRATE);
     await timed('npm install', () => ok(app, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error']));

