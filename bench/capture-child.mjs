@@ -3,11 +3,11 @@
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
-const { CaptureWorker } = require('../dist/capture/capture.worker.js');
-const { resolveCaptureOptions } = require('../dist/capture/capture-options.js');
+const { BemiCaptureWorker } = require('../dist/capture/capture.worker.js');
+const { resolveCaptureOptions } = require('../dist/options/capture-options.js');
 
 const quiet = { log: () => {}, warn: (m) => process.stderr.write(`[worker] ${m}\n`), error: (m) => process.stderr.write(`[worker] ${m}\n`) };
-const worker = new CaptureWorker(resolveCaptureOptions({ source: process.argv[2], logger: quiet, progressIntervalMs: 0 }));
+const worker = new BemiCaptureWorker(resolveCaptureOptions({ source: process.argv[2], logger: quiet, progressIntervalMs: 0 }));
 await worker.start();
 process.stdout.write('ready\n');
 process.on('SIGTERM', async () => {

@@ -13,7 +13,7 @@ const { EntitySchema, MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { BemiHistory } = require('../dist/history/bemi-history.service.js');
 const { recordAtSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
-const { bemiChangesTableSql } = require('../dist/capture/changes-table.js');
+const { bemiChangesTableSql } = require('../dist/trail/changes-table.js');
 const { positional } = require('../dist/history/prepared-reader.js');
 
 class Todo {}

@@ -1,5 +1,5 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { BemiModuleOptions } from './bemi.interfaces';
+import type { BemiModuleOptions } from './options/bemi-options.interfaces';
 
 export const {
   ConfigurableModuleClass: BemiConfigurableModule,
@@ -11,3 +11,6 @@ export const {
   // One context store and one ORM hook per application: the module is always global.
   .setExtras({}, (definition) => ({ ...definition, global: true }))
   .build();
+
+/** What `BemiModule.forRootAsync()` takes: `useFactory` + `inject`, `useClass` or `useExisting`, and `imports`. */
+export type BemiModuleAsyncOptions = typeof BEMI_ASYNC_OPTIONS_TYPE;

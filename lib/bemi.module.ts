@@ -1,13 +1,13 @@
 import { Inject, MiddlewareConsumer, Module, NestModule, Optional } from '@nestjs/common';
 import { APP_INTERCEPTOR, HttpAdapterHost } from '@nestjs/core';
-import { BEMI_RESOLVED_OPTIONS } from './bemi.constants';
+import { BEMI_RESOLVED_OPTIONS } from './options/options.constants';
 import {
   BEMI_ASYNC_OPTIONS_TYPE,
   BEMI_MODULE_OPTIONS,
   BEMI_OPTIONS_TYPE,
   BemiConfigurableModule,
 } from './bemi.module-definition';
-import { validateBemiOptions } from './bemi-options.validator';
+import { validateBemiOptions } from './options/bemi-options.validator';
 import { BemiService } from './bemi.service';
 import { BemiHealthIndicator } from './health/bemi-health.indicator';
 import { BemiCaptureService } from './capture/capture.service';
@@ -15,7 +15,7 @@ import { BemiContextInterceptor } from './context/bemi-context.interceptor';
 import { BemiContextStore } from './context/bemi-context.store';
 import { BemiHistory } from './history/bemi-history.service';
 import { BemiScopeMiddleware } from './context/bemi-scope.middleware';
-import { BemiOrmHook } from './orm/bemi-orm-hook';
+import { BemiQueryHookProvider } from './orm/bemi-query-hook.provider';
 import { BemiRetentionService } from './retention/retention.service';
 
 /**
@@ -28,7 +28,7 @@ import { BemiRetentionService } from './retention/retention.service';
     { provide: BEMI_RESOLVED_OPTIONS, useFactory: validateBemiOptions, inject: [BEMI_MODULE_OPTIONS] },
     { provide: BemiContextStore, useFactory: () => new BemiContextStore() },
     BemiService,
-    BemiOrmHook,
+    BemiQueryHookProvider,
     BemiCaptureService,
     BemiHistory,
     BemiHealthIndicator,

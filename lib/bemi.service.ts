@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { BemiContextValue } from './bemi.interfaces';
+import type { BemiContextValue } from './options/bemi-options.interfaces';
 import { BemiContextStore } from './context/bemi-context.store';
 
 /** Reads and extends the context attached to the current request's (or job's) writes. */

@@ -1,5 +1,5 @@
-import { BemiOptionsError, validateBemiOptions } from '../lib/bemi-options.validator';
-import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../lib/context/context-redaction';
+import { BemiOptionsError, validateBemiOptions } from '../lib/options/bemi-options.validator';
+import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../lib/options/defaults';
 
 describe('validateBemiOptions', () => {
   it('fills defaults', () => {
@@ -26,7 +26,9 @@ describe('validateBemiOptions', () => {
 
 describe('validateBemiOptions: history', () => {
   it('accepts where the trail lives and rejects unknown keys', () => {
-    expect(validateBemiOptions({ history: { schema: 'audit' } }).history).toEqual({ schema: 'audit' });
+    expect(validateBemiOptions({ history: { schema: 'audit' } }).trail).toEqual({ schema: 'audit', table: 'changes', captureStateTable: '_bemi_capture_state' });
+    expect(validateBemiOptions({ capture: { schema: 'cap' } }).trail).toMatchObject({ schema: 'cap', table: 'changes' });
+    expect(validateBemiOptions({ capture: { schema: 'cap' }, history: { schema: 'audit', database: 'db' } }).trail).toMatchObject({ schema: 'audit', database: 'db' });
     expect(() => validateBemiOptions({ history: { shema: 'audit' } } as any)).toThrow(/"history.shema" must be one of schema, table/);
     expect(() => validateBemiOptions({ history: 'audit' } as any)).toThrow(/"history" must be an object/);
   });

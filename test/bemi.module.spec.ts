@@ -3,7 +3,8 @@ import { Test } from '@nestjs/testing';
 import { MikroORM } from '@mikro-orm/core';
 import { ClsModule, ClsService } from 'nestjs-cls';
 import request from 'supertest';
-import { BEMI_CONTEXT_CLS_KEY, BemiModule, BemiService } from '../lib';
+import { BemiModule, BemiService } from '../lib';
+import { BEMI_CONTEXT_CLS_KEY } from '../lib/context/context.constants';
 import { createTestDatabase, type TestDatabase } from './support/database';
 import { createTodoApp, prepareTodoDatabase } from './support/todo-app';
 

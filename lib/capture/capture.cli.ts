@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Client } from 'pg';
-import { quoteIdent } from '../migration/sql-quote';
+import { quoteIdent } from '../shared/sql-quote';
 import { compileRules } from '../rules/rules-compiler';
 import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
-import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger } from './capture-options';
-import { CaptureWorker } from './capture.worker';
+import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger } from '../options/capture-options';
+import { DEFAULT_PUBLICATION_NAME } from '../options/defaults';
+import { BemiCaptureWorker } from './capture.worker';
 import { newTablePublisherSql } from './new-table-publisher';
 import { chooseDefaultSlot } from './source-setup';
 
@@ -109,9 +110,9 @@ export async function runCaptureCommand(argv: string[]): Promise<number> {
     return 2;
   }
 
-  let worker: CaptureWorker;
+  let worker: BemiCaptureWorker;
   try {
-    worker = new CaptureWorker(resolveCaptureOptions(options));
+    worker = new BemiCaptureWorker(resolveCaptureOptions(options));
     await worker.start();
   } catch (e) {
     process.stderr.write(`nestjs-bemi capture could not start: ${message(e)}\n`);
@@ -172,7 +173,7 @@ export async function runDropSlotCommand(argv: string[]): Promise<number> {
     process.stderr.write(`--source is required (or set BEMI_CAPTURE_SOURCE / DATABASE_URL).\n\n${DROP_HELP}`);
     return 2;
   }
-  const publication = values.publication ?? 'nestjs_bemi';
+  const publication = values.publication ?? DEFAULT_PUBLICATION_NAME;
   const client = new Client({ connectionString: source });
   try {
     await client.connect();

@@ -1,19 +1,17 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { Client, type ClientConfig } from 'pg';
-import { asOptionsError } from '../bemi-options.validator';
-import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
-import type { BemiResolvedOptions } from '../bemi.interfaces';
+import { asOptionsError } from '../options/bemi-options.validator';
+import { BEMI_RESOLVED_OPTIONS } from '../options/options.constants';
+import type { BemiResolvedOptions } from '../options/bemi-options.interfaces';
 import { findMikroOrm, ormClientConfig } from '../orm/find-mikro-orm';
-import { readCaptureMetrics, type RowsQuery } from '../health/capture-metrics';
-import type { BemiCaptureMetrics } from '../health/health.interfaces';
+import { readCaptureMetrics, type BemiCaptureMetrics, type RowsQuery } from './capture-metrics';
 import { ruleEntitiesOf } from '../rules/entity-rules';
 import { compileRules } from '../rules/rules-compiler';
 import type { CompiledRules } from '../rules/rules.interfaces';
-import { BemiCaptureOptionsError, resolveCaptureOptions } from './capture-options';
-import { trailLocation } from './changes-table';
+import { BemiCaptureOptionsError, settleCaptureConnections } from '../options/capture-options';
 import { chooseDefaultSlot } from './source-setup';
-import { CaptureWorker, type CaptureStatus } from './capture.worker';
+import { BemiCaptureWorker, type CaptureStatus } from './capture.worker';
 
 /**
  * Runs the change-capture worker with the application when `BemiModule.forRoot({ capture })` is
@@ -23,7 +21,7 @@ import { CaptureWorker, type CaptureStatus } from './capture.worker';
  */
 @Injectable()
 export class BemiCaptureService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private worker?: CaptureWorker;
+  private worker?: BemiCaptureWorker;
 
   constructor(
     @Inject(BEMI_RESOLVED_OPTIONS) private readonly options: BemiResolvedOptions,
@@ -40,7 +38,8 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
     if (!capture) return;
     const source = capture.source === undefined ? await this.ormConnection() : undefined;
     const rules = capture.rules ?? this.compiledRules();
-    this.worker = new CaptureWorker(resolveCaptureOptions({ logger: new Logger('BemiCapture'), ...capture, ...(rules ? { rules } : {}) }, source));
+    // The options were checked once at startup (validateBemiOptions); here only the connections are settled.
+    this.worker = new BemiCaptureWorker(settleCaptureConnections({ ...capture, logger: capture.logger ?? new Logger('BemiCapture'), ...(rules ? { rules } : {}) }, source));
     await this.worker.start();
   }
 
@@ -83,7 +82,7 @@ export class BemiCaptureService implements OnApplicationBootstrap, OnApplication
       } else throw new Error('no database to measure: the application has no MikroORM instance and capture.source is not set');
       const trail = capture?.destination ? await viaClient(capture.destination) : source;
       const slotName = options.slotName ?? capture?.slotName ?? this.startedSlot() ?? (await chooseDefaultSlot(source));
-      return await readCaptureMetrics(source, { slotName, ...trailLocation(this.options) }, this.status(), trail);
+      return await readCaptureMetrics(source, { slotName, schema: this.options.trail.schema, table: this.options.trail.table }, this.status(), trail);
     } finally {
       await Promise.all(opened.map((c) => c.end().catch(() => undefined)));
     }

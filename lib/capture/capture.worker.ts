@@ -1,13 +1,13 @@
 import { Logger } from '@nestjs/common';
 import { Client, type ClientConfig } from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
-import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
+import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger, type ResolvedCaptureOptions } from '../options/capture-options';
 import { ChangesWriter, type StoredPosition } from './changes-writer';
 import { UuidV7Generator } from './uuid-v7';
 import { formatLsn, parseLsn } from './lsn';
 import { PgoutputStitcher, type ChangeRow } from './pgoutput-stitcher';
 import { describeRelation, waitUntilVisible } from './relation-catalog';
-import { quoteIdent } from '../migration/sql-quote';
+import { quoteIdent } from '../shared/sql-quote';
 import { queriesInTurn } from './queries-in-turn';
 import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
 import {
@@ -110,7 +110,7 @@ interface Session {
  * the destination. A crash anywhere therefore re-delivers at most what was not acknowledged, and
  * the unique key drops what was already stored.
  */
-export class CaptureWorker {
+export class BemiCaptureWorker {
   private readonly logger: CaptureLogger;
   private state: CaptureStatus['state'] = 'stopped';
   private stopping = false;
@@ -163,6 +163,11 @@ export class CaptureWorker {
     this.logger = options.logger ?? new Logger('BemiCapture');
     this.slotNameGiven = options.slotName !== undefined;
     this.options = { ...options, slotName: options.slotName ?? '' };
+  }
+
+  /** A worker from options as a user writes them (validated here; `source` is required). */
+  static fromOptions(options: BemiCaptureOptions): BemiCaptureWorker {
+    return new BemiCaptureWorker(resolveCaptureOptions(options));
   }
 
   /**

@@ -2,8 +2,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
-import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
+import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
+import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from '../trail/changes-table';
 import type { ChangeRow } from './pgoutput-stitcher';
 import { UuidV7Generator } from './uuid-v7';
 

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
-import { quoteIdent, quoteLiteral, textArray } from '../migration/sql-quote';
-import type { ResolvedCaptureOptions } from './capture-options';
+import { quoteIdent, quoteLiteral, textArray } from '../shared/sql-quote';
+import type { ResolvedCaptureOptions } from '../options/capture-options';
+import { NEVER_TRACKED_TABLES } from '../trail/changes-table';
 
 /**
  * Which relations capture publishes, as an SQL condition on `pg_class c` joined to
@@ -19,7 +20,7 @@ export function trackedRelationCondition(schemasSql: string, excludedSql: string
 
 /** Table names capture never publishes, whatever the options. */
 export function excludedTableNames(options: Pick<ResolvedCaptureOptions, 'excludeTables'>): string[] {
-  return ['changes', 'mikro_orm_migrations', ...options.excludeTables];
+  return [...NEVER_TRACKED_TABLES, ...options.excludeTables];
 }
 
 /** Name of the event trigger (and of its function) that publishes new tables for one publication. */

@@ -1,6 +1,6 @@
 import type { Pgoutput } from 'pg-logical-replication';
-import { BEMI_MESSAGE_PREFIX } from '../bemi.constants';
-import { replaceUnstorable, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from './json-values';
+import { BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
+import { replaceUnstorable, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
 import { lsnToDecimal, parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
 import { RelationRules } from '../rules/relation-rules';

@@ -1,5 +1,5 @@
 import type { Client } from 'pg';
-import { valueKind, type ValueKind } from './json-values';
+import { valueKind, type ValueKind } from '../trail/json-values';
 
 /** What the stitcher needs to know about a published table beyond pgoutput's relation message. */
 export interface RelationInfo {

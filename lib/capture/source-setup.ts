@@ -1,18 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Client } from 'pg';
 import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
-import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
-import { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE } from './changes-table';
-import type { CaptureLogger, ResolvedCaptureOptions } from './capture-options';
+import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
+import { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE } from '../trail/changes-table';
+import type { CaptureLogger, ResolvedCaptureOptions } from '../options/capture-options';
 import { excludedTableNames, trackedRelationCondition } from './new-table-publisher';
+import { BemiError } from '../shared/bemi-error';
+import { LEGACY_SLOT_NAME } from '../options/defaults';
 
 /** Thrown when the source or destination cannot be captured as configured; says what to fix. */
-export class BemiCaptureSetupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BemiCaptureSetupError';
-  }
-}
+export class BemiCaptureSetupError extends BemiError {}
 
 /** Fails with a clear message on a server or role that cannot feed logical replication. */
 export async function checkSource(client: Client): Promise<void> {
@@ -142,9 +139,6 @@ export async function syncPublication(client: Client, publication: string, table
     if (names.rows.length) await client.query(`ALTER PUBLICATION ${pub} DROP TABLE ${names.rows.map((r) => r.name).join(', ')}`);
   }
 }
-
-/** The slot name every release before 0.2 used, for every database. */
-export const LEGACY_SLOT_NAME = 'nestjs_bemi';
 
 /**
  * The default slot of a database: `nestjs_bemi_<database>`. Slots are per server, so two databases

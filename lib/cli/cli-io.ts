@@ -1,3 +1,5 @@
+import { BemiError } from '../shared/bemi-error';
+
 /** Where a command writes and which directory it works in; tests pass their own. */
 export interface CliIo {
   out(text: string): void;
@@ -14,8 +16,11 @@ export const processIo: CliIo = {
 };
 
 /** A bad command line: the bin prints its message on one line and exits with code 2. */
-export class UsageError extends Error {
-  override name = 'UsageError';
+export class UsageError extends BemiError {
+  constructor(message: string) {
+    // The message already says what is wrong with the line; the bin prints it as it is.
+    super(message);
+  }
 }
 
 /** First line of an error message, for one-line reasons. */

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { pruneChanges, type RetentionLogger } from '../retention/prune-changes';
-import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../retention/retention-options';
-import { parseRetentionDuration } from '../retention/retention-duration';
+import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../options/defaults';
+import { parseRetentionDuration } from '../options/duration';
 import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
 
 export const PRUNE_HELP = `Usage: nestjs-bemi prune --older-than <duration> [options]

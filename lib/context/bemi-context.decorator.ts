@@ -1,5 +1,5 @@
-import { BEMI_CONTEXT_METADATA } from '../bemi.constants';
-import type { BemiContextFactory, BemiContextValue } from '../bemi.interfaces';
+import { BEMI_CONTEXT_METADATA } from './context.constants';
+import type { BemiContextFactory, BemiContextValue } from '../options/bemi-options.interfaces';
 
 export type BemiContextDefinition = BemiContextValue | BemiContextFactory;
 

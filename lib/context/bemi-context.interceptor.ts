@@ -1,7 +1,7 @@
 import { CallHandler, ExecutionContext, Inject, Injectable, Logger, NestInterceptor } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
-import type { BemiContextValue, BemiResolvedOptions } from '../bemi.interfaces';
+import { BEMI_RESOLVED_OPTIONS } from '../options/options.constants';
+import type { BemiContextValue, BemiResolvedOptions } from '../options/bemi-options.interfaces';
 import { BemiContextStore } from './bemi-context.store';
 import { getBemiContextDefinitions, type BemiContextDefinition } from './bemi-context.decorator';
 import { defaultRequestContext, transportRequest } from './request-context';

@@ -1,6 +1,6 @@
 import { ClsService, ClsServiceManager } from 'nestjs-cls';
-import { BEMI_CONTEXT_CLS_KEY } from '../bemi.constants';
-import type { BemiContextValue } from '../bemi.interfaces';
+import { BEMI_CONTEXT_CLS_KEY } from './context.constants';
+import type { BemiContextValue } from '../options/bemi-options.interfaces';
 
 /**
  * Where the current context lives: one key in the nestjs-cls store. The stored object is never

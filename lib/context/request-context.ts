@@ -1,5 +1,5 @@
 import type { ExecutionContext } from '@nestjs/common';
-import type { BemiContextValue } from '../bemi.interfaces';
+import type { BemiContextValue } from '../options/bemi-options.interfaces';
 
 // Metadata keys Nest itself writes for message handlers (@MessagePattern / @SubscribeMessage).
 const RPC_PATTERN_METADATA = 'microservices:pattern';

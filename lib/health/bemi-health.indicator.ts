@@ -1,9 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { BemiCaptureService } from '../capture/capture.service';
-import type { BemiCaptureMetrics, BemiHealthResult, BemiHealthThresholds } from './health.interfaces';
-
-const DEFAULT_MAX_LAG_BYTES = 64 * 1024 * 1024;
-const DEFAULT_MAX_LAG_SECONDS = 60;
+import type { BemiCaptureMetrics } from '../capture/capture-metrics';
+import { DEFAULT_LAG_LIMIT_BYTES, DEFAULT_LAG_LIMIT_SECONDS } from '../options/defaults';
+import type { BemiHealthResult, BemiHealthThresholds } from './health.interfaces';
 
 /**
  * A health indicator for `@nestjs/terminus` (11+), without importing it: it returns terminus'
@@ -48,8 +47,8 @@ export class BemiHealthIndicator {
 /** What is wrong with the figures, in words an operator can act on; empty when healthy. */
 export function evaluate(m: BemiCaptureMetrics, t: BemiHealthThresholds): string[] {
   const problems: string[] = [];
-  const maxBytes = t.maxLagBytes ?? DEFAULT_MAX_LAG_BYTES;
-  const maxSeconds = t.maxLagSeconds ?? DEFAULT_MAX_LAG_SECONDS;
+  const maxBytes = t.maxLagBytes ?? DEFAULT_LAG_LIMIT_BYTES;
+  const maxSeconds = t.maxLagSeconds ?? DEFAULT_LAG_LIMIT_SECONDS;
   if (m.workerState !== null && m.workerState !== 'streaming') problems.push(`the capture worker is ${m.workerState}`);
   if (!m.slot.exists) {
     problems.push(`replication slot "${m.slot.name}" does not exist (capture never started, or the slot was dropped)`);

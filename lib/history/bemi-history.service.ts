@@ -1,8 +1,9 @@
 import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
 import { EntitySchema, MikroORM, type EntityManager } from '@mikro-orm/core';
-import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
-import { CAPTURE_STATE_TABLE, trailLocation } from '../capture/changes-table';
-import { UNCHANGED_TOAST_MARKER } from '../capture/json-values';
+import { BEMI_RESOLVED_OPTIONS } from '../options/options.constants';
+import { resolveTrailLocation } from '../trail/trail-location';
+import type { BemiResolvedOptions } from '../options/bemi-options.interfaces';
+import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { BemiContextStore } from '../context/bemi-context.store';
 import { isRedactedValue } from '../rules/rules.constants';
 import type { BemiChange } from './bemi-change.entity';
@@ -81,13 +82,12 @@ export class BemiHistory {
   constructor(
     // Optional so that an app without a default MikroORM still boots; methods then say what to do.
     @Optional() @Inject(MikroORM) private readonly maybeOrm: MikroORM | undefined,
-    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: { history?: BemiHistoryOptions; capture?: { schema?: string } } | null,
+    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: Pick<BemiResolvedOptions, 'trail'> | null,
     @Optional() store?: BemiContextStore,
   ) {
-    const options = moduleOptions?.history ?? {};
-    // The trail is where the capture worker writes it, unless told otherwise.
-    const { schema, table } = trailLocation(moduleOptions ?? {});
-    const stateTable = options.captureStateTable ?? CAPTURE_STATE_TABLE;
+    // The trail is where the capture worker writes it, unless told otherwise (resolved at startup).
+    const trail = moduleOptions?.trail ?? resolveTrailLocation(undefined);
+    const { schema, table, captureStateTable: stateTable } = trail;
     for (const [name, value] of Object.entries({ schema, table, captureStateTable: stateTable })) {
       if (typeof value !== 'string' || value === '') throw new BemiHistoryArgumentError('constructor', name, `must be a non-empty string, got ${describe(value)}.`);
     }
@@ -95,16 +95,17 @@ export class BemiHistory {
       changes: qualified(schema, table),
       captureState: qualified(schema, stateTable),
       captureStateName: { schema, table: stateTable },
-      database: options.database ?? null,
+      database: trail.database ?? null,
     };
     this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
     this.prepared = maybeOrm ? new PreparedReader(maybeOrm) : undefined;
-    this.store = options.store ?? store ?? new BemiContextStore();
+    this.store = store ?? new BemiContextStore();
   }
 
   /** For use without Nest: `BemiHistory.create(orm, { schema: 'audit' })`. */
   static create(orm: MikroORM, options: BemiHistoryOptions = {}): BemiHistory {
-    return new BemiHistory(orm, { history: options }, options.store);
+    const { store, ...location } = options;
+    return new BemiHistory(orm, { trail: resolveTrailLocation(location) }, store);
   }
 
   // ---- reading the trail ------------------------------------------------------------------

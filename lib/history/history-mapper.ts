@@ -1,5 +1,5 @@
 import { ReferenceKind, type EntityManager, type EntityMetadata, type EntityProperty, type Platform } from '@mikro-orm/core';
-import { UNCHANGED_TOAST_MARKER } from '../capture/json-values';
+import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { BemiHistoryArgumentError } from './history.errors';
 import type { ChangeOperation, HistoryChange, HistoryDiff } from './history.interfaces';
 import type { TrailPosition } from './history.sql';

@@ -1,6 +1,6 @@
-import { valueKind } from '../capture/json-values';
+import { valueKind } from '../trail/json-values';
 import { EntitySchema, ReferenceKind, Utils, type EntityMetadata, type MikroORM } from '@mikro-orm/core';
-import { allEntityMetadata, entityMetadataByName } from '../orm/orm-metadata';
+import { allEntityMetadata, entityMetadataByName } from '../shared/mikro-orm-metadata';
 import { BemiHistoryArgumentError, BemiUnknownEntityError } from './history.errors';
 import type { HistoryTarget } from './history.interfaces';
 import { tableCatalogSql, type KeyColumn, type LiveTable } from './history.sql';

@@ -1,12 +1,13 @@
+import { BemiError } from '../shared/bemi-error';
+
 /**
  * Typed errors of the history API. Every one extends `BemiHistoryError`, so callers can catch
  * the family, and carries the facts as properties (not only in the message) so an HTTP layer
  * can turn them into a 400/404/409 without parsing text.
  */
-export class BemiHistoryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
+export class BemiHistoryError extends BemiError {
+  constructor(message: string, fix = '') {
+    super(message, fix);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { EntityManager, EntityName } from '@mikro-orm/core';
 import type { BemiContextStore } from '../context/bemi-context.store';
+import type { TrailLocationOptions } from '../trail/trail-location';
 
 export type ChangeOperation = 'CREATE' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
 
@@ -14,15 +15,8 @@ export type HistoryInstant = Date | string;
 /** What a history method is about: an entity class/schema/name, or a table name (`'todo'`, `'audit.todo'`). */
 export type HistoryTarget<T extends object = any> = EntityName<T> | string;
 
-export interface BemiHistoryOptions {
-  /** Schema of the changes table. Default `public`. */
-  schema?: string;
-  /** Name of the changes table. Default `changes`. */
-  table?: string;
-  /** Name of the capture state table (same schema). Default `_bemi_capture_state`. */
-  captureStateTable?: string;
-  /** Value of `changes.database` for this application's writes. Default: `current_database()`. */
-  database?: string;
+/** `BemiHistory.create(orm, options)`: where the trail is (default `public.changes`), and the context store. */
+export interface BemiHistoryOptions extends TrailLocationOptions {
   /** Context store used to attach `{ revertOf }` to revert writes. Default: the nestjs-cls store. */
   store?: BemiContextStore;
 }

@@ -9,8 +9,8 @@
  * Order of changes: (commit_position, seq) is the true order. Per-record lookups walk the
  * btree ("table", primary_key, committed_at, commit_position, seq) by time, ties in that order.
  */
-import { UNCHANGED_TOAST_MARKER, type ValueKind } from '../capture/json-values';
-import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
+import { UNCHANGED_TOAST_MARKER, type ValueKind } from '../trail/json-values';
+import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 
 export interface BuiltSql {
   sql: string;

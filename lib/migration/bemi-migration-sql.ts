@@ -1,5 +1,7 @@
-import { BEMI_COMMENT_END, BEMI_COMMENT_START, BEMI_MESSAGE_PREFIX } from '../bemi.constants';
-import { quoteIdent, quoteLiteral, textArray } from './sql-quote';
+import { BEMI_COMMENT_END, BEMI_COMMENT_START, BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
+import { quoteIdent, quoteLiteral, textArray } from '../shared/sql-quote';
+import { DEFAULT_SCHEMA } from '../shared/postgres-names';
+import { NEVER_TRACKED_TABLES } from '../trail/changes-table';
 
 export interface BemiMigrationSqlOptions {
   /** Schemas whose tables are tracked. Default `['public']`. The functions live in the first one. */
@@ -30,8 +32,6 @@ export const BEMI_SQL_OBJECTS = {
 /** The default of `replicaIdentityFull`, shared by this function, the migration file, the bin and the schematics. */
 export const DEFAULT_REPLICA_IDENTITY_FULL = true;
 
-const ALWAYS_EXCLUDED = ['changes', 'mikro_orm_migrations'];
-
 /**
  * The SQL that installs (up) and removes (down) nestjs-bemi's context triggers. Each is one
  * multi-statement script. Up is idempotent; down removes only what up created.
@@ -44,8 +44,8 @@ const ALWAYS_EXCLUDED = ['changes', 'mikro_orm_migrations'];
  * gives each row the latest message before it attributes that statement to no context.
  */
 export function bemiMigrationSql(options: BemiMigrationSqlOptions = {}): { up: string; down: string } {
-  const schemas = validateNames(options.schemas ?? ['public'], 'schemas');
-  const excluded = [...ALWAYS_EXCLUDED, ...validateNames(options.excludeTables ?? [], 'excludeTables', true)];
+  const schemas = validateNames(options.schemas ?? [DEFAULT_SCHEMA], 'schemas');
+  const excluded = [...NEVER_TRACKED_TABLES, ...validateNames(options.excludeTables ?? [], 'excludeTables', true)];
   const identityFull = options.replicaIdentityFull ?? DEFAULT_REPLICA_IDENTITY_FULL;
   const home = quoteIdent(schemas[0]);
   const o = BEMI_SQL_OBJECTS;

@@ -1,5 +1,6 @@
-import { BEMI_MESSAGE_PREFIX } from '../bemi.constants';
+import { BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
 import { BEMI_SQL_OBJECTS, bemiMigrationSql, DEFAULT_REPLICA_IDENTITY_FULL } from './bemi-migration-sql';
+import { DEFAULT_SCHEMA } from '../shared/postgres-names';
 
 /**
  * Renders the MikroORM migration file that installs nestjs-bemi's context triggers. Used by the
@@ -45,7 +46,7 @@ export function migrationTimestamp(date: Date = new Date()): string {
  * An array is accepted too (each element may itself be a comma-separated list).
  */
 export function parseSchemaList(value: string | readonly string[] | undefined): string[] {
-  if (value === undefined) return ['public'];
+  if (value === undefined) return [DEFAULT_SCHEMA];
   const parts = (typeof value === 'string' ? [value] : [...value]).flatMap((v) => String(v).split(','));
   const schemas = parts.map((s) => s.trim()).filter((s) => s.length > 0);
   if (schemas.length === 0) throw new TypeError('schemas: give at least one schema name, e.g. "public" or "public,audit".');
@@ -75,7 +76,7 @@ export function existingBemiMigrations(fileNames: Iterable<string>, name?: strin
 }
 
 export function renderBemiMigrationFile(options: BemiMigrationFileOptions = {}): BemiMigrationFile {
-  const schemas = options.schemas ?? ['public'];
+  const schemas = options.schemas ?? [DEFAULT_SCHEMA];
   const replicaIdentityFull = options.replicaIdentityFull ?? DEFAULT_REPLICA_IDENTITY_FULL;
   const date = options.date ?? new Date();
   const className = `Migration${migrationTimestamp(date)}_${normalizeMigrationName(options.name)}`;

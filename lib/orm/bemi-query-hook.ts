@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
 import type { MikroORM } from '@mikro-orm/core';
-import { DEFAULT_MAX_CONTEXT_SIZE } from '../bemi.constants';
-import type { BemiContextValue } from '../bemi.interfaces';
+import { DEFAULT_MAX_CONTEXT_SIZE } from '../options/defaults';
+import type { BemiContextValue } from '../options/bemi-options.interfaces';
 import { BemiContextStore } from '../context/bemi-context.store';
-import { secretKeyMatcher } from '../context/context-redaction';
+import { secretKeyMatcher } from './context-redaction';
 import { contextComment, encodeContext } from './context-encoder';
 import { isDataModifying } from './dml-detector';
 

@@ -1,4 +1,4 @@
-import { BEMI_COMMENT_END, BEMI_COMMENT_START } from '../bemi.constants';
+import { BEMI_COMMENT_END, BEMI_COMMENT_START } from '../shared/wire-format';
 import { REDACTED_VALUE } from '../rules/rules.constants';
 
 /** Tells which object keys hold secrets; their values are written as `"[REDACTED]"`. */

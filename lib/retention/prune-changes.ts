@@ -1,9 +1,10 @@
 import { Client, type ClientConfig } from 'pg';
-import { CHANGES_TABLE } from '../capture/changes-table';
+import { CHANGES_TABLE } from '../trail/changes-table';
 import { dropPartition, partitionWhollyExpired, rangePartitions } from './changes-partitions';
-import { BemiRetentionOptionsError, parseRetentionDuration } from './retention-duration';
-import { checkBatchSize } from './retention-options';
+import { BemiRetentionOptionsError, parseRetentionDuration } from '../options/duration';
+import { checkBatchSize } from '../options/retention-options';
 import { retentionSql } from './retention.sql';
+import { DEFAULT_SCHEMA } from '../shared/postgres-names';
 
 /** Where pruning reports; Nest's Logger fits. */
 export interface RetentionLogger {
@@ -74,7 +75,7 @@ const silent: RetentionLogger = { log: () => undefined, warn: () => undefined };
  */
 export async function pruneChanges(connection: string | ClientConfig, options: PruneChangesOptions): Promise<PruneResult> {
   const started = Date.now();
-  const schema = options.schema ?? 'public';
+  const schema = options.schema ?? DEFAULT_SCHEMA;
   const table = options.table ?? CHANGES_TABLE;
   const maxAgeMs = options.maxAge === undefined || options.maxAge === null ? null : parseRetentionDuration(options.maxAge, 'maxAge');
   const perTableMs: Record<string, number | null> = {};

@@ -1,13 +1,11 @@
 import type { ModuleRef } from '@nestjs/core';
 import type { ClientConfig } from 'pg';
+import type { BemiResolvedOptions } from '../options/bemi-options.interfaces';
 import { findMikroOrm, ormClientConfig } from '../orm/find-mikro-orm';
-import { BemiRetentionOptionsError } from './retention-duration';
+import { BemiRetentionOptionsError } from '../options/duration';
 
 /** Module options retention reads besides its own: where the trail lives. */
-export interface RetentionLocationOptions {
-  capture?: { schema?: string; source?: string | ClientConfig; destination?: string | ClientConfig };
-  history?: { schema?: string; table?: string };
-}
+export type RetentionLocationOptions = Pick<BemiResolvedOptions, 'capture'>;
 
 /**
  * Where `changes` is: capture's destination (which defaults to its source), else the database of

@@ -1,15 +1,13 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
+import { BEMI_RESOLVED_OPTIONS } from '../options/options.constants';
 import { pruneChanges, type PruneResult, type RetentionLogger } from './prune-changes';
-import { trailLocation } from '../capture/changes-table';
 import { retentionConnection, type RetentionLocationOptions } from './retention-connection';
-import { resolveRetentionOptions, type BemiRetentionOptions, type ResolvedRetentionOptions } from './retention-options';
+import type { BemiResolvedOptions } from '../options/bemi-options.interfaces';
+import type { ResolvedRetentionOptions } from '../options/retention-options';
 
 /** The module options this service reads. */
-export interface RetentionModuleOptions extends RetentionLocationOptions {
-  retention?: BemiRetentionOptions;
-}
+export type RetentionModuleOptions = RetentionLocationOptions & Pick<BemiResolvedOptions, 'retention' | 'trail'>;
 
 /**
  * Runs the pruning job with the application when `BemiModule.forRoot({ retention })` is set: the
@@ -30,7 +28,7 @@ export class BemiRetentionService implements OnApplicationBootstrap, OnApplicati
     @Inject(BEMI_RESOLVED_OPTIONS) private readonly moduleOptions: RetentionModuleOptions,
     private readonly moduleRef: ModuleRef,
   ) {
-    this.options = moduleOptions.retention === undefined ? undefined : resolveRetentionOptions(moduleOptions.retention);
+    this.options = moduleOptions.retention;
     this.logger = new Logger('BemiRetention');
   }
 
@@ -66,7 +64,8 @@ export class BemiRetentionService implements OnApplicationBootstrap, OnApplicati
     const run = (async () => {
       const connection = await retentionConnection(this.moduleOptions, this.moduleRef);
       return pruneChanges(connection, {
-        ...trailLocation(this.moduleOptions),
+        schema: this.moduleOptions.trail.schema,
+        table: this.moduleOptions.trail.table,
         maxAge: o.maxAgeMs ?? undefined,
         perTable: o.perTableMs,
         batchSize: o.batchSize,

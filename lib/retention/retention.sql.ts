@@ -1,4 +1,4 @@
-import { quoteIdent } from '../migration/sql-quote';
+import { quoteIdent } from '../shared/sql-quote';
 
 /** The SQL pruning runs, for one `changes` table (`schema`.`table`). The single place it lives. */
 export interface RetentionSql {

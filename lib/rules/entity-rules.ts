@@ -1,5 +1,5 @@
 import type { MikroORM } from '@mikro-orm/core';
-import { allEntityMetadata } from '../orm/orm-metadata';
+import { allEntityMetadata } from '../shared/mikro-orm-metadata';
 import type { RuleEntity } from './rules-compiler';
 
 /**

@@ -1,16 +1,16 @@
 import { BEMI_IGNORE_TABLE_METADATA, BEMI_ONLY_METADATA } from './rules.constants';
 import { columnRulesOf } from './column-rule.metadata';
 import type { BemiRedactMode, BemiRules, ColumnTreatment, CompiledRules, CompiledTableRule } from './rules.interfaces';
+import { BemiError } from '../shared/bemi-error';
 
 /** Thrown at startup when `rules` are wrong; the message names the option path and the fix. */
-export class BemiRulesError extends Error {
+export class BemiRulesError extends BemiError {
   constructor(
     readonly path: string,
     readonly problem: string,
-    readonly fix: string,
+    fix: string,
   ) {
-    super(`Bemi rule option "${path}" ${problem}. ${fix}`);
-    this.name = 'BemiRulesError';
+    super(`Bemi rule option "${path}" ${problem}`, fix);
   }
 }
 

@@ -1,7 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { BemiCaptureOptionsError, BemiCaptureService, BemiService } from '../../lib';
-import { validateBemiOptions } from '../../lib/bemi-options.validator';
+import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createTodoApp, ormOf, prepareTodoDatabase, Todo } from '../support/todo-app';
 import { uniqueSlot, waitFor } from './support/capture-helpers';

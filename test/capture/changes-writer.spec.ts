@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { bemiChangesTableSql } from '../../lib/capture/changes-table';
+import { bemiChangesTableSql } from '../../lib/trail/changes-table';
 import { ChangesWriter } from '../../lib/capture/changes-writer';
 import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
 import { createTestDatabase, type TestDatabase } from '../support/database';

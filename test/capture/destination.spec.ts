@@ -1,11 +1,11 @@
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, waitFor, withContext } from './support/capture-helpers';
 
 describe('capture into another database and schema', () => {
   let source: TestDatabase;
   let destination: TestDatabase;
-  let worker: CaptureWorker | undefined;
+  let worker: BemiCaptureWorker | undefined;
 
   beforeAll(async () => {
     source = await createTestDatabase('capture_src');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { publisherName } from '../../lib/capture/new-table-publisher';
 import { BemiCaptureSetupError } from '../../lib/capture/source-setup';
 import { runCaptureCommand, runDropSlotCommand } from '../../lib/capture/capture.cli';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, urlFor, withClient, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
 import { freePort, spawnPostgres } from './support/processes';
@@ -51,7 +51,7 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
   });
 
   it('warns about tables without the trigger, without REPLICA IDENTITY FULL or without a key, and publishes only tracked tables', async () => {
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       const started = await startWorker(db, { excludeTables: ['noisy'] });
       worker = started.worker;
@@ -67,7 +67,7 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
   });
 
   it('adds tables created later to the publication, and never drops its slot', async () => {
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       const started = await startWorker(db, { excludeTables: ['noisy'], publicationRefreshMs: 100 });
       worker = started.worker;
@@ -84,7 +84,7 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
   });
 
   it('keeps the slot moving while nothing tracked changes (heartbeats), and reports lag', async () => {
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       const started = await startWorker(db, { excludeTables: ['noisy'], heartbeatIntervalMs: 100, progressIntervalMs: 100, lagWarningBytes: 1 });
       worker = started.worker;
@@ -110,7 +110,7 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
   });
 
   it('capture:drop-slot drops the slot on purpose, and refuses while a worker uses it', async () => {
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
     const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {

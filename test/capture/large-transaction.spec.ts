@@ -1,4 +1,4 @@
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, withContext } from './support/capture-helpers';
 
@@ -9,7 +9,7 @@ const BATCH = 5000;
 
 describe('capture: one very large transaction', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker;
+  let worker: BemiCaptureWorker;
 
   beforeAll(async () => {
     db = await createTestDatabase('capture_large');

@@ -1,4 +1,4 @@
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { newTablePublisherSql, publisherName } from '../../lib/capture/new-table-publisher';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
 import { changesOf, inTransaction, installTriggers, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor, withContext } from './support/capture-helpers';
@@ -11,7 +11,7 @@ async function countsOf(db: TestDatabase, table: string): Promise<{ rows: number
 
 describe('capture: tables created while the worker runs (real PostgreSQL)', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker;
+  let worker: BemiCaptureWorker;
   let slotName: string;
 
   beforeAll(async () => {
@@ -151,7 +151,7 @@ describe('capture: new tables under a role that may not create event triggers', 
     url.password = 'pw';
     const asRole: TestDatabase = { ...db, url: url.toString(), query: (sql, params) => withClient(url.toString(), async (c) => (await c.query(sql, params as unknown[])).rows) };
     await asRole.query(`CREATE TABLE capture_sync (id serial PRIMARY KEY, token text NOT NULL)`);
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       const started = await startWorker(asRole, { publicationRefreshMs: 100 });
       worker = started.worker;

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor, type MemoryLogger } from './support/capture-helpers';
 import { freePort, spawnPostgres } from './support/processes';
@@ -20,7 +20,7 @@ async function expectCreatedOnce(db: TestDatabase, n: number): Promise<void> {
 describe('capture: reconnects and resumes', () => {
   it('after the walsender is terminated (pg_terminate_backend)', async () => {
     const db = await createTestDatabase('capture_reconnect');
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
       await installTriggers(db);
@@ -47,7 +47,7 @@ describe('capture: reconnects and resumes', () => {
 
   it('after its destination connections are terminated while several writes are in flight', async () => {
     const db = await createTestDatabase('capture_destination_loss');
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
       await installTriggers(db);
@@ -96,7 +96,7 @@ describe('capture: reconnects and resumes', () => {
       query: (sql, params) => withClient(server.url, async (c) => (await c.query(sql, params as unknown[])).rows),
       drop: async () => undefined,
     };
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
       await installTriggers(db);

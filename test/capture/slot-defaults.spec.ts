@@ -1,6 +1,7 @@
-import { BemiCaptureOptionsError, resolveCaptureOptions } from '../../lib/capture/capture-options';
-import { CaptureWorker } from '../../lib/capture/capture.worker';
-import { BemiCaptureSetupError, defaultSlotName, LEGACY_SLOT_NAME } from '../../lib/capture/source-setup';
+import { BemiCaptureOptionsError, resolveCaptureOptions } from '../../lib/options/capture-options';
+import { BemiCaptureWorker } from '../../lib/capture/capture.worker';
+import { BemiCaptureSetupError, defaultSlotName } from '../../lib/capture/source-setup';
+import { LEGACY_SLOT_NAME } from '../../lib/options/defaults';
 import { runDropSlotCommand } from '../../lib/capture/capture.cli';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { changesOf, installTriggers, MemoryLogger, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
@@ -34,11 +35,11 @@ describe('capture option checks that name the option', () => {
 describe('capture: the default slot is per database', () => {
   let one: TestDatabase;
   let two: TestDatabase;
-  const workers: Array<[CaptureWorker, TestDatabase]> = [];
+  const workers: Array<[BemiCaptureWorker, TestDatabase]> = [];
 
-  async function start(db: TestDatabase, extra: Record<string, unknown> = {}): Promise<CaptureWorker> {
+  async function start(db: TestDatabase, extra: Record<string, unknown> = {}): Promise<BemiCaptureWorker> {
     // No slotName: the worker picks the default. A unique publication keeps test files apart.
-    const worker = new CaptureWorker(resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: uniqueSlot(), logger: new MemoryLogger(), ...extra }));
+    const worker = new BemiCaptureWorker(resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: uniqueSlot(), logger: new MemoryLogger(), ...extra }));
     await worker.start();
     workers.push([worker, db]);
     return worker;
@@ -96,7 +97,7 @@ describe('capture: the default slot is per database', () => {
 
   it(`keeps using an existing "${LEGACY_SLOT_NAME}" slot of this database (the default before 0.2), so the trail resumes`, async () => {
     const legacy = await createTestDatabase('slot_default_legacy');
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       await installTriggers(legacy);
       await legacy.query(`CREATE TABLE item (id int PRIMARY KEY, v text)`);
@@ -108,7 +109,7 @@ describe('capture: the default slot is per database', () => {
       await legacy.query(`CREATE PUBLICATION ${publication} FOR TABLE item, capture_sync`);
       await legacy.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [LEGACY_SLOT_NAME]);
       await legacy.query(`INSERT INTO item VALUES (7, 'while stopped')`);
-      worker = new CaptureWorker(resolveCaptureOptions({ source: legacy.url, progressIntervalMs: 0, publicationName: publication, logger: new MemoryLogger() }));
+      worker = new BemiCaptureWorker(resolveCaptureOptions({ source: legacy.url, progressIntervalMs: 0, publicationName: publication, logger: new MemoryLogger() }));
       await worker.start();
       expect(worker.status().slotName).toBe(LEGACY_SLOT_NAME);
       await syncCapture(legacy);

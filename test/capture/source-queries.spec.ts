@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from './support/capture-helpers';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 
 /**
  * The worker's source connection is shared by the stream handler (catalog reads on relation
@@ -10,7 +10,7 @@ import type { CaptureWorker } from '../../lib/capture/capture.worker';
  */
 describe('capture: one query at a time on the source connection', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker | undefined;
+  let worker: BemiCaptureWorker | undefined;
   /** Queries sent to a client while an earlier one of the same client had not settled. */
   const overlaps: string[] = [];
   const inFlight = new WeakMap<object, number>();

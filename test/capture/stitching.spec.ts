@@ -1,11 +1,11 @@
-import { UNCHANGED_TOAST_MARKER } from '../../lib/capture/json-values';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import { UNCHANGED_TOAST_MARKER } from '../../lib/trail/json-values';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { changesOf, inTransaction, installTriggers, startWorker, stopAndDropSlot, syncCapture, withContext } from './support/capture-helpers';
 
 describe('capture: WAL → changes rows (real PostgreSQL, in-process worker)', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker;
+  let worker: BemiCaptureWorker;
 
   beforeAll(async () => {
     db = await createTestDatabase('capture_stitch');

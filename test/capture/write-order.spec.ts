@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor } from './support/capture-helpers';
 
@@ -10,7 +10,7 @@ import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor } f
  */
 describe('capture: destination commits keep stream order', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker | undefined;
+  let worker: BemiCaptureWorker | undefined;
   let holder: Client | undefined;
 
   beforeAll(async () => {

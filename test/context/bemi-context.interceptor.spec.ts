@@ -2,7 +2,7 @@ import { Logger, type CallHandler } from '@nestjs/common';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host';
 import { firstValueFrom, Observable } from 'rxjs';
 import { BemiContext } from '../../lib';
-import { validateBemiOptions } from '../../lib/bemi-options.validator';
+import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
 import { BemiContextInterceptor } from '../../lib/context/bemi-context.interceptor';
 import { BemiContextStore } from '../../lib/context/bemi-context.store';
 

@@ -6,7 +6,7 @@ import { BemiCaptureService, BemiHealthIndicator, BemiService } from '../../lib'
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createTodoApp, ormOf, prepareTodoDatabase, Todo } from '../support/todo-app';
 import { startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor, installTriggers } from '../capture/support/capture-helpers';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 
 /** Thresholds the test changes between requests. */
 const limits: { slotName?: string; maxLagBytes?: number } = {};
@@ -72,7 +72,7 @@ describe('BemiHealthIndicator with @nestjs/terminus', () => {
 
   it('turns unhealthy over HTTP when a standalone worker stops while writes continue', async () => {
     const slot = uniqueSlot();
-      let worker: CaptureWorker | undefined = (await startWorker(db, { slotName: slot })).worker;
+      let worker: BemiCaptureWorker | undefined = (await startWorker(db, { slotName: slot })).worker;
     const app = await healthApp(db);
     try {
       const health = app.get(BemiHealthIndicator);

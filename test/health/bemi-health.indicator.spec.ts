@@ -1,5 +1,5 @@
 import { evaluate } from '../../lib/health/bemi-health.indicator';
-import type { BemiCaptureMetrics } from '../../lib/health/health.interfaces';
+import type { BemiCaptureMetrics } from '../../lib/capture/capture-metrics';
 
 const healthy: BemiCaptureMetrics = {
   workerState: 'streaming',

@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, waitFor } from '../capture/support/capture-helpers';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 
 describe('lag warnings', () => {
   let db: TestDatabase;
@@ -12,7 +12,7 @@ describe('lag warnings', () => {
   afterAll(() => db.drop());
 
   it('are logged even with progress lines turned off', async () => {
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
     try {
       const started = await startWorker(db, { progressIntervalMs: 0, lagWarningBytes: 1 });
       worker = started.worker;

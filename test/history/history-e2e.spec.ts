@@ -1,7 +1,7 @@
 import { MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { installBemiQueryHook } from '../../lib';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { BemiContextStore } from '../../lib/context/bemi-context.store';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
@@ -24,7 +24,7 @@ function inKolkata(iso: string): string {
 
 describe('history end to end: MikroORM writes → WAL capture → BemiHistory (real PostgreSQL)', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker;
+  let worker: BemiCaptureWorker;
   let orm: MikroORM;
   let history: BemiHistory;
   let store: BemiContextStore;

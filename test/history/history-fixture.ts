@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { EntitySchema, MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { bemiChangesTableSql } from '../../lib/capture/changes-table';
+import { bemiChangesTableSql } from '../../lib/trail/changes-table';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
 import type { BemiHistoryOptions } from '../../lib/history/history.interfaces';

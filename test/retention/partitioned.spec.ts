@@ -3,7 +3,7 @@ import { ChangesWriter } from '../../lib/capture/changes-writer';
 import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
 import { pruneChanges } from '../../lib/retention/prune-changes';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { partitionedChangesDdl, RecordingLogger, seedChanges, series } from './support';
 
@@ -89,7 +89,7 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
   });
 
   describe('with the capture worker writing into it', () => {
-    let worker: CaptureWorker | undefined;
+    let worker: BemiCaptureWorker | undefined;
 
     afterEach(async () => {
       await stopAndDropSlot(worker, db);

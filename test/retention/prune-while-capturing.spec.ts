@@ -1,4 +1,4 @@
-import type { CaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { pruneChanges } from '../../lib/retention/prune-changes';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
@@ -6,7 +6,7 @@ import { PRUNE_INDEX, RecordingLogger, seedChanges, series } from './support';
 
 describe('pruning while the capture worker writes', () => {
   let db: TestDatabase;
-  let worker: CaptureWorker | undefined;
+  let worker: BemiCaptureWorker | undefined;
 
   beforeAll(async () => {
     db = await createTestDatabase('prune_capture');

@@ -1,4 +1,4 @@
-import { BemiRetentionOptionsError, parseRetentionDuration } from '../../lib/retention/retention-duration';
+import { BemiRetentionOptionsError, parseRetentionDuration } from '../../lib/options/duration';
 
 describe('parseRetentionDuration', () => {
   it.each([

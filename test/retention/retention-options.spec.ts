@@ -1,5 +1,6 @@
-import { BemiRetentionOptionsError } from '../../lib/retention/retention-duration';
-import { DEFAULT_PRUNE_BATCH_SIZE, DEFAULT_RETENTION_INTERVAL_MS, resolveRetentionOptions } from '../../lib/retention/retention-options';
+import { BemiRetentionOptionsError } from '../../lib/options/duration';
+import { DEFAULT_PRUNE_BATCH_SIZE, DEFAULT_RETENTION_INTERVAL_MS } from '../../lib/options/defaults';
+import { resolveRetentionOptions } from '../../lib/options/retention-options';
 
 describe('resolveRetentionOptions', () => {
   it('fills defaults and converts durations to milliseconds', () => {

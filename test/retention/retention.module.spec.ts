@@ -1,6 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { BemiOptionsError, BemiRetentionOptionsError, BemiRetentionService } from '../../lib';
-import { validateBemiOptions } from '../../lib/bemi-options.validator';
+import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
 import { waitFor } from '../capture/support/capture-helpers';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createTodoApp, prepareTodoDatabase } from '../support/todo-app';

@@ -4,8 +4,10 @@ import { Test } from '@nestjs/testing';
 import { EntitySchema } from '@mikro-orm/core';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { BEMI_RESOLVED_OPTIONS } from '../../lib/bemi.constants';
-import { BemiRetentionService, type RetentionModuleOptions } from '../../lib/retention/retention.service';
+import { BEMI_RESOLVED_OPTIONS } from '../../lib/options/options.constants';
+import type { BemiModuleOptions } from '../../lib/options/bemi-options.interfaces';
+import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
+import { BemiRetentionService } from '../../lib/retention/retention.service';
 import { waitFor } from '../capture/support/capture-helpers';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createChangesTable, PRUNE_INDEX, seedChanges, series } from './support';
@@ -31,10 +33,10 @@ describe('BemiRetentionService', () => {
 
   afterAll(() => db?.drop());
 
-  async function boot(options: RetentionModuleOptions, withOrm = false): Promise<INestApplication> {
+  async function boot(options: BemiModuleOptions, withOrm = false): Promise<INestApplication> {
     @Module({
       imports: withOrm ? [MikroOrmModule.forRoot({ driver: PostgreSqlDriver, clientUrl: db.url, entities: [Thing], pool: { min: 0, max: 2 } })] : [],
-      providers: [{ provide: BEMI_RESOLVED_OPTIONS, useValue: options }, BemiRetentionService],
+      providers: [{ provide: BEMI_RESOLVED_OPTIONS, useFactory: () => validateBemiOptions(options) }, BemiRetentionService],
     })
     class AppModule {}
     const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
@@ -93,7 +95,7 @@ describe('BemiRetentionService', () => {
   it('shutdown stops a run between batches', async () => {
     await seedChanges(db, [...old(), ...old(), ...old()]);
     const options = { retention: { maxAge: '1d', batchSize: 1 }, capture: { destination: db.url } };
-    const service = new BemiRetentionService(options, {} as ModuleRef);
+    const service = new BemiRetentionService(validateBemiOptions(options), {} as ModuleRef);
     let shutdown: Promise<void> | undefined;
     // Shut down as the first batch is logged: the run ends after that batch.
     jest.spyOn(Logger.prototype, 'log').mockImplementation(() => {

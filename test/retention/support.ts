@@ -1,4 +1,4 @@
-import { bemiChangesPartitionSql, bemiChangesTableSql } from '../../lib/capture/changes-table';
+import { bemiChangesPartitionSql, bemiChangesTableSql } from '../../lib/trail/changes-table';
 import type { RetentionLogger } from '../../lib/retention/prune-changes';
 import type { TestDatabase } from '../support/database';
 

@@ -1,5 +1,7 @@
 import 'reflect-metadata';
-import { BemiIgnore, BemiOnly, BemiRedact } from '../../lib/rules';
+import { BemiIgnore } from '../../lib/rules/bemi-ignore.decorator';
+import { BemiOnly } from '../../lib/rules/bemi-only.decorator';
+import { BemiRedact } from '../../lib/rules/bemi-redact.decorator';
 import { BemiRulesError, checkRules, compileRules, ruleFor, type RuleEntity } from '../../lib/rules/rules-compiler';
 
 @BemiIgnore()

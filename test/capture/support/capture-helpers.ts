@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { bemiMigrationSql } from '../../../lib';
-import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger, type ResolvedCaptureOptions } from '../../../lib/capture/capture-options';
-import { CaptureWorker } from '../../../lib/capture/capture.worker';
+import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger, type ResolvedCaptureOptions } from '../../../lib/options/capture-options';
+import { BemiCaptureWorker } from '../../../lib/capture/capture.worker';
 import { withClient, type TestDatabase } from '../../support/database';
 
 /** A logger that keeps lines for assertions instead of printing them. */
@@ -31,10 +31,10 @@ export function captureOptions(db: TestDatabase, extra: BemiCaptureOptions = {})
   return resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: slotName, ...extra, slotName });
 }
 
-export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = {}): Promise<{ worker: CaptureWorker; logger: MemoryLogger; slotName: string }> {
+export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = {}): Promise<{ worker: BemiCaptureWorker; logger: MemoryLogger; slotName: string }> {
   const logger = new MemoryLogger();
   const options = captureOptions(db, { logger, ...extra });
-  const worker = new CaptureWorker(options);
+  const worker = new BemiCaptureWorker(options);
   await worker.start();
   return { worker, logger, slotName: options.slotName! };
 }
@@ -43,7 +43,7 @@ export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = 
  * Stops a worker and drops its slot so the test database can be dropped. The walsender leaves
  * the slot a moment after the connection closes, so wait for that first.
  */
-export async function stopAndDropSlot(worker: CaptureWorker | undefined, db: TestDatabase): Promise<void> {
+export async function stopAndDropSlot(worker: BemiCaptureWorker | undefined, db: TestDatabase): Promise<void> {
   if (!worker) return;
   await worker.stop();
   const slot = worker.status().slotName;

@@ -1,4 +1,4 @@
-import { quoteIdent, quoteLiteral } from '../migration/sql-quote';
+import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 
 /**
  * The slot's state and the WAL it holds back; no row when the slot is missing. The name is a

@@ -1,20 +1,25 @@
-import { DEFAULT_MAX_CONTEXT_SIZE } from './bemi.constants';
-import type { BemiModuleOptions, BemiResolvedOptions } from './bemi.interfaces';
-import { checkCaptureOptions } from './capture/capture-options';
-import { DEFAULT_REDACTED_CONTEXT_KEYS } from './context/context-redaction';
-import { resolveRetentionOptions } from './retention/retention-options';
-import { BemiRulesError, checkRules } from './rules/rules-compiler';
+import { BemiRulesError, checkRules } from '../rules/rules-compiler';
+import { BemiError } from '../shared/bemi-error';
+import { resolveTrailLocation, TRAIL_LOCATION_KEYS, type TrailLocationOptions } from '../trail/trail-location';
+import type { BemiModuleOptions, BemiResolvedOptions } from './bemi-options.interfaces';
+import { checkCaptureOptions } from './capture-options';
+import { DEFAULT_MAX_CONTEXT_SIZE, DEFAULT_REDACTED_CONTEXT_KEYS } from './defaults';
+import { resolveRetentionOptions } from './retention-options';
 
 const KNOWN_OPTIONS = new Set(['context', 'defaultContext', 'maxContextSize', 'attachToOrm', 'capture', 'history', 'redactContextKeys', 'rules', 'retention']);
 
 /** Thrown at startup when BemiModule options are wrong; the message names the option and the fix. */
-export class BemiOptionsError extends Error {
-  constructor(option: string, problem: string, fix: string) {
-    super(`BemiModule option "${option}" ${problem}. ${fix}`);
-    this.name = 'BemiOptionsError';
+export class BemiOptionsError extends BemiError {
+  constructor(
+    readonly option: string,
+    problem: string,
+    fix: string,
+  ) {
+    super(`BemiModule option "${option}" ${problem}`, fix.replace(/\.$/, '') + '.');
   }
 }
 
+/** Validates the module options once, at startup, and fills every default. */
 export function validateBemiOptions(options: BemiModuleOptions | undefined | null): BemiResolvedOptions {
   const o = (options ?? {}) as Record<string, unknown>;
   if (typeof o !== 'object' || Array.isArray(o)) {
@@ -39,14 +44,14 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
     throw new BemiOptionsError('maxContextSize', `must be a whole number of bytes of at least 2, got ${describe(max)}`, `Remove it to use the default (${DEFAULT_MAX_CONTEXT_SIZE}).`);
   }
   // Fails at startup, naming the capture option at fault (the worker itself starts later).
-  if (o.capture !== undefined) checkCaptureOptions(o.capture as NonNullable<BemiModuleOptions['capture']>);
+  const capture = o.capture === undefined ? undefined : checkCaptureOptions(o.capture as NonNullable<BemiModuleOptions['capture']>);
   if (o.history !== undefined) {
     if (!o.history || typeof o.history !== 'object' || Array.isArray(o.history)) {
       throw new BemiOptionsError('history', `must be an object, got ${describe(o.history)}`, 'Example: history: { schema: "audit" }.');
     }
     for (const [key, value] of Object.entries(o.history)) {
-      if (!['schema', 'table', 'captureStateTable', 'database'].includes(key) || typeof value !== 'string' || !value) {
-        throw new BemiOptionsError(`history.${key}`, `must be one of schema, table, captureStateTable, database, as a non-empty string`, 'Remove it to use the default (the capture schema, "changes").');
+      if (!(TRAIL_LOCATION_KEYS as readonly string[]).includes(key) || typeof value !== 'string' || !value) {
+        throw new BemiOptionsError(`history.${key}`, `must be one of ${TRAIL_LOCATION_KEYS.join(', ')}, as a non-empty string`, 'Remove it to use the default (the capture schema, "changes").');
       }
     }
   }
@@ -55,7 +60,7 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
     throw new BemiOptionsError('redactContextKeys', `must be a list of words or false, got ${describe(redact)}`, 'Example: redactContextKeys: [...DEFAULT_REDACTED_CONTEXT_KEYS, "iban"].');
   }
   if (o.rules !== undefined) asOptionsError(() => checkRules(o.rules));
-  if (o.retention !== undefined) resolveRetentionOptions(o.retention as NonNullable<BemiResolvedOptions['retention']>);
+  const retention = o.retention === undefined ? undefined : resolveRetentionOptions(o.retention as NonNullable<BemiModuleOptions['retention']>);
   if (o.rules !== undefined && o.capture && typeof o.capture === 'object' && 'rules' in o.capture) {
     throw new BemiOptionsError('capture.rules', 'is set together with rules', 'Inside the module give the rules once, as BemiModule.forRoot({ rules }) (it also reads entity decorators).');
   }
@@ -64,11 +69,11 @@ export function validateBemiOptions(options: BemiModuleOptions | undefined | nul
     defaultContext: (o.defaultContext as boolean | undefined) ?? true,
     maxContextSize: (max as number | undefined) ?? DEFAULT_MAX_CONTEXT_SIZE,
     attachToOrm: (o.attachToOrm as boolean | undefined) ?? true,
-    ...(o.capture !== undefined ? { capture: o.capture as BemiResolvedOptions['capture'] } : {}),
-    ...(o.history !== undefined ? { history: o.history as BemiResolvedOptions['history'] } : {}),
+    ...(capture ? { capture } : {}),
+    trail: resolveTrailLocation(o.history as TrailLocationOptions | undefined, capture?.schema),
     redactContextKeys: redact === undefined ? DEFAULT_REDACTED_CONTEXT_KEYS : (redact as string[] | false),
     ...(o.rules !== undefined ? { rules: o.rules as BemiResolvedOptions['rules'] } : {}),
-    ...(o.retention !== undefined ? { retention: o.retention as BemiResolvedOptions['retention'] } : {}),
+    ...(retention ? { retention } : {}),
   };
 }
 

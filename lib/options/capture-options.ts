@@ -1,6 +1,9 @@
 import type { ClientConfig } from 'pg';
 import { BemiRulesError, compileRules } from '../rules/rules-compiler';
 import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
+import { BemiError } from '../shared/bemi-error';
+import { DEFAULT_SCHEMA } from '../shared/postgres-names';
+import { CAPTURE_DEFAULTS, DEFAULT_LAG_LIMIT_BYTES, DEFAULT_LAG_LIMIT_SECONDS, DEFAULT_PUBLICATION_NAME } from './defaults';
 
 /** Where log lines go. Nest's `Logger` fits; the CLI prints to the console. */
 export interface CaptureLogger {
@@ -91,10 +94,13 @@ export interface ResolvedCaptureOptions {
 }
 
 /** Thrown when capture options are wrong; the message names the option and the fix. */
-export class BemiCaptureOptionsError extends Error {
-  constructor(option: string, problem: string) {
-    super(`Capture option "${option}" ${problem}.`);
-    this.name = 'BemiCaptureOptionsError';
+export class BemiCaptureOptionsError extends BemiError {
+  constructor(
+    readonly option: string,
+    problem: string,
+    fix = '',
+  ) {
+    super(`Capture option "${option}" ${problem}${fix ? '' : '.'}`, fix);
   }
 }
 
@@ -119,23 +125,23 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
   return {
     source,
     destination,
-    schema: name(o.schema ?? 'public', 'schema'),
-    schemas: names(o.schemas ?? ['public'], 'schemas', false),
+    schema: name(o.schema ?? DEFAULT_SCHEMA, 'schema'),
+    schemas: names(o.schemas ?? [DEFAULT_SCHEMA], 'schemas', false),
     excludeTables: names(o.excludeTables ?? [], 'excludeTables', true),
     slotName: o.slotName === undefined ? undefined : identifier(o.slotName, 'slotName', /^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and "_", at most 63'),
-    publicationName: name(o.publicationName ?? 'nestjs_bemi', 'publicationName'),
+    publicationName: name(o.publicationName ?? DEFAULT_PUBLICATION_NAME, 'publicationName'),
     ensureSchema: flag(o.ensureSchema, 'ensureSchema', true),
     indexBeforeAfter: flag(o.indexBeforeAfter, 'indexBeforeAfter', false),
     heartbeatMessages: flag(o.heartbeatMessages, 'heartbeatMessages', true),
-    batchSize: int(o.batchSize, 'batchSize', 2000, 1),
-    maxBatchDelayMs: int(o.maxBatchDelayMs, 'maxBatchDelayMs', 200, 0),
-    heartbeatIntervalMs: int(o.heartbeatIntervalMs, 'heartbeatIntervalMs', 10_000, 50),
-    progressIntervalMs: int(o.progressIntervalMs, 'progressIntervalMs', 5000, 0),
-    lagWarningBytes: int(o.lagWarningBytes, 'lagWarningBytes', 64 * 1024 * 1024, 0),
-    lagWarningSeconds: int(o.lagWarningSeconds, 'lagWarningSeconds', 60, 0),
-    publicationRefreshMs: int(o.publicationRefreshMs, 'publicationRefreshMs', 30_000, 0),
-    reconnectDelayMs: int(o.reconnectDelayMs, 'reconnectDelayMs', 500, 1),
-    maxReconnectDelayMs: int(o.maxReconnectDelayMs, 'maxReconnectDelayMs', 30_000, 1),
+    batchSize: int(o.batchSize, 'batchSize', CAPTURE_DEFAULTS.batchSize, 1),
+    maxBatchDelayMs: int(o.maxBatchDelayMs, 'maxBatchDelayMs', CAPTURE_DEFAULTS.maxBatchDelayMs, 0),
+    heartbeatIntervalMs: int(o.heartbeatIntervalMs, 'heartbeatIntervalMs', CAPTURE_DEFAULTS.heartbeatIntervalMs, 50),
+    progressIntervalMs: int(o.progressIntervalMs, 'progressIntervalMs', CAPTURE_DEFAULTS.progressIntervalMs, 0),
+    lagWarningBytes: int(o.lagWarningBytes, 'lagWarningBytes', DEFAULT_LAG_LIMIT_BYTES, 0),
+    lagWarningSeconds: int(o.lagWarningSeconds, 'lagWarningSeconds', DEFAULT_LAG_LIMIT_SECONDS, 0),
+    publicationRefreshMs: int(o.publicationRefreshMs, 'publicationRefreshMs', CAPTURE_DEFAULTS.publicationRefreshMs, 0),
+    reconnectDelayMs: int(o.reconnectDelayMs, 'reconnectDelayMs', CAPTURE_DEFAULTS.reconnectDelayMs, 1),
+    maxReconnectDelayMs: int(o.maxReconnectDelayMs, 'maxReconnectDelayMs', CAPTURE_DEFAULTS.maxReconnectDelayMs, 1),
     logger: logger(o.logger),
     rules: rules(o.rules),
   };
@@ -143,7 +149,11 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
 
 /** Validates, fills defaults and settles the connections (destination defaults to source). */
 export function resolveCaptureOptions(input: BemiCaptureOptions, fallbackSource?: ClientConfig): ResolvedCaptureOptions {
-  const checked = checkCaptureOptions(input);
+  return settleCaptureConnections(checkCaptureOptions(input), fallbackSource);
+}
+
+/** Checked options with their connections settled: `source` (or the fallback), `destination` defaulting to it. */
+export function settleCaptureConnections(checked: CheckedCaptureOptions, fallbackSource?: ClientConfig): ResolvedCaptureOptions {
   const source = checked.source ?? fallbackSource;
   if (!source) throw new BemiCaptureOptionsError('source', 'is required (a postgres:// URL of the tracked database)');
   return { ...checked, source, destination: checked.destination ?? source };

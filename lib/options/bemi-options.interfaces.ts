@@ -1,8 +1,8 @@
 import type { ExecutionContext } from '@nestjs/common';
-import type { BemiCaptureOptions } from './capture/capture-options';
-import type { BemiHistoryOptions } from './history/history.interfaces';
-import type { BemiRetentionOptions } from './retention/retention-options';
-import type { BemiRules } from './rules/rules.interfaces';
+import type { BemiRules } from '../rules/rules.interfaces';
+import type { TrailLocation, TrailLocationOptions } from '../trail/trail-location';
+import type { BemiCaptureOptions, CheckedCaptureOptions } from './capture-options';
+import type { BemiRetentionOptions, ResolvedRetentionOptions } from './retention-options';
 
 /** A JSON-compatible context object. Values JSON cannot hold are converted (see README). */
 export type BemiContextValue = Record<string, unknown>;
@@ -41,7 +41,7 @@ export interface BemiModuleOptions {
    */
   capture?: BemiCaptureOptions;
   /** Where `BemiHistory` reads the trail. Default: the capture schema (else `public`), table `changes`. */
-  history?: Pick<BemiHistoryOptions, 'schema' | 'table' | 'captureStateTable' | 'database'>;
+  history?: TrailLocationOptions;
   /**
    * Words that make a context key secret (case-insensitive, matched inside the key, at any depth):
    * its value is sent as `"[REDACTED]"`. Default `DEFAULT_REDACTED_CONTEXT_KEYS` (password, token,
@@ -60,16 +60,22 @@ export interface BemiModuleOptions {
   retention?: BemiRetentionOptions;
 }
 
-/** Options after validation, with every default filled in. */
+/**
+ * The module options after validation, every default filled in: the one options object the
+ * module's services read (injected as `BEMI_RESOLVED_OPTIONS`). Built once, at startup, by
+ * `validateBemiOptions`.
+ */
 export interface BemiResolvedOptions {
   context?: BemiContextFactory;
   defaultContext: boolean;
   maxContextSize: number;
   attachToOrm: boolean;
-  /** Capture options as given (validated); undefined when capture is off. */
-  capture?: BemiCaptureOptions;
-  history?: BemiModuleOptions['history'];
+  /** Capture options, checked and defaulted; connections may still be missing (the module supplies MikroORM's). Undefined when capture is off. */
+  capture?: CheckedCaptureOptions;
+  /** Where the trail lives (history, retention and health read it here). */
+  trail: TrailLocation;
   redactContextKeys: readonly string[] | false;
   rules?: BemiRules;
-  retention?: BemiRetentionOptions;
+  /** Retention options, durations in milliseconds; undefined when retention is off. */
+  retention?: ResolvedRetentionOptions;
 }

@@ -1,4 +1,5 @@
-import { BemiRetentionOptionsError, parseRetentionDuration } from './retention-duration';
+import { DEFAULT_PRUNE_BATCH_SIZE, DEFAULT_RETENTION_INTERVAL_MS, MAX_PRUNE_BATCH_SIZE } from './defaults';
+import { BemiRetentionOptionsError, parseRetentionDuration } from './duration';
 
 /** `BemiModule.forRoot({ retention })`: how long changes are kept and how often old ones are pruned. */
 export interface BemiRetentionOptions {
@@ -21,11 +22,6 @@ export interface ResolvedRetentionOptions {
   intervalMs: number;
   batchSize: number;
 }
-
-export const DEFAULT_RETENTION_INTERVAL_MS = 3_600_000;
-export const DEFAULT_PRUNE_BATCH_SIZE = 5000;
-/** Upper bound of a batch: a batch is one transaction, and it has to stay short. */
-export const MAX_PRUNE_BATCH_SIZE = 100_000;
 
 const KNOWN = new Set(['maxAge', 'perTable', 'interval', 'batchSize']);
 

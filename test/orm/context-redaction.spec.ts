@@ -1,4 +1,5 @@
-import { DEFAULT_REDACTED_CONTEXT_KEYS, secretKeyMatcher } from '../../lib/context/context-redaction';
+import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../../lib/options/defaults';
+import { secretKeyMatcher } from '../../lib/orm/context-redaction';
 import { encodeContext } from '../../lib/orm/context-encoder';
 
 describe('secretKeyMatcher', () => {

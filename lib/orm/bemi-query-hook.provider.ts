@@ -1,14 +1,14 @@
 import { Inject, Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
-import { BEMI_RESOLVED_OPTIONS } from '../bemi.constants';
-import type { BemiResolvedOptions } from '../bemi.interfaces';
+import { BEMI_RESOLVED_OPTIONS } from '../options/options.constants';
+import type { BemiResolvedOptions } from '../options/bemi-options.interfaces';
 import { BemiContextStore } from '../context/bemi-context.store';
 import { installBemiQueryHook } from './bemi-query-hook';
 import { findMikroOrm } from './find-mikro-orm';
 
 /** Installs the context hook on the app's MikroORM instance at startup, removes it on shutdown. */
 @Injectable()
-export class BemiOrmHook implements OnModuleInit, OnModuleDestroy {
+export class BemiQueryHookProvider implements OnModuleInit, OnModuleDestroy {
   private uninstall?: () => void;
 
   constructor(

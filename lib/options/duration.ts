@@ -1,3 +1,5 @@
+import { BemiError } from '../shared/bemi-error';
+
 /** Units a retention duration may use, in milliseconds. */
 const UNIT_MS: Record<string, number> = {
   s: 1000,
@@ -10,10 +12,13 @@ const UNIT_MS: Record<string, number> = {
 const DURATION = /^\s*(\d+)\s*([smhdw])\s*$/;
 
 /** Thrown when a retention duration cannot be read; the message names the option and the fix. */
-export class BemiRetentionOptionsError extends Error {
-  constructor(option: string, problem: string, fix: string) {
-    super(`Retention option "${option}" ${problem}. ${fix}`);
-    this.name = 'BemiRetentionOptionsError';
+export class BemiRetentionOptionsError extends BemiError {
+  constructor(
+    readonly option: string,
+    problem: string,
+    fix: string,
+  ) {
+    super(`Retention option "${option}" ${problem}`, fix);
   }
 }
 

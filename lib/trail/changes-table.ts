@@ -1,16 +1,16 @@
-import { quoteIdent } from '../migration/sql-quote';
+import { DEFAULT_SCHEMA } from '../shared/postgres-names';
+import { quoteIdent } from '../shared/sql-quote';
 
 /** Names used by the audit trail tables (the contract other parts of the library read). */
 export const CHANGES_TABLE = 'changes';
 export const CAPTURE_STATE_TABLE = '_bemi_capture_state';
 
 /**
- * Where the trail lives by the module options: history's schema/table when given, else the
- * capture schema, else `public`; table `changes`. History, health and retention all read it here.
+ * Tables never tracked, whatever the options: the trail itself and MikroORM's migration log.
+ * Tables named `_bemi*` are never tracked either. The trigger migration and capture's publication
+ * both read this list, so they cannot disagree.
  */
-export function trailLocation(options: { capture?: { schema?: string }; history?: { schema?: string; table?: string } }): { schema: string; table: string } {
-  return { schema: options.history?.schema ?? options.capture?.schema ?? 'public', table: options.history?.table ?? CHANGES_TABLE };
-}
+export const NEVER_TRACKED_TABLES: readonly string[] = Object.freeze([CHANGES_TABLE, 'mikro_orm_migrations']);
 
 export interface ChangesTableSqlOptions {
   /** Schema of `changes` and `_bemi_capture_state`. Default `public`. */
@@ -31,7 +31,7 @@ export interface ChangesTableSqlOptions {
  * step, `ensureSchema` and migrations all run `up`. Idempotent; `down` drops both tables.
  */
 export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up: string; down: string } {
-  const schema = options.schema ?? 'public';
+  const schema = options.schema ?? DEFAULT_SCHEMA;
   const partitioned = options.partitionByMonth ?? false;
   const s = quoteIdent(schema);
   const changes = `${s}.${quoteIdent(CHANGES_TABLE)}`;
@@ -113,7 +113,7 @@ export function bemiChangesPartitionSql(month: string, options: Pick<ChangesTabl
   const year = Number(m[1]);
   const mon = Number(m[2]);
   const next = mon === 12 ? `${year + 1}-01` : `${year}-${String(mon + 1).padStart(2, '0')}`;
-  const s = quoteIdent(options.schema ?? 'public');
+  const s = quoteIdent(options.schema ?? DEFAULT_SCHEMA);
   const name = quoteIdent(`${CHANGES_TABLE}_${m[1]}_${m[2]}`);
   return `CREATE TABLE IF NOT EXISTS ${s}.${name} PARTITION OF ${s}.${quoteIdent(CHANGES_TABLE)} FOR VALUES FROM ('${month}-01 00:00:00+00') TO ('${next}-01 00:00:00+00');`;
 }

@@ -1,23 +1,4 @@
-/**
- * Context keys masked by default. A key is secret when, lower-cased and without `-`, `_`, `.` and
- * spaces, it contains one of these words: `accessToken`, `x-api-key`, `Authorization`,
- * `passwordConfirmation` all match. Masking a harmless key costs little; leaking a token into an
- * append-only audit trail cannot be undone.
- */
-export const DEFAULT_REDACTED_CONTEXT_KEYS: readonly string[] = Object.freeze([
-  'password',
-  'passwd',
-  'secret',
-  'token',
-  'authorization',
-  'cookie',
-  'apikey',
-  'privatekey',
-  'creditcard',
-  'cardnumber',
-  'cvv',
-  'ssn',
-]);
+import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../options/defaults';
 
 /** Returns a test for "is this key secret?", or undefined when nothing is to be masked. */
 export function secretKeyMatcher(words: readonly string[] | false | undefined): ((key: string) => boolean) | undefined {

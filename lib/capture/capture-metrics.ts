@@ -1,6 +1,31 @@
-import type { CaptureStatus } from '../capture/capture.worker';
-import type { BemiCaptureMetrics } from './health.interfaces';
-import { newestChangeSql, slotMetricsSql } from './health.sql';
+import type { CaptureStatus } from './capture.worker';
+import { newestChangeSql, slotMetricsSql } from './capture-metrics.sql';
+
+/** Capture figures for health checks and custom metrics (`BemiCaptureService.metrics()`). */
+export interface BemiCaptureMetrics {
+  /** State of the worker inside this application; null when capture runs elsewhere (the CLI). */
+  workerState: CaptureStatus['state'] | null;
+  slot: {
+    name: string;
+    exists: boolean;
+    /** A walsender is streaming from it (some worker is connected). */
+    active: boolean | null;
+    /** `reserved`, `extended`, `unreserved` or `lost` (pg_replication_slots.wal_status). */
+    walStatus: string | null;
+    /** WAL the slot holds back: bytes between the server's position and what capture confirmed. */
+    lagBytes: number | null;
+    /** Bytes left before `max_slot_wal_keep_size` invalidates the slot; null when unlimited. */
+    safeWalSizeBytes: number | null;
+  };
+  /** Seconds the in-process worker is behind the oldest unstored commit; null without one. */
+  lagSeconds: number | null;
+  /** Commit time of the newest stored change; null when `changes` is empty or unreadable. */
+  newestChangeAt: Date | null;
+  newestChangeAgeSeconds: number | null;
+  /** Rows written by the in-process worker since it started; null without one. */
+  changesWritten: number | null;
+  measuredAt: Date;
+}
 
 /** Runs one query and returns its rows (MikroORM's connection or a pg client fit). */
 export type RowsQuery = (sql: string) => Promise<Array<Record<string, unknown>>>;
