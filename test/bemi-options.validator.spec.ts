@@ -3,7 +3,14 @@ import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../lib/options/defaults';
 
 describe('validateBemiOptions', () => {
   it('fills defaults', () => {
-    expect(validateBemiOptions(undefined)).toEqual({ context: undefined, defaultContext: true, maxContextSize: 1_000_000, attachToOrm: true, redactContextKeys: DEFAULT_REDACTED_CONTEXT_KEYS });
+    expect(validateBemiOptions(undefined)).toEqual({
+      context: undefined,
+      defaultContext: true,
+      maxContextSize: 1_000_000,
+      attachToOrm: true,
+      redactContextKeys: DEFAULT_REDACTED_CONTEXT_KEYS,
+      trail: { schema: 'public', table: 'changes', captureStateTable: '_bemi_capture_state' },
+    });
   });
 
   it.each([

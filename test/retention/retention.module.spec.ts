@@ -36,6 +36,6 @@ describe('BemiModule.forRoot({ retention })', () => {
     expect(() => validateBemiOptions({ retention: { maxAge: '1 month' } })).toThrow(/Retention option "maxAge" is not a duration: "1 month"/);
     expect(() => validateBemiOptions({ retention: {} })).toThrow(/nothing would ever be pruned/);
     expect(() => validateBemiOptions({ retentoin: {} } as never)).toThrow(BemiOptionsError);
-    expect(validateBemiOptions({ retention: { maxAge: '365d' } }).retention).toEqual({ maxAge: '365d' });
+    expect(validateBemiOptions({ retention: { maxAge: '365d' } }).retention).toEqual({ maxAgeMs: 365 * 86_400_000, perTableMs: {}, intervalMs: 3_600_000, batchSize: 5000 });
   });
 });
