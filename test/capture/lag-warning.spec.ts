@@ -1,5 +1,5 @@
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, waitFor } from '../capture/support/capture-helpers';
+import { installTriggers, startWorker, stopAndDropSlot, waitFor } from './support/capture-helpers';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 
 describe('lag warnings', () => {

@@ -5,7 +5,7 @@ import {
   parseSchemaList,
   renderBemiMigrationFile,
 } from '../../lib/migration/migration-file';
-import { loadMigration, typeErrors } from './support';
+import { loadMigration, typeErrors } from '../schematics/support';
 
 describe('renderBemiMigrationFile', () => {
   const date = new Date('2026-03-04T05:06:07.890Z');

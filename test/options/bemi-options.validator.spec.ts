@@ -1,5 +1,5 @@
-import { BemiOptionsError, validateBemiOptions } from '../lib/options/bemi-options.validator';
-import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../lib/options/defaults';
+import { BemiOptionsError, validateBemiOptions } from '../../lib/options/bemi-options.validator';
+import { DEFAULT_REDACTED_CONTEXT_KEYS } from '../../lib/options/defaults';
 
 describe('validateBemiOptions', () => {
   it('fills defaults', () => {

@@ -16,6 +16,7 @@ const SUITES = [
   'test/e2e/http-context.spec.ts', // request context through the ORM hook into the WAL
   'test/e2e/write-paths.spec.ts',
   'test/e2e/injection.spec.ts',
+  'test/trail/', // the changes DDL, month partitions included
   'test/capture/', // pgoutput stream, slot, publication, exactly-once across crashes
   'test/rules/', // redaction rules applied by the capture worker
   'test/health/', // slot figures from pg_replication_slots
