@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor, type MemoryLogger } from './support/capture-helpers';
+import type { RecordingLogger } from '../support/recording-logger';
+import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor } from './support/capture-helpers';
 import { freePort, spawnPostgres } from './support/processes';
 
 async function insertItems(db: { url: string }, from: number, to: number): Promise<void> {
@@ -24,7 +25,7 @@ describe('capture: reconnects and resumes', () => {
     try {
       await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
       await installTriggers(db);
-      let logger: MemoryLogger;
+      let logger: RecordingLogger;
       let slotName: string;
       ({ worker, logger, slotName } = await startWorker(db, { reconnectDelayMs: 50, maxReconnectDelayMs: 500 }));
       await insertItems(db, 1, 100);
@@ -100,7 +101,7 @@ describe('capture: reconnects and resumes', () => {
     try {
       await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
       await installTriggers(db);
-      let logger: MemoryLogger;
+      let logger: RecordingLogger;
       ({ worker, logger } = await startWorker(db, { reconnectDelayMs: 100, maxReconnectDelayMs: 1000 }));
       await insertItems(db, 1, 200);
       await syncCapture(db);

@@ -4,7 +4,8 @@ import { BemiCaptureSetupError, defaultSlotName } from '../../lib/capture/source
 import { LEGACY_SLOT_NAME } from '../../lib/options/defaults';
 import { runDropSlotCommand } from '../../lib/capture/capture.cli';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { changesOf, installTriggers, MemoryLogger, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
+import { RecordingLogger } from '../support/recording-logger';
+import { changesOf, installTriggers, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
 
 describe('defaultSlotName()', () => {
   it('is nestjs_bemi_<database> for plain names', () => {
@@ -39,7 +40,7 @@ describe('capture: the default slot is per database', () => {
 
   async function start(db: TestDatabase, extra: Record<string, unknown> = {}): Promise<BemiCaptureWorker> {
     // No slotName: the worker picks the default. A unique publication keeps test files apart.
-    const worker = new BemiCaptureWorker(resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: uniqueSlot(), logger: new MemoryLogger(), ...extra }));
+    const worker = new BemiCaptureWorker(resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: uniqueSlot(), logger: new RecordingLogger(), ...extra }));
     await worker.start();
     workers.push([worker, db]);
     return worker;
@@ -109,7 +110,7 @@ describe('capture: the default slot is per database', () => {
       await legacy.query(`CREATE PUBLICATION ${publication} FOR TABLE item, capture_sync`);
       await legacy.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [LEGACY_SLOT_NAME]);
       await legacy.query(`INSERT INTO item VALUES (7, 'while stopped')`);
-      worker = new BemiCaptureWorker(resolveCaptureOptions({ source: legacy.url, progressIntervalMs: 0, publicationName: publication, logger: new MemoryLogger() }));
+      worker = new BemiCaptureWorker(resolveCaptureOptions({ source: legacy.url, progressIntervalMs: 0, publicationName: publication, logger: new RecordingLogger() }));
       await worker.start();
       expect(worker.status().slotName).toBe(LEGACY_SLOT_NAME);
       await syncCapture(legacy);

@@ -5,7 +5,8 @@ import { pruneChanges } from '../../lib/retention/prune-changes';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { partitionedChangesDdl, RecordingLogger, seedChanges, series } from './support';
+import { RecordingLogger } from '../support/recording-logger';
+import { partitionedChangesDdl, seedChanges, series } from './support';
 
 const NOW = '2025-12-15T00:00:00.000Z';
 
@@ -56,7 +57,7 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
       ['orders', 0],
       ['todo', 4],
     ]);
-    expect(dryLogger.logs[1]).toMatch(/^Would drop partition public\.changes_2025_10 \(committed_at before 2025-11-01 00:00:00\+00\): 8 rows/);
+    expect(dryLogger.messages('log')[1]).toMatch(/^Would drop partition public\.changes_2025_10 \(committed_at before 2025-11-01 00:00:00\+00\): 8 rows/);
     expect(await partitionExists('changes_2025_10')).toBe(true);
     expect(await counts()).toEqual([
       { table: 'orders', n: 3 },
@@ -66,9 +67,9 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
     const logger = new RecordingLogger();
     const result = await pruneChanges(db.url, { maxAge: '30d', now: NOW, batchSize: 2, logger });
     expect(result).toMatchObject({ dryRun: false, rows: 12, batches: 2, partitions: [{ name: 'public.changes_2025_09', rows: 0 }, { name: 'public.changes_2025_10', rows: 8 }] });
-    expect(logger.logs[1]).toMatch(/^Dropped partition public\.changes_2025_10 .*: 8 rows/);
-    expect(logger.logs.slice(2)).toEqual([expect.stringMatching(/^Pruned 2 changes of "todo" .*batch 1/), expect.stringMatching(/^Pruned 2 changes of "todo" .*batch 2/)]);
-    expect(logger.warnings).toEqual([]);
+    expect(logger.messages('log')[1]).toMatch(/^Dropped partition public\.changes_2025_10 .*: 8 rows/);
+    expect(logger.messages('log').slice(2)).toEqual([expect.stringMatching(/^Pruned 2 changes of "todo" .*batch 1/), expect.stringMatching(/^Pruned 2 changes of "todo" .*batch 2/)]);
+    expect(logger.messages('warn')).toEqual([]);
     expect(await partitionExists('changes_2025_10')).toBe(false);
     expect(await counts()).toEqual([{ table: 'todo', n: 5 }]);
     expect((await db.query(`SELECT min(committed_at) AS m FROM changes`))[0].m.toISOString()).toBe('2025-11-19T23:59:58.000Z');

@@ -1,6 +1,7 @@
 import { pruneChanges } from '../../lib/retention/prune-changes';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
-import { createChangesTable, PRUNE_INDEX, RecordingLogger, seedChanges, series } from './support';
+import { RecordingLogger } from '../support/recording-logger';
+import { createChangesTable, PRUNE_INDEX, seedChanges, series } from './support';
 
 const NOW = '2026-01-01T00:00:00.000Z';
 const DAY = 86_400_000;
@@ -86,7 +87,7 @@ describe('pruneChanges', () => {
     const dry = await pruneChanges(db.url, { maxAge: '1d', perTable: { orders: null }, dryRun: true, now: NOW, logger, batchSize: 2 });
     expect(dry).toMatchObject({ dryRun: true, rows: 7, batches: 0 });
     expect(dry.tables.map((t) => [t.table, t.rows])).toEqual([['todo', 7]]);
-    expect(logger.logs).toEqual([expect.stringMatching(/^Would prune 7 changes of "todo" committed before 2025-12-31 00:00:00\+00/)]);
+    expect(logger.messages('log')).toEqual([expect.stringMatching(/^Would prune 7 changes of "todo" committed before 2025-12-31 00:00:00\+00/)]);
     expect(await db.query(`SELECT count(*)::int AS n FROM changes`)).toEqual([{ n: 13 }]);
     // The real run deletes what the dry run counted.
     expect((await pruneChanges(db.url, { maxAge: '1d', perTable: { orders: null }, now: NOW })).rows).toBe(7);
@@ -105,9 +106,9 @@ describe('pruneChanges', () => {
     const log = await db.query<{ xid: string; deleted: number }>(`SELECT xid, deleted FROM prune_log ORDER BY at`);
     expect(log.map((l) => l.deleted)).toEqual([1000, 1000, 500]);
     expect(new Set(log.map((l) => l.xid)).size).toBe(3);
-    expect(logger.logs).toHaveLength(3);
-    expect(logger.logs[0]).toMatch(/^Pruned 1000 changes of "todo" committed before 2025-12-31 00:00:00\+00 in \d+ ms \(batch 1, 1000 so far\)\.$/);
-    expect(logger.logs[2]).toMatch(/^Pruned 500 changes of "todo" .* \(batch 3, 2500 so far\)\.$/);
+    expect(logger.messages('log')).toHaveLength(3);
+    expect(logger.messages('log')[0]).toMatch(/^Pruned 1000 changes of "todo" committed before 2025-12-31 00:00:00\+00 in \d+ ms \(batch 1, 1000 so far\)\.$/);
+    expect(logger.messages('log')[2]).toMatch(/^Pruned 500 changes of "todo" .* \(batch 3, 2500 so far\)\.$/);
     expect(await db.query(`SELECT count(*)::int AS n FROM changes`)).toEqual([{ n: 10 }]);
   });
 
@@ -123,7 +124,7 @@ describe('pruneChanges', () => {
     await seedChanges(db, series('todo', 3, '2025-01-01T00:00:00Z'));
     const logger = new RecordingLogger();
     expect((await pruneChanges(db.url, { maxAge: '1d', now: NOW, logger })).rows).toBe(3);
-    expect(logger.warnings).toEqual([expect.stringMatching(/has no index on \("table", committed_at\).*CREATE INDEX CONCURRENTLY _bemi_changes_table_committed_at ON "public"\."changes" \("table", committed_at\);$/)]);
+    expect(logger.messages('warn')).toEqual([expect.stringMatching(/has no index on \("table", committed_at\).*CREATE INDEX CONCURRENTLY _bemi_changes_table_committed_at ON "public"\."changes" \("table", committed_at\);$/)]);
   });
 
   it('skips the run while another run holds the lock', async () => {
@@ -133,7 +134,7 @@ describe('pruneChanges', () => {
       const logger = new RecordingLogger();
       const result = await pruneChanges(db.url, { maxAge: '1d', now: NOW, logger });
       expect(result).toMatchObject({ skipped: 'locked', rows: 0 });
-      expect(logger.warnings).toEqual(['Another pruning run holds the lock on "public"."changes"; this run is skipped.']);
+      expect(logger.messages('warn')).toEqual(['Another pruning run holds the lock on "public"."changes"; this run is skipped.']);
     });
     expect((await pruneChanges(db.url, { maxAge: '1d', now: NOW })).rows).toBe(3);
   });

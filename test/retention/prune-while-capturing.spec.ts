@@ -2,7 +2,8 @@ import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { pruneChanges } from '../../lib/retention/prune-changes';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
-import { PRUNE_INDEX, RecordingLogger, seedChanges, series } from './support';
+import { RecordingLogger } from '../support/recording-logger';
+import { PRUNE_INDEX, seedChanges, series } from './support';
 
 describe('pruning while the capture worker writes', () => {
   let db: TestDatabase;
@@ -41,7 +42,7 @@ describe('pruning while the capture worker writes', () => {
     await syncCapture(db, 120_000);
 
     expect(result).toMatchObject({ rows: 2000, batches: 20 });
-    expect(logger.logs).toHaveLength(20);
+    expect(logger.messages('log')).toHaveLength(20);
     expect(await db.query(`SELECT count(*)::int AS n FROM changes WHERE committed_at < now() - interval '365 days'`)).toEqual([{ n: 0 }]);
     // Every captured change is there once: compare with what the statements reported.
     const byOp = await db.query<{ operation: string; n: number; distinct_rows: number }>(

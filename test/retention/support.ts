@@ -1,18 +1,5 @@
 import { bemiChangesPartitionSql, bemiChangesTableSql } from '../../lib/trail/changes-table';
-import type { RetentionLogger } from '../../lib/retention/prune-changes';
 import type { TestDatabase } from '../support/database';
-
-/** Keeps log lines for assertions. */
-export class RecordingLogger implements RetentionLogger {
-  readonly logs: string[] = [];
-  readonly warnings: string[] = [];
-  log(message: string): void {
-    this.logs.push(message);
-  }
-  warn(message: string): void {
-    this.warnings.push(message);
-  }
-}
 
 let position = 1;
 

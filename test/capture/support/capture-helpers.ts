@@ -1,25 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { bemiMigrationSql } from '../../../lib';
-import { resolveCaptureOptions, type BemiCaptureOptions, type CaptureLogger, type ResolvedCaptureOptions } from '../../../lib/options/capture-options';
+import { resolveCaptureOptions, type BemiCaptureOptions, type ResolvedCaptureOptions } from '../../../lib/options/capture-options';
 import { BemiCaptureWorker } from '../../../lib/capture/capture.worker';
 import { withClient, type TestDatabase } from '../../support/database';
-
-/** A logger that keeps lines for assertions instead of printing them. */
-export class MemoryLogger implements CaptureLogger {
-  readonly lines: Array<{ level: 'log' | 'warn' | 'error'; message: string }> = [];
-  log(message: string) {
-    this.lines.push({ level: 'log', message });
-  }
-  warn(message: string) {
-    this.lines.push({ level: 'warn', message });
-  }
-  error(message: string) {
-    this.lines.push({ level: 'error', message });
-  }
-  text(level?: 'log' | 'warn' | 'error'): string {
-    return this.lines.filter((l) => !level || l.level === level).map((l) => l.message).join('\n');
-  }
-}
+import { RecordingLogger } from '../../support/recording-logger';
 
 /** Slot names are server-wide and test files share one server: each test gets its own. */
 export function uniqueSlot(): string {
@@ -31,8 +15,8 @@ export function captureOptions(db: TestDatabase, extra: BemiCaptureOptions = {})
   return resolveCaptureOptions({ source: db.url, progressIntervalMs: 0, heartbeatIntervalMs: 60_000, publicationName: slotName, ...extra, slotName });
 }
 
-export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = {}): Promise<{ worker: BemiCaptureWorker; logger: MemoryLogger; slotName: string }> {
-  const logger = new MemoryLogger();
+export async function startWorker(db: TestDatabase, extra: BemiCaptureOptions = {}): Promise<{ worker: BemiCaptureWorker; logger: RecordingLogger; slotName: string }> {
+  const logger = new RecordingLogger();
   const options = captureOptions(db, { logger, ...extra });
   const worker = new BemiCaptureWorker(options);
   await worker.start();
