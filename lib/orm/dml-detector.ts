@@ -5,15 +5,21 @@
  * comments are skipped, so a word inside a value never counts.
  *
  * A text is data-modifying when one of its statements starts with INSERT, UPDATE, DELETE, MERGE,
- * TRUNCATE, COPY, CALL or DO, or starts with WITH and contains INSERT/UPDATE/DELETE/MERGE
- * (a data-modifying CTE) other than the row-lock clauses `FOR UPDATE` / `FOR NO KEY UPDATE`.
+ * TRUNCATE, COPY, CALL, DO or EXECUTE (of a prepared statement, which may be any of them), or
+ * starts with WITH and contains INSERT/UPDATE/DELETE/MERGE (a data-modifying CTE) other than the
+ * row-lock clauses `FOR UPDATE` / `FOR NO KEY UPDATE`. `EXPLAIN [ANALYZE] [VERBOSE] [(options)]`
+ * is read through: `EXPLAIN ANALYZE` runs the statement after it, and the trigger reads the
+ * comment in front of the whole text.
  */
-const STARTERS = new Set(['insert', 'update', 'delete', 'merge', 'truncate', 'copy', 'call', 'do']);
+const STARTERS = new Set(['insert', 'update', 'delete', 'merge', 'truncate', 'copy', 'call', 'do', 'execute']);
 const CTE_WRITES = new Set(['insert', 'update', 'delete', 'merge']);
+/** Words that may follow EXPLAIN before the statement it explains (the old, unparenthesised syntax). */
+const EXPLAIN_WORDS = new Set(['analyze', 'analyse', 'verbose']);
 
 export function isDataModifying(sql: string): boolean {
   let statementStart = true;
   let inWith = false;
+  let inExplain = false;
   let previousWord = '';
   const n = sql.length;
   let i = 0;
@@ -38,8 +44,15 @@ export function isDataModifying(sql: string): boolean {
     if (ch === 59 /* ; */) {
       statementStart = true;
       inWith = false;
+      inExplain = false;
       previousWord = '';
       i++;
+      continue;
+    }
+    // EXPLAIN's option list: (ANALYZE, FORMAT JSON, ...), then the explained statement
+    if (ch === 40 /* ( */ && inExplain) {
+      const end = sql.indexOf(')', i);
+      i = end === -1 ? n : end + 1;
       continue;
     }
     // 'literal' (also E'...' and U&'...' once the prefix word is consumed below)
@@ -72,6 +85,13 @@ export function isDataModifying(sql: string): boolean {
       const word = sql.slice(i, j).toLowerCase();
       if (statementStart) {
         if (STARTERS.has(word)) return true;
+        if (word === 'explain' || (inExplain && EXPLAIN_WORDS.has(word))) {
+          inExplain = true;
+          previousWord = word;
+          i = j;
+          continue;
+        }
+        inExplain = false;
         inWith = word === 'with';
         statementStart = false;
         // Fast path for the common single SELECT: nothing after it can start another statement.

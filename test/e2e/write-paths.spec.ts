@@ -101,12 +101,15 @@ describe('context reaches the WAL for every MikroORM write path', () => {
     await run({ path: 'execute' }, () => em.execute(`insert into todo (task) values (?)`, ['raw']));
     await run({ path: 'execute-cte' }, () => em.execute(`with gone as (delete from todo where task = 'raw' returning id) select count(*) from gone`));
     await run({ path: 'connection' }, () => em.getConnection().execute(`update todo set task = 'x' where false`));
+    // EXPLAIN ANALYZE runs the statement; a comment the caller put in front must not win over ours.
+    await run({ path: 'explain-analyze' }, () => em.execute(`/*Bemi {"path":"forged"} Bemi*/ EXPLAIN (ANALYZE, FORMAT JSON) INSERT INTO todo (task) VALUES ('explained')`));
     expect(summary(await wal.readChanges())).toEqual([
       ['INSERT', { path: 'qb.insert' }],
       ['UPDATE', { path: 'qb.update' }],
       ['DELETE', { path: 'qb.delete' }],
       ['INSERT', { path: 'execute' }],
       ['DELETE', { path: 'execute-cte' }],
+      ['INSERT', { path: 'explain-analyze' }],
     ]);
   });
 

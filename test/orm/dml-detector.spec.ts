@@ -17,6 +17,13 @@ describe('isDataModifying', () => {
     'WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x',
     'select 1; delete from t',
     "select 'x'; update t set a = 'y'",
+    'EXPLAIN ANALYZE INSERT INTO t VALUES (1)',
+    'explain analyse verbose update t set a = 1',
+    'EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) DELETE FROM t',
+    'explain (analyze) with x as (select 1) insert into t select * from x',
+    'explain analyze with gone as (delete from t returning id) select * from gone',
+    '/* a caller comment */ EXPLAIN ANALYZE MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE',
+    'execute insert_todo(1)',
   ])('treats %j as a write', (sql) => {
     expect(isDataModifying(sql)).toBe(true);
   });
@@ -38,6 +45,10 @@ describe('isDataModifying', () => {
     'savepoint trx1',
     'set local statement_timeout = 1000',
     'explain select 1',
+    'explain analyze select * from t',
+    'EXPLAIN (ANALYZE, FORMAT JSON) SELECT * FROM t',
+    'explain (analyze) with x as (select * from t for update) select * from x',
+    "prepare insert_todo as select 'insert'",
     '',
   ])('leaves %j alone', (sql) => {
     expect(isDataModifying(sql)).toBe(false);
