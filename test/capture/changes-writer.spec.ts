@@ -1,7 +1,7 @@
 import { Client } from 'pg';
-import { bemiChangesTableSql } from '../../lib/trail/changes-table';
 import { ChangesWriter } from '../../lib/capture/changes-writer';
 import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
+import { createChangesTable } from '../support/changes-table';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 
 function row(commit: number, seq: number, value: string): ChangeRow {
@@ -29,7 +29,7 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('capture_writer');
-    await db.query(bemiChangesTableSql({ schema: 'audit' }).up);
+    await createChangesTable(db, { schema: 'audit' });
     await db.query(`INSERT INTO audit._bemi_capture_state (slot_name, database) VALUES ('s', 'db')`);
     client = new Client({ connectionString: db.url });
     await client.connect();

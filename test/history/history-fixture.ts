@@ -1,16 +1,11 @@
 import 'reflect-metadata';
 import { EntitySchema, MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { bemiChangesTableSql } from '../../lib/trail/changes-table';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history.service';
 import type { BemiHistoryOptions } from '../../lib/history/history.interfaces';
+import { createChangesTable } from '../support/changes-table';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-
-/** The trail tables exactly as the capture worker creates them, plus the history index. */
-export function changesDdl(schema = 'public'): string {
-  return bemiChangesTableSql({ schema }).up;
-}
 
 export class Todo {
   id!: number;
@@ -67,7 +62,9 @@ export interface HistoryEnv {
 
 export async function historyEnv(label: string, options: BemiHistoryOptions = {}, extraDdl = ''): Promise<HistoryEnv> {
   const db = await createTestDatabase(label);
-  await db.query(APP_DDL + changesDdl(options.schema ?? 'public') + extraDdl);
+  await db.query(APP_DDL);
+  await createChangesTable(db, { schema: options.schema });
+  if (extraDdl) await db.query(extraDdl);
   const orm = await MikroORM.init({
     driver: PostgreSqlDriver,
     clientUrl: db.url,

@@ -1,7 +1,8 @@
 import { pruneChanges } from '../../lib/retention/prune-changes';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
 import { RecordingLogger } from '../support/recording-logger';
-import { createChangesTable, PRUNE_INDEX, seedChanges, series } from './support';
+import { createChangesTable } from '../support/changes-table';
+import { PRUNE_INDEX, seedChanges, series } from './support';
 
 const NOW = '2026-01-01T00:00:00.000Z';
 const DAY = 86_400_000;

@@ -4,7 +4,8 @@ import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
 import { waitFor } from '../capture/support/capture-helpers';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { createTodoApp, prepareTodoDatabase } from '../support/todo-app';
-import { createChangesTable, seedChanges, series } from './support';
+import { createChangesTable } from '../support/changes-table';
+import { seedChanges, series } from './support';
 
 describe('BemiModule.forRoot({ retention })', () => {
   let db: TestDatabase;

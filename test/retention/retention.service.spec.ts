@@ -10,7 +10,8 @@ import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
 import { BemiRetentionService } from '../../lib/retention/retention.service';
 import { waitFor } from '../capture/support/capture-helpers';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createChangesTable, PRUNE_INDEX, seedChanges, series } from './support';
+import { createChangesTable } from '../support/changes-table';
+import { PRUNE_INDEX, seedChanges, series } from './support';
 
 const Thing = new EntitySchema<{ id: number }>({ name: 'Thing', properties: { id: { type: 'number', primary: true } } });
 
