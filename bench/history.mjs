@@ -11,8 +11,10 @@ const require = createRequire(import.meta.url);
 const { Client } = require('pg');
 const { EntitySchema, MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
-const { BemiHistory } = require('../dist/history/bemi-history.service.js');
-const { recordAtSql, tableAtSql, changesSql } = require('../dist/history/history.sql.js');
+const { BemiHistory } = require('../dist/history/bemi-history.js');
+const { recordAtSql } = require('../dist/history/time-travel.sql.js');
+const { tableAtSql } = require('../dist/history/table-at.sql.js');
+const { changesSql } = require('../dist/history/history-reader.sql.js');
 const { bemiChangesTableSql } = require('../dist/trail/changes-table.js');
 const { positional } = require('../dist/history/prepared-reader.js');
 

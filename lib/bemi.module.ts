@@ -13,7 +13,7 @@ import { BemiHealthIndicator } from './health/bemi-health.indicator';
 import { BemiCaptureService } from './capture/capture.service';
 import { BemiContextInterceptor } from './context/bemi-context.interceptor';
 import { BemiContextStore } from './context/bemi-context.store';
-import { BemiHistory } from './history/bemi-history.service';
+import { BemiHistory } from './history/bemi-history';
 import { BemiScopeMiddleware } from './context/bemi-scope.middleware';
 import { BemiQueryHookProvider } from './orm/bemi-query-hook.provider';
 import { BemiRetentionService } from './retention/retention.service';

@@ -85,7 +85,7 @@ export type { BemiHealthResult, BemiHealthThresholds } from './health/health.int
 
 // ---- history and time travel ------------------------------------------------------------------
 /** Reads the trail: `changes()`, `at()`, `tableAt()`, `diff()`, reverts. */
-export { BemiHistory } from './history/bemi-history.service';
+export { BemiHistory } from './history/bemi-history';
 /** A MikroORM entity mapped onto `changes`, for your own queries. */
 export { BemiChange } from './history/bemi-change.entity';
 /** Options and result types of `BemiHistory`. */

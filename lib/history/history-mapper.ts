@@ -2,9 +2,9 @@ import { ReferenceKind, type EntityManager, type EntityMetadata, type EntityProp
 import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { BemiHistoryArgumentError } from './history.errors';
 import type { ChangeOperation, HistoryChange, HistoryDiff } from './history.interfaces';
-import type { TrailPosition } from './history.sql';
+import type { TrailPosition } from './trail.sql';
 
-/** Raw row of `CHANGE_COLUMNS` in history.sql.ts. */
+/** Raw row of `CHANGE_COLUMNS` in history-reader.sql.ts. */
 export interface RawChangeRow {
   id: string;
   primary_key: string | null;

@@ -3,7 +3,8 @@ import { EntitySchema, ReferenceKind, Utils, type EntityMetadata, type MikroORM 
 import { allEntityMetadata, entityMetadataByName } from '../shared/mikro-orm-metadata';
 import { BemiHistoryArgumentError, BemiUnknownEntityError } from './history.errors';
 import type { HistoryTarget } from './history.interfaces';
-import { tableCatalogSql, type KeyColumn, type LiveTable } from './history.sql';
+import { tableCatalogSql } from './history-target.sql';
+import type { KeyColumn, LiveTable } from './trail.sql';
 import { describe } from './history-time';
 
 export interface ColumnInfo {

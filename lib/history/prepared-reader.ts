@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { MikroORM } from '@mikro-orm/core';
-import type { BuiltSql } from './history.sql';
+import type { BuiltSql } from './sql-params';
 
 /** A `pg` client or pool: what a named prepared statement needs. */
 interface PgQueryable {
@@ -127,7 +127,7 @@ export class PreparedReader {
 
 /**
  * `?` placeholders (as SqlParams builds them for MikroORM) to `$1…`; `\?` is a literal `?` (see
- * `ident` in history.sql.ts), which MikroORM would unescape the same way.
+ * `ident` in sql-params.ts), which MikroORM would unescape the same way.
  */
 export function positional(sql: string): string {
   let n = 0;

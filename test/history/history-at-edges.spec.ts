@@ -2,9 +2,10 @@ import { Logger } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver, type EntityManager as SqlEntityManager } from '@mikro-orm/postgresql';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history.service';
-import * as historySql from '../../lib/history/history.sql';
-import { tableAtSql, type LiveTable, type TableAtStrategy, type TrailLocation } from '../../lib/history/history.sql';
+import { BemiHistory } from '../../lib/history/bemi-history';
+import * as historySql from '../../lib/history/table-at.sql';
+import { tableAtSql, type TableAtStrategy } from '../../lib/history/table-at.sql';
+import type { LiveTable, TrailLocation } from '../../lib/history/trail.sql';
 import { historyEnv, OrderLine, OrderLineSchema, t, Todo, TodoSchema, type HistoryEnv } from './history-fixture';
 
 /** The fixture's ORM is typed with core's EntityManager; the driver's has execute(). */

@@ -4,7 +4,7 @@ import { installBemiQueryHook } from '../../lib';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { BemiContextStore } from '../../lib/context/bemi-context.store';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history.service';
+import { BemiHistory } from '../../lib/history/bemi-history';
 import { BemiBeforeCaptureError, BemiRevertConflictError } from '../../lib/history/history.errors';
 import type { HistoryChange } from '../../lib/history/history.interfaces';
 import { formatMicros, parseInstant } from '../../lib/history/history-time';

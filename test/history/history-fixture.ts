@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { EntitySchema, MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history.service';
+import { BemiHistory } from '../../lib/history/bemi-history';
 import type { BemiHistoryOptions } from '../../lib/history/history.interfaces';
 import { createChangesTable } from '../support/changes-table';
 import { createTestDatabase, type TestDatabase } from '../support/database';

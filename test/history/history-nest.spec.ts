@@ -3,7 +3,7 @@ import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { BemiModule, BemiService, bemiMigrationSql } from '../../lib';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history.service';
+import { BemiHistory } from '../../lib/history/bemi-history';
 import { WalReader } from '../support/wal-reader';
 import { historyEnv, t, Todo, TodoSchema, type HistoryEnv } from './history-fixture';
 

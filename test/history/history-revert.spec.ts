@@ -1,6 +1,6 @@
 import { bemiMigrationSql, installBemiQueryHook } from '../../lib';
 import { BemiContextStore } from '../../lib/context/bemi-context.store';
-import { BemiHistory } from '../../lib/history/bemi-history.service';
+import { BemiHistory } from '../../lib/history/bemi-history';
 import { BemiRevertConflictError, BemiRevertUnsupportedError } from '../../lib/history/history.errors';
 import { WalReader } from '../support/wal-reader';
 import { historyEnv, t, type HistoryEnv } from './history-fixture';

@@ -1,4 +1,5 @@
-import { recordAtSql, type LiveTable, type TrailLocation } from '../../lib/history/history.sql';
+import { recordAtSql } from '../../lib/history/time-travel.sql';
+import type { LiveTable, TrailLocation } from '../../lib/history/trail.sql';
 import { positional } from '../../lib/history/prepared-reader';
 
 describe('PreparedReader statement text', () => {

@@ -1,0 +1,246 @@
+/**
+ * The SQL of tableAt(): a whole table at T in one statement. Apart from at()'s because finding
+ * every key that might have had a row at T is its own problem, with three strategies that give
+ * the same rows at different costs (see TableAtStrategy and docs/history.md).
+ */
+import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
+import { quoteLiteral } from '../shared/sql-quote';
+import { SqlParams, ident, type BuiltSql } from './sql-params';
+import { databaseIs, keyTextOfRow, liveName, type LiveTable, type TrailLocation, type TrailPosition } from './trail.sql';
+import { stateExistsSql, toastFillSql, truncateProbeSql } from './time-travel.sql';
+
+/** The same as `(cp, seq)` text, for the preflight of tableAt(). */
+function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+  return `(SELECT row(z.cp::text, z.seq)::text FROM (${truncateProbeSql(q, loc, live, atUpper, cmp)}) z)`;
+}
+
+/**
+ * Capture state presence, the TRUNCATEs of the table around T, whether T is at or after the
+ * table's latest change (by stream order, through the history index) and whether the trail has
+ * its deleted-keys index, in one round trip.
+ */
+export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: string): BuiltSql {
+  const q = new SqlParams();
+  const settled = `(SELECT c.committed_at <= ${q.p(atUpper)}::timestamptz FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1)`;
+  // The deleted-keys index the 'live' strategy needs (trails created before it existed lack it).
+  const deletedIndex = `EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${q.p(loc.changes)}) AND i.indisvalid
+      AND pg_get_expr(i.indpred, i.indrelid) = $$(operation = 'DELETE'::text)$$)`;
+  return q.build(
+    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
+      ${settled} AS settled, ${deletedIndex} AS deleted_index`,
+  );
+}
+
+function positionOrNull(q: SqlParams, pos: TrailPosition | null): { cp: string; seq: string } {
+  return { cp: `${q.p(pos?.commitPosition ?? null)}::bigint`, seq: `${q.p(pos?.seq ?? null)}::int` };
+}
+
+/**
+ * How tableAt() finds the keys to look at (the same rows from each, only the work differs —
+ * except that the two walks over the trail's keys still show a renumbered row under its old key):
+ * - 'keys': a recursive skip scan over the record index ("table", primary_key, ...), one
+ *   descent per distinct key, then per key one probe for its last change at or before T;
+ * - 'latest': the same skip scan run backwards, each step reading the key's latest change (one
+ *   descent per key). When that change is at or before T it decides, with no further probe;
+ *   otherwise the key gets the probes of 'keys'. Meant for T at or after the table's last change
+ *   (tableAt(now)), where every key is settled in one descent.
+ * - 'live': the keys are the live table's keys plus the keys of the trail's DELETEs (a partial
+ *   index), then the probes of 'keys'. No walk over the trail's keys at all. A key in neither set
+ *   has no row now and was never deleted: it vanished by a TRUNCATE (so only valid when no TRUNCATE
+ *   follows T) or by a primary-key UPDATE, whose row at T the new key's first `before` gives.
+ */
+export type TableAtStrategy = 'keys' | 'latest' | 'live';
+
+/**
+ * The state of one table at T, as jsonb rows ready for `jsonb_populate_record`: per key, the
+ * `after` of its last change at or before T (nothing when that is a DELETE or a TRUNCATE came
+ * later), else the `before` of its first change after T (nothing when that is a CREATE).
+ */
+function trailStateSql(
+  q: SqlParams,
+  loc: TrailLocation,
+  live: LiveTable,
+  atUpper: string,
+  truncBefore: TrailPosition | null,
+  truncAfter: TrailPosition | null,
+  strategy: TableAtStrategy,
+  window: boolean,
+): string {
+  const tb = positionOrNull(q, truncBefore);
+  const ta = positionOrNull(q, truncAfter);
+  const t = `${q.p(atUpper)}::timestamptz`;
+  const pCounts = `p.operation IS NOT NULL AND (${tb.cp} IS NULL OR (p.commit_position, p.seq) > (${tb.cp}, ${tb.seq}))`;
+  const nCounts = `n.operation IS NOT NULL AND (${ta.cp} IS NULL OR (n.commit_position, n.seq) < (${ta.cp}, ${ta.seq}))`;
+  // source: 'trail' = the trail decides (data NULL = did not exist), 'unknown' = a later TRUNCATE
+  // erased the only image, 'live' = the trail knows nothing about the key.
+  // Without REPLICA IDENTITY FULL an UPDATE's before image is empty and a DELETE's holds only the
+  // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
+  const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
+  const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
+  const probe = (bound: string) => lastChangeSql(q, loc, live, t, 'c.operation, c.after, c.commit_position, c.seq', bound);
+  // A backward probe reads every entry of the key's run on its index page, up to ~150 for a
+  // busy record. Most keys' last change before T is recent, so the window (see windowSql) is
+  // probed first: when it holds a change, that is the answer and only the window was read;
+  // otherwise the unbounded probe runs (Append stops at the first row).
+  const prevProbe = !window
+    ? probe('')
+    : `SELECT w.* FROM ((${probe(' AND c.committed_at >= (SELECT win.lo FROM win)')}) UNION ALL (${probe('')})) w LIMIT 1`;
+  const prev =
+    strategy !== 'latest'
+      ? prevProbe
+      : // The key's latest change decides when it is at or before T; else probe.
+        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq WHERE k.l_at <= ${t}
+        UNION ALL
+        (${probe('').replace('WHERE c."table"', `WHERE k.l_at > ${t} AND c."table"`)})`;
+  const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
+  // Markers of unchanged TOAST values are filled (toastFillSql), only for the rare images that
+  // hold one; what nothing fills is removed and reported as source 'toast'.
+  const fill = toastFillSql(q, loc, live, 'z.data', 'z.pk', 'z.src_cp', 'z.src_seq');
+  return `SELECT y.pk,
+      CASE WHEN y.toast IS NULL THEN y.data
+           ELSE (y.data || coalesce(y.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(y.toast -> 'unresolved', '[]'::jsonb))) END AS data,
+      CASE WHEN y.toast -> 'unresolved' IS NOT NULL THEN 'toast' ELSE y.source END AS source,
+      CASE WHEN y.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(y.toast -> 'unresolved') u) END AS detail
+    FROM (
+    SELECT z.*, CASE WHEN strpos(z.data::text, ${marker}) > 0
+      THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
+    FROM (
+    SELECT k.pk, p.commit_position AS src_cp, p.seq AS src_seq,
+      CASE
+        WHEN ${pCounts} THEN CASE WHEN p.operation = 'DELETE' THEN NULL ELSE p.after END
+        WHEN ${tb.cp} IS NOT NULL THEN NULL
+        WHEN ${nCounts} THEN CASE WHEN n.operation = 'CREATE' THEN NULL ELSE n.before END
+      END AS data,
+      CASE
+        WHEN ${pCounts} OR ${tb.cp} IS NOT NULL THEN 'trail'
+        WHEN ${nCounts} THEN CASE WHEN n.operation <> 'CREATE' AND ${noImage} THEN 'noimage' ELSE 'trail' END
+        WHEN ${ta.cp} IS NOT NULL THEN 'unknown'
+        ELSE 'live'
+      END AS source
+    FROM keys k
+    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq) ON true
+    LEFT JOIN LATERAL (
+      SELECT c.operation, c.before, c.commit_position, c.seq FROM ${loc.changes} c
+      WHERE p.operation IS NULL AND c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at > ${t}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1
+    ) n ON true
+    WHERE k.pk IS NOT NULL
+    OFFSET 0) z
+    OFFSET 0) y`;
+}
+
+/**
+ * `win.lo`: the start of the window that tableAt() probes first (see trailStateSql). From a
+ * sample of the keys: how long before T each one's last change at or before T was; the 90th
+ * percentile of that age is the window, so about nine keys in ten are settled by reading only
+ * the window's entries. Adapts to the table (busy or quiet, T long after the last change). NULL
+ * when no sampled key has a change by T: every key then takes the unbounded probe directly
+ * (a NULL bound ends an index scan before it starts).
+ *
+ * The sample is every n-th key in key order, not the first rows of the table: rows stored (and
+ * often changed) together have similar ages, and a sample of such neighbours once sized the
+ * window to almost nothing, so nearly every key paid for two probes.
+ */
+function windowSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string): string {
+  const t = `${q.p(atUpper)}::timestamptz`;
+  return `win AS (
+      SELECT ${t} - percentile_disc(0.9) WITHIN GROUP (ORDER BY ${t} - l.committed_at) AS lo
+      FROM (
+        SELECT n.pk FROM (SELECT k.pk, row_number() OVER () AS i, count(*) OVER () AS total FROM keys k WHERE k.pk IS NOT NULL) n
+        WHERE n.i % greatest(n.total / ${WINDOW_SAMPLE}, 1) = 0
+      ) k
+      CROSS JOIN LATERAL (${lastChangeSql(q, loc, live, t, 'c.committed_at')}) l
+    )`;
+}
+
+/**
+ * Key `k.pk`'s last change at or before `t` (ties in stream order), optionally only where
+ * `bound` (an extra condition starting with AND) holds: the probe tableAt() makes per key and
+ * the one its window is sized by, so both mean the same change.
+ */
+function lastChangeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, t: string, columns: string, bound = ''): string {
+  return `SELECT ${columns} FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
+        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+}
+
+/** Keys sampled to size the window (their probes cost about a millisecond together). */
+const WINDOW_SAMPLE = 64;
+
+/** The keys tableAt() looks at: the live table's and the DELETEs', or a skip scan over the trail's (see TableAtStrategy). */
+function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: TableAtStrategy): string {
+  const table = () => q.p(live.table);
+  if (strategy === 'live') {
+    // UNION (not ALL): a key deleted and created again is both live and in the DELETEs. Sorted
+    // like the record index, so consecutive probes read neighbouring index pages (~10% faster).
+    return `keys AS (
+      SELECT u.pk FROM (
+        SELECT ${keyTextOfRow(live, 't')} AS pk FROM ${liveName(live)} t
+        UNION
+        SELECT d.primary_key FROM ${loc.changes} d
+        WHERE d."table" = ${table()} AND d.operation = 'DELETE' AND d.primary_key IS NOT NULL AND d.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc, 'd')}
+      ) u ORDER BY u.pk
+    )`;
+  }
+  if (strategy === 'keys') {
+    return `keys AS (
+      (SELECT c.primary_key AS pk FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key IS NOT NULL ORDER BY c.primary_key LIMIT 1)
+      UNION ALL
+      SELECT (SELECT c.primary_key FROM ${loc.changes} c WHERE c."table" = ${table()} AND c.primary_key > k.pk ORDER BY c.primary_key LIMIT 1)
+      FROM keys k WHERE k.pk IS NOT NULL
+    )`;
+  }
+  const latest = (after: string) => `SELECT c.primary_key AS pk, c.operation AS l_op, c.after AS l_after, c.commit_position AS l_cp, c.seq AS l_seq, c.committed_at AS l_at
+      FROM ${loc.changes} c WHERE c."table" = ${table()} AND ${after} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.primary_key DESC, c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  return `keys AS (
+      (${latest('c.primary_key IS NOT NULL')})
+      UNION ALL
+      SELECT x.* FROM keys k CROSS JOIN LATERAL (${latest('c.primary_key < k.pk')}) x
+    )`;
+}
+
+/** Every row of a table at T: trail state for keys with changes, the live row for keys without. */
+export function tableAtSql(
+  loc: TrailLocation,
+  live: LiveTable,
+  atUpper: string,
+  truncBefore: TrailPosition | null,
+  truncAfter: TrailPosition | null,
+  where: Array<{ column: string; values: unknown[] }>,
+  limit: number | null,
+  strategy: TableAtStrategy = 'keys',
+  /** Probe a window before T first (see windowSql); off only to measure what it saves. */
+  window = true,
+): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  const keys = keysSql(q, loc, live, strategy);
+  // The 'latest' walk settles keys by their latest change and probes without a window.
+  const win = window && strategy !== 'latest' ? `, ${windowSql(q, loc, live, atUpper)}` : '';
+  const state = trailStateSql(q, loc, live, atUpper, truncBefore, truncAfter, strategy, win !== '');
+  const filter = where.length
+    ? `WHERE ${where
+        .map(({ column, values }) =>
+          values.length === 0
+            ? 'false'
+            : `(${values.map((v) => (v === null ? `x.${ident(column)} IS NULL` : `x.${ident(column)} = ${q.p(v)}`)).join(' OR ')})`,
+        )
+        .join(' AND ')}`
+    : '';
+  const order = live.keyColumns.map((k) => `x.${ident(k.name)}`).join(', ');
+  return q.build(`WITH RECURSIVE ${keys}${win},
+    s AS (${state})
+    SELECT x.* FROM (
+      SELECT s.source AS _bemi_state, s.detail AS _bemi_detail, s.pk AS _bemi_key, r.* FROM s CROSS JOIN LATERAL jsonb_populate_record(NULL::${L}, s.data) r WHERE s.data IS NOT NULL
+      UNION ALL
+      SELECT 'live', NULL, NULL, t.* FROM ${L} t
+      -- Live rows the trail knows nothing about (a hash anti-join against the keys already read).
+      WHERE NOT EXISTS (SELECT 1 FROM s WHERE s.pk = ${keyTextOfRow(live, 't')} AND s.source <> 'live')
+    ) x ${filter}
+    ORDER BY ${order}${limit === null ? '' : ` LIMIT ${q.p(limit)}`}`);
+}

@@ -1,0 +1,130 @@
+/**
+ * The SQL of "the state at T" for one record (at()), and the probes tableAt() shares with it:
+ * the table's TRUNCATEs around T, the capture start, and filling unchanged-TOAST markers. The
+ * rule these implement is in docs/history.md.
+ */
+import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
+import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
+import { SqlParams, ident, type BuiltSql } from './sql-params';
+import { COMMIT_TS, databaseIs, keyTextOfValues, liveName, type LiveTable, type TrailLocation } from './trail.sql';
+
+/** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'): one row (cp, seq) or none. */
+export function truncateProbeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>', columns = 'c.commit_position AS cp, c.seq'): string {
+  const dir = cmp === '<=' ? 'DESC' : 'ASC';
+  return `SELECT ${columns} FROM ${loc.changes} c
+      WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
+        AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1`;
+}
+
+/**
+ * Whether the capture state table exists (it does not before capture first ran: asking the
+ * catalog keeps that a typed error instead of a SQL error that would abort the caller's
+ * transaction).
+ */
+export function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
+  return `to_regclass(${q.p(`${quoteIdent(loc.captureStateName.schema)}.${quoteIdent(loc.captureStateName.table)}`)}) IS NOT NULL`;
+}
+
+/**
+ * `at()` in one round trip: the rule for "the state at T" (see docs/history.md) applied to one
+ * record by cheap index probes (its last change at or before T, else its first change after it,
+ * and the table's TRUNCATEs around T), then the chosen image as a typed row of the live table
+ * (PostgreSQL converts the captured text, unchanged-TOAST markers filled from earlier images),
+ * or the live row when the trail knows nothing of the key.
+ *
+ * `_bemi_decision`: 'image' / 'live' (a row follows), 'none' (no row then), 'noimage' (the image
+ * that would decide has no old values), 'truncated' (a later TRUNCATE erased the only image).
+ * `_bemi_unresolved`: TOAST markers nothing could fill.
+ */
+export function recordAtSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  const t = `${q.p(atUpper)}::timestamptz`;
+  // Scalar subqueries returning whole `changes` rows, each level fenced by OFFSET 0: planned one by
+  // one instead of as a join of seven relations, which cost more planning than executing.
+  const change = (cmp: '<=' | '>') => {
+    const dir = cmp === '<=' ? 'DESC' : 'ASC';
+    return `(SELECT c FROM ${loc.changes} c
+        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at ${cmp} ${t}
+          AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+        ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+  };
+  const truncate = (cmp: '<=' | '>') => `(${truncateProbeSql(q, loc, live, atUpper, cmp, 'c')})`;
+  const pos = (r: string) => `((${r}).commit_position, (${r}).seq)`;
+  const pCounts = `(b.p).id IS NOT NULL AND ((b.tb).id IS NULL OR ${pos('b.p')} > ${pos('b.tb')})`;
+  const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
+  const noImage = live.hasNonKeyColumns === false ? 'false' : `((b.n).before - ${keyArray}) = '{}'::jsonb`;
+  const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
+  const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
+  const fill = toastFillSql(q, loc, live, 'd.img', 'd.pk', 'd.src_cp', 'd.src_seq');
+  return q.build(`SELECT s.state_exists AS _bemi_state_exists, s.pk AS _bemi_key, s.decision AS _bemi_decision,
+      CASE WHEN s.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(s.toast -> 'unresolved') u) END AS _bemi_unresolved, r.*
+    FROM (
+      SELECT d.*, CASE WHEN d.decision = 'image' AND strpos(d.img::text, ${marker}) > 0
+        THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
+      FROM (
+        SELECT b.state_exists, b.pk,
+          CASE
+            WHEN ${pCounts} THEN CASE WHEN (b.p).operation = 'DELETE' THEN 'none' ELSE 'image' END
+            WHEN (b.tb).id IS NOT NULL THEN 'none'
+            WHEN (b.n).id IS NOT NULL AND ((b.ta).id IS NULL OR ${pos('b.n')} < ${pos('b.ta')})
+              THEN CASE WHEN (b.n).operation = 'CREATE' THEN 'none' WHEN ${noImage} THEN 'noimage' ELSE 'image' END
+            WHEN (b.ta).id IS NOT NULL THEN 'truncated'
+            ELSE 'live'
+          END AS decision,
+          CASE WHEN ${pCounts} THEN (b.p).after ELSE (b.n).before END AS img,
+          CASE WHEN ${pCounts} THEN (b.p).commit_position ELSE (b.n).commit_position END AS src_cp,
+          CASE WHEN ${pCounts} THEN (b.p).seq ELSE (b.n).seq END AS src_seq
+        FROM (
+          -- The first change after T matters only when there is none at or before it.
+          SELECT k.*, CASE WHEN (k.p).id IS NULL THEN ${change('>')} END AS n
+          FROM (
+            SELECT k.*, ${change('<=')} AS p, ${truncate('<=')} AS tb, ${truncate('>')} AS ta
+            FROM (SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk) k OFFSET 0
+          ) k OFFSET 0
+        ) b OFFSET 0
+      ) d OFFSET 0
+    ) s
+    LEFT JOIN LATERAL (
+      SELECT x.* FROM jsonb_populate_record(NULL::${L},
+        (s.img || coalesce(s.toast -> 'fill', '{}'::jsonb)) - ARRAY(SELECT jsonb_array_elements_text(coalesce(s.toast -> 'unresolved', '[]'::jsonb)))) x
+      WHERE s.decision = 'image'
+      UNION ALL
+      SELECT t.* FROM ${L} t WHERE s.decision = 'live' AND ${keyMatch}
+    ) r ON true`);
+}
+
+/** Casts user-supplied key values to the key columns' types (fails the way a bad key argument does). */
+export function keyCheckSql(live: LiveTable, keyValues: string[]): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT ${keyTextOfValues(q, live, keyValues)} AS pk`);
+}
+
+/**
+ * For an image with unchanged-TOAST markers (an UPDATE on a table without REPLICA IDENTITY
+ * FULL leaves out large values it did not change): each marked column's value from the latest
+ * earlier image of the same record that holds one. `fill` = found values, `unresolved` = the
+ * rest. A cheap strpos() gate skips the work for the (almost all) images without markers.
+ */
+export function toastFillSql(q: SqlParams, loc: TrailLocation, live: LiveTable, image: string, pk: string, cp: string, seq: string): string {
+  const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
+  return `SELECT jsonb_object_agg(m.key, v.value) FILTER (WHERE v.value IS NOT NULL) AS fill,
+             array_agg(m.key) FILTER (WHERE v.value IS NULL) AS unresolved
+      FROM jsonb_each(${image}) m
+      LEFT JOIN LATERAL (
+        SELECT c.after -> m.key AS value FROM ${loc.changes} c
+        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = ${pk} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+          AND (c.commit_position, c.seq) < (${cp}, ${seq}) AND c.after -> m.key <> ${marker}
+        ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
+      ) v ON true
+      WHERE strpos(${image}::text, ${quoteLiteral(UNCHANGED_TOAST_MARKER)}) > 0 AND m.value = ${marker}`;
+}
+
+export function captureStartSql(loc: TrailLocation): BuiltSql {
+  const q = new SqlParams();
+  return q.build(
+    `SELECT ${COMMIT_TS.replace('c.committed_at', 'min(s.started_at)')} AS started
+     FROM ${loc.captureState} s WHERE s.database = coalesce(${q.p(loc.database)}::text, current_database())`,
+  );
+}

@@ -1,0 +1,83 @@
+/**
+ * What the reader, time travel and revert all stand on: where the trail is, the ORM (or the
+ * error saying how to provide one), statements run with bad key values reported as argument
+ * errors, and targets resolved with a typo check. One instance per BemiHistory, shared by its parts.
+ */
+import type { MikroORM } from '@mikro-orm/core';
+import type { TrailLocation as TrailSetting } from '../trail/trail-location';
+import { BemiHistoryArgumentError, BemiHistoryError, BemiUnknownEntityError } from './history.errors';
+import type { HistoryTarget } from './history.interfaces';
+import { trailHasTableSql } from './history-target.sql';
+import { TargetResolver, type ResolvedTarget } from './history-target';
+import { describe } from './history-time';
+import { qualified, type BuiltSql } from './sql-params';
+import type { TrailLocation } from './trail.sql';
+
+/** PostgreSQL errors raised when a key value cannot be cast to the key column's type. */
+export const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '22001', '22023']);
+
+export class TrailAccess {
+  readonly loc: TrailLocation;
+  private readonly resolver?: TargetResolver;
+
+  constructor(
+    // Optional so that an app without a default MikroORM still boots; methods then say what to do.
+    readonly maybeOrm: MikroORM | undefined,
+    /** The configured trail, as resolved at startup. */
+    trail: TrailSetting,
+  ) {
+    const { schema, table, captureStateTable: stateTable } = trail;
+    for (const [name, value] of Object.entries({ schema, table, captureStateTable: stateTable })) {
+      if (typeof value !== 'string' || value === '') throw new BemiHistoryArgumentError('constructor', name, `must be a non-empty string, got ${describe(value)}.`);
+    }
+    this.loc = {
+      changes: qualified(schema, table),
+      captureState: qualified(schema, stateTable),
+      captureStateName: { schema, table: stateTable },
+      database: trail.database ?? null,
+    };
+    this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
+  }
+
+  get orm(): MikroORM {
+    if (!this.maybeOrm) {
+      throw new BemiHistoryError(
+        'BemiHistory has no MikroORM instance: import MikroOrmModule.forRoot() in the application, or create one yourself with BemiHistory.create(orm).',
+      );
+    }
+    return this.maybeOrm;
+  }
+
+  get targets(): TargetResolver {
+    void this.orm; // throws the explanatory error when there is no ORM
+    return this.resolver!;
+  }
+
+  async run<R = any>(built: BuiltSql, method: string, keyArgument?: string): Promise<R[]> {
+    const em = this.orm.em as unknown as { execute(sql: string, params: unknown[]): Promise<R[]> };
+    try {
+      return await em.execute(built.sql, built.params);
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (keyArgument && code && BAD_VALUE_CODES.has(code)) {
+        throw new BemiHistoryArgumentError(method, keyArgument, `does not fit the key column's type (${(error as Error).message.split('\n')[0].replace(/^.* - /, '')}).`);
+      }
+      throw error;
+    }
+  }
+
+  async resolve(target: HistoryTarget, method: string, requireTable: boolean): Promise<ResolvedTarget> {
+    if (target === undefined || target === null || (typeof target === 'string' && target.trim() === '')) {
+      throw new BemiHistoryArgumentError(method, 'entity', `is required, got ${describe(target)}.`);
+    }
+    const resolved = await this.targets.resolve(target, method, (sql, params) => this.run({ sql, params }, method), { requireTable });
+    // A table that is gone may still have a trail; a name with neither is most likely a typo.
+    if (!resolved.exists && !resolved.meta) {
+      const [known] = await this.run(trailHasTableSql(this.loc, resolved.schema, resolved.table), method);
+      if (!known) {
+        throw new BemiUnknownEntityError(method, String(target), `No MikroORM entity has that name, there is no table ${resolved.schema}.${resolved.table} and no change of one.`);
+      }
+    }
+    return resolved;
+  }
+}
