@@ -3,7 +3,8 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { BemiCaptureOptionsError, BemiCaptureService, BemiService } from '../../lib';
 import { validateBemiOptions } from '../../lib/options/bemi-options.validator';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createTodoApp, ormOf, prepareTodoDatabase, Todo } from '../support/todo-app';
+import { Todo } from '../support/todo';
+import { createTodoApp, ormOf, prepareTodoDatabase } from '../support/todo-app';
 import { uniqueSlot, waitFor } from './support/capture-helpers';
 
 describe('BemiModule.forRoot({ capture })', () => {

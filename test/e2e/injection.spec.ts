@@ -4,7 +4,8 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import { BemiService } from '../../lib';
 import { toJsonSafe } from '../../lib/orm/context-encoder';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createTodoApp, ormOf, prepareTodoDatabase, Todo } from '../support/todo-app';
+import { Todo } from '../support/todo';
+import { createTodoApp, ormOf, prepareTodoDatabase } from '../support/todo-app';
 import { WalReader } from '../support/wal-reader';
 
 /** Small deterministic PRNG (mulberry32) so a failing case can be reproduced from its seed. */

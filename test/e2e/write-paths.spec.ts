@@ -2,7 +2,8 @@ import type { INestApplication } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { BemiService } from '../../lib';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createTodoApp, ormOf, prepareTodoDatabase, Todo } from '../support/todo-app';
+import { Todo } from '../support/todo';
+import { createTodoApp, ormOf, prepareTodoDatabase } from '../support/todo-app';
 import { WalReader, type AttributedChange } from '../support/wal-reader';
 
 /**

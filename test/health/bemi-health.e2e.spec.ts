@@ -4,7 +4,8 @@ import { EntityManager } from '@mikro-orm/postgresql';
 import request from 'supertest';
 import { BemiCaptureService, BemiHealthIndicator, BemiService } from '../../lib';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createTodoApp, ormOf, prepareTodoDatabase, Todo } from '../support/todo-app';
+import { Todo } from '../support/todo';
+import { createTodoApp, ormOf, prepareTodoDatabase } from '../support/todo-app';
 import { startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor, installTriggers } from '../capture/support/capture-helpers';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 

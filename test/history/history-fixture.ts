@@ -6,28 +6,11 @@ import { BemiHistory } from '../../lib/history/bemi-history';
 import type { BemiHistoryOptions } from '../../lib/history/history.interfaces';
 import { createChangesTable } from '../support/changes-table';
 import { createTestDatabase, type TestDatabase } from '../support/database';
+import { Todo, TYPED_TODO_DDL, typedTodoSchema } from '../support/todo';
 
-export class Todo {
-  id!: number;
-  task!: string;
-  isCompleted = false;
-  dueAt?: Date | null;
-  amount?: string | null;
-  views?: number | null;
-}
-
-export const TodoSchema = new EntitySchema<Todo>({
-  class: Todo,
-  tableName: 'todo',
-  properties: {
-    id: { type: 'number', primary: true, autoincrement: true },
-    task: { type: 'string', columnType: 'text' },
-    isCompleted: { type: 'boolean', default: false },
-    dueAt: { type: 'datetime', columnType: 'timestamptz', nullable: true },
-    amount: { type: 'decimal', columnType: 'numeric(10,2)', nullable: true },
-    views: { type: 'integer', nullable: true },
-  },
-});
+/** History maps the typed todo table (timestamptz, numeric and integer columns to read back). */
+export { Todo };
+export const TodoSchema = typedTodoSchema();
 
 export class OrderLine {
   orderId!: number;
@@ -46,8 +29,7 @@ export const OrderLineSchema = new EntitySchema<OrderLine>({
 });
 
 export const APP_DDL = `
-  CREATE TABLE todo (id serial PRIMARY KEY, task text NOT NULL, is_completed boolean NOT NULL DEFAULT false,
-                     due_at timestamptz, amount numeric(10,2), views integer);
+  ${TYPED_TODO_DDL};
   CREATE TABLE order_line (order_id int, product_code text, quantity int NOT NULL, PRIMARY KEY (order_id, product_code));
   CREATE TABLE unmapped_note (id uuid PRIMARY KEY, body text);
 `;

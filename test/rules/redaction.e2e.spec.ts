@@ -5,7 +5,8 @@ import { EntitySchema } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
 import { BemiHistory, BemiIgnore, BemiRedact, BemiRevertUnsupportedError, BemiService, bemiMigrationSql } from '../../lib';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createTodoApp, ormOf, TodoSchema } from '../support/todo-app';
+import { TODO_DDL, TodoSchema } from '../support/todo';
+import { createTodoApp, ormOf } from '../support/todo-app';
 import { WalReader } from '../support/wal-reader';
 import { uniqueSlot, waitFor } from '../capture/support/capture-helpers';
 
@@ -70,7 +71,7 @@ describe('redaction and ignore rules, through the real capture path', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase('redaction');
-    await db.query(`CREATE TABLE todo (id serial PRIMARY KEY, task text NOT NULL, is_completed boolean NOT NULL DEFAULT false)`);
+    await db.query(TODO_DDL);
     await db.query(`CREATE TABLE account (id serial PRIMARY KEY, name text NOT NULL, password_hash text NOT NULL, email text NOT NULL, last_seen_at timestamptz NOT NULL)`);
     await db.query(`CREATE TABLE login_attempt (id serial PRIMARY KEY, who text NOT NULL)`);
     await db.query(`CREATE TABLE note (id serial PRIMARY KEY, title text NOT NULL, body text NOT NULL, internal_score int NOT NULL)`);

@@ -19,29 +19,11 @@ import {
 import { APP_GUARD } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
-import { EntitySchema, MikroORM, OptionalProps } from '@mikro-orm/core';
+import { MikroORM } from '@mikro-orm/core';
 import { EntityManager, PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
 import { BemiContext, BemiModule, BemiService, bemiMigrationSql } from '../../lib';
-
-export class Todo {
-  [OptionalProps]?: 'isCompleted';
-  id!: number;
-  task!: string;
-  isCompleted = false;
-}
-
-export const TodoSchema = new EntitySchema<Todo>({
-  class: Todo,
-  tableName: 'todo',
-  properties: {
-    id: { type: 'number', primary: true, autoincrement: true },
-    task: { type: 'string', columnType: 'text' },
-    isCompleted: { type: 'boolean', default: false },
-  },
-});
-
-export const TODO_DDL = `CREATE TABLE todo (id serial PRIMARY KEY, task text NOT NULL, is_completed boolean NOT NULL DEFAULT false)`;
+import { Todo, TODO_DDL, TodoSchema } from './todo';
 
 /** Auth stub: `x-user-id: 42` acts as user 42 (sets `req.user`, as Passport would). */
 @Injectable()
