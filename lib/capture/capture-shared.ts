@@ -1,0 +1,77 @@
+// What the parts of the capture worker share: the status they report, the record of one
+// replication session, the settled options. It sits below every part, so that none of them has to
+// import the worker facade (capture.worker.ts) that wires them together.
+import type { Client } from 'pg';
+import type { LogicalReplicationService } from 'pg-logical-replication';
+import type { ResolvedCaptureOptions } from '../options/capture-options';
+import type { ChangesWriter } from './changes-writer';
+import type { NewTablePublishing } from './new-table-publisher';
+import type { PgoutputStitcher } from './pgoutput-stitcher';
+
+/** Prefix of the non-transactional messages the worker emits on an idle source. */
+export const HEARTBEAT_MESSAGE_PREFIX = '_bemi_heartbeat';
+
+/** The options, with the slot name settled: derived from the database at the first start when not given. */
+export type SettledCaptureOptions = ResolvedCaptureOptions & { slotName: string };
+
+export interface CaptureStatus {
+  state: 'stopped' | 'starting' | 'streaming' | 'reconnecting';
+  slotName: string;
+  /** Rows inserted into `changes` by this worker (re-delivered rows that were already stored are not counted). */
+  changesWritten: number;
+  transactionsWritten: number;
+  /** Everything before this LSN is stored (or had nothing to store) and acknowledged to the server. */
+  confirmedPosition: string | null;
+  lastCommittedAt: Date | null;
+  /** WAL bytes between the server's current position and `confirmedPosition` (last measured). */
+  lagBytes: number | null;
+  /** 0 when every received transaction is stored; otherwise the age of the last stored commit. */
+  lagSeconds: number;
+  reconnects: number;
+  lastError: string | null;
+  /** Memory bound evidence: most rows ever held (waiting or being written), and most messages queued unhandled. */
+  maxBufferedRows: number;
+  maxQueuedMessages: number;
+  /**
+   * How tables created while the worker runs join its publication: 'event-trigger' (in the
+   * creating transaction, nothing missed) or 'refresh' (within publicationRefreshMs; rows written
+   * before that are not captured).
+   */
+  newTables: NewTablePublishing;
+}
+
+/** The counters behind status(); each part adds to its own. They outlive sessions. */
+export class CaptureCounters {
+  changesWritten = 0;
+  transactionsWritten = 0;
+  lastCommittedAt: Date | null = null;
+  lagBytes: number | null = null;
+  reconnects = 0;
+  lastError: string | null = null;
+  maxBufferedRows = 0;
+  maxQueuedMessages = 0;
+}
+
+/** One replication connection and everything that lives exactly as long as it. */
+export interface Session {
+  service: LogicalReplicationService;
+  source: Client;
+  /** Two destination connections taking turns (see WritePipeline.write()). */
+  destinations: Client[];
+  writers: ChangesWriter[];
+  stitcher: PgoutputStitcher;
+  /** XLogData messages parsed off the socket, and fully handled; equal when nothing is in flight. */
+  received: number;
+  handled: number;
+  failed: boolean;
+  fail(error: unknown): void;
+  ended: Promise<Error | undefined>;
+}
+
+export function toError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+export function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
