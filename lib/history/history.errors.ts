@@ -17,15 +17,16 @@ export class BemiHistoryArgumentError extends BemiHistoryError {
     readonly method: string,
     readonly argument: string,
     problem: string,
+    fix = '',
   ) {
-    super(`BemiHistory.${method}(): argument "${argument}" ${problem}`);
+    super(`BemiHistory.${method}(): argument "${argument}" ${problem}`, fix);
   }
 }
 
 /** The entity class or table name is neither known to MikroORM nor an existing table. */
 export class BemiUnknownEntityError extends BemiHistoryArgumentError {
   constructor(method: string, readonly entity: string, hint: string) {
-    super(method, 'entity', `is not a known entity or table: ${entity}. ${hint}`);
+    super(method, 'entity', `is not a known entity or table: ${entity}`, hint);
   }
 }
 
@@ -43,6 +44,9 @@ export class BemiBeforeCaptureError extends BemiHistoryArgumentError {
       captureStartedAt
         ? `is ${requested}, before change capture started (${captureStartedAt}); states before that moment were never recorded.`
         : `is ${requested}, but change capture has not started for this database (no row in the capture state table), so no past state can be reconstructed.`,
+      captureStartedAt
+        ? `Ask for a moment at or after ${captureStartedAt}.`
+        : 'Start change capture (BemiModule.forRoot({ capture }) or npx nestjs-bemi capture --database-url ...), then ask for a moment after it started.',
     );
   }
 }
@@ -56,7 +60,7 @@ export class BemiHistoryUnavailableError extends BemiHistoryError {}
 /** No change with that id (or cursor) in the changes table. */
 export class BemiChangeNotFoundError extends BemiHistoryError {
   constructor(readonly changeId: string) {
-    super(`No change with id ${changeId} in the changes table.`);
+    super(`No change with id ${changeId} in the changes table.`, 'Pass the id (or cursor) of a stored change, as HistoryChange.id returns it.');
   }
 }
 
@@ -68,7 +72,10 @@ export class BemiRevertConflictError extends BemiHistoryError {
     readonly primaryKey: string | null,
     reason: string,
   ) {
-    super(`Cannot revert change ${changeId} on ${table} (primary key ${primaryKey}): ${reason} Nothing was reverted.`);
+    super(
+      `Cannot revert change ${changeId} on ${table} (primary key ${primaryKey}): ${reason} Nothing was reverted.`,
+      'Look at what changed it since (changes() of the record) and revert that change first, or write the correction yourself.',
+    );
   }
 }
 
@@ -78,6 +85,6 @@ export class BemiRevertUnsupportedError extends BemiHistoryError {
     readonly changeId: string,
     reason: string,
   ) {
-    super(`Cannot revert change ${changeId}: ${reason} Nothing was reverted.`);
+    super(`Cannot revert change ${changeId}: ${reason} Nothing was reverted.`, 'Restore the row with your own write (at() gives its past state where the trail has it).');
   }
 }

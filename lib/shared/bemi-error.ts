@@ -7,7 +7,7 @@ export class BemiError extends Error {
   readonly fix: string;
 
   constructor(message: string, fix = '') {
-    super(fix ? `${message}. ${fix}` : message);
+    super(fix ? `${message}${/[.!?]$/.test(message) ? '' : '.'} ${fix}` : message);
     this.name = new.target.name;
     this.fix = fix;
   }
