@@ -1,7 +1,7 @@
 import { Client } from 'pg';
-import { createTestDatabase, type TestDatabase } from '../support/database';
+import type { TestDatabase } from '../support/database';
 import { WalReader } from '../support/wal-reader';
-import { installTriggers, syncCapture, uniqueSlot, waitFor, withContext } from './support/capture-helpers';
+import { createCaptureDatabase, syncCapture, uniqueSlot, waitFor, withContext } from './support/capture-helpers';
 import { spawnCapture, type ChildRun } from './support/processes';
 
 /**
@@ -13,9 +13,7 @@ describe('capture: exactly once across kill -9 of the worker', () => {
   let db: TestDatabase;
 
   beforeAll(async () => {
-    db = await createTestDatabase('capture_crash');
-    await db.query(`CREATE TABLE item (id serial PRIMARY KEY, v int NOT NULL, note text)`);
-    await installTriggers(db);
+    db = await createCaptureDatabase('capture_crash', `CREATE TABLE item (id serial PRIMARY KEY, v int NOT NULL, note text)`);
   });
 
   afterAll(() => db.drop());

@@ -1,6 +1,6 @@
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, waitFor, withContext } from './support/capture-helpers';
+import { createCaptureDatabase, dropCaptureDatabase, startWorker, waitFor, withContext } from './support/capture-helpers';
 
 describe('capture into another database and schema', () => {
   let source: TestDatabase;
@@ -8,15 +8,12 @@ describe('capture into another database and schema', () => {
   let worker: BemiCaptureWorker | undefined;
 
   beforeAll(async () => {
-    source = await createTestDatabase('capture_src');
+    source = await createCaptureDatabase('capture_src', `CREATE TABLE item (id int PRIMARY KEY, v text)`);
     destination = await createTestDatabase('capture_dst');
-    await source.query(`CREATE TABLE item (id int PRIMARY KEY, v text)`);
-    await installTriggers(source);
   });
 
   afterAll(async () => {
-    await stopAndDropSlot(worker, source);
-    await source.drop();
+    await dropCaptureDatabase(worker, source);
     await destination.drop();
   });
 

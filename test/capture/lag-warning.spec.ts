@@ -1,13 +1,11 @@
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, waitFor } from './support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { createCaptureDatabase, startWorker, stopAndDropSlot, waitFor } from './support/capture-helpers';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 
 describe('lag warnings', () => {
   let db: TestDatabase;
   beforeAll(async () => {
-    db = await createTestDatabase('lag_warning');
-    await db.query(`CREATE TABLE tracked (id int PRIMARY KEY, v text)`);
-    await installTriggers(db);
+    db = await createCaptureDatabase('lag_warning', `CREATE TABLE tracked (id int PRIMARY KEY, v text)`);
   });
   afterAll(() => db.drop());
 

@@ -1,6 +1,6 @@
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, syncCapture, withContext } from './support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { createCaptureDatabase, dropCaptureDatabase, startWorker, syncCapture, withContext } from './support/capture-helpers';
 
 // 250,000 rows keep the suite fast and already exceed the bound fifty times over;
 // BEMI_TEST_LARGE_TX_ROWS=1000000 runs the full-size case (about 2 minutes on 2 cores).
@@ -12,16 +12,11 @@ describe('capture: one very large transaction', () => {
   let worker: BemiCaptureWorker;
 
   beforeAll(async () => {
-    db = await createTestDatabase('capture_large');
-    await db.query(`CREATE TABLE reading (id bigint PRIMARY KEY, value int NOT NULL)`);
-    await installTriggers(db);
+    db = await createCaptureDatabase('capture_large', `CREATE TABLE reading (id bigint PRIMARY KEY, value int NOT NULL)`);
     ({ worker } = await startWorker(db, { batchSize: BATCH }));
   });
 
-  afterAll(async () => {
-    await stopAndDropSlot(worker, db);
-    await db.drop();
-  });
+  afterAll(() => dropCaptureDatabase(worker, db));
 
   it(`streams ${ROWS} rows of one transaction with a bounded number of rows in memory`, async () => {
     await db.query(withContext({ job: 'bulk-load' }, `INSERT INTO reading SELECT g, g % 1000 FROM generate_series(1, ${ROWS}) g`));

@@ -1,7 +1,7 @@
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { newTablePublisherSql, publisherName } from '../../lib/capture/new-table-publisher';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
-import { changesOf, inTransaction, installTriggers, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor, withContext } from './support/capture-helpers';
+import { changesOf, createCaptureDatabase, dropCaptureDatabase, inTransaction, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor, withContext } from './support/capture-helpers';
 
 /** Every (commit_position, seq) once, and the count of a table's rows. */
 async function countsOf(db: TestDatabase, table: string): Promise<{ rows: number; distinct: number }> {
@@ -15,17 +15,12 @@ describe('capture: tables created while the worker runs (real PostgreSQL)', () =
   let slotName: string;
 
   beforeAll(async () => {
-    db = await createTestDatabase('capture_new_tables');
-    await db.query(`CREATE SCHEMA other`);
-    await installTriggers(db);
+    db = await createCaptureDatabase('capture_new_tables', `CREATE SCHEMA other`);
     // No periodic refresh at all: whatever is captured from a new table got there through the event trigger.
     ({ worker, slotName } = await startWorker(db, { publicationRefreshMs: 0, excludeTables: ['skipped_by_option'] }));
   });
 
-  afterAll(async () => {
-    await stopAndDropSlot(worker, db);
-    await db.drop();
-  });
+  afterAll(() => dropCaptureDatabase(worker, db));
 
   it('installs its event trigger and reports it', () => {
     expect(worker.status().newTables).toBe('event-trigger');

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
+import { withClient, type TestDatabase } from '../support/database';
 import type { RecordingLogger } from '../support/recording-logger';
-import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor } from './support/capture-helpers';
+import { createCaptureDatabase, dropCaptureDatabase, installTriggers, startWorker, syncCapture, waitFor } from './support/capture-helpers';
 import { freePort, spawnPostgres } from './support/processes';
 
 async function insertItems(db: { url: string }, from: number, to: number): Promise<void> {
@@ -20,11 +20,9 @@ async function expectCreatedOnce(db: TestDatabase, n: number): Promise<void> {
 
 describe('capture: reconnects and resumes', () => {
   it('after the walsender is terminated (pg_terminate_backend)', async () => {
-    const db = await createTestDatabase('capture_reconnect');
+    const db = await createCaptureDatabase('capture_reconnect', `CREATE TABLE item (id int PRIMARY KEY, v int)`);
     let worker: BemiCaptureWorker | undefined;
     try {
-      await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
-      await installTriggers(db);
       let logger: RecordingLogger;
       let slotName: string;
       ({ worker, logger, slotName } = await startWorker(db, { reconnectDelayMs: 50, maxReconnectDelayMs: 500 }));
@@ -41,17 +39,14 @@ describe('capture: reconnects and resumes', () => {
       expect(logger.text('warn')).toMatch(/Replication stream lost \(.*terminat/);
       expect(logger.text('log')).toMatch(/Reconnected \(attempt \d+\); resuming at [0-9A-F]+\/[0-9A-F]+/);
     } finally {
-      await stopAndDropSlot(worker, db);
-      await db.drop();
+      await dropCaptureDatabase(worker, db);
     }
   });
 
   it('after its destination connections are terminated while several writes are in flight', async () => {
-    const db = await createTestDatabase('capture_destination_loss');
+    const db = await createCaptureDatabase('capture_destination_loss', `CREATE TABLE item (id int PRIMARY KEY, v int)`);
     let worker: BemiCaptureWorker | undefined;
     try {
-      await db.query(`CREATE TABLE item (id int PRIMARY KEY, v int)`);
-      await installTriggers(db);
       // Small batches: both destination connections are busy most of the time.
       ({ worker } = await startWorker(db, { reconnectDelayMs: 50, maxReconnectDelayMs: 500, batchSize: 7 }));
       const destinationPids = async () =>
@@ -82,8 +77,7 @@ describe('capture: reconnects and resumes', () => {
       const [state] = await db.query(`SELECT s.last_commit_position >= (SELECT max(commit_position) FROM changes) AS ok FROM _bemi_capture_state s`);
       expect(state.ok).toBe(true);
     } finally {
-      await stopAndDropSlot(worker, db);
-      await db.drop();
+      await dropCaptureDatabase(worker, db);
     }
   });
 

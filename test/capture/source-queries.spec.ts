@@ -1,6 +1,6 @@
 import { Client } from 'pg';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from './support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { createCaptureDatabase, dropCaptureDatabase, startWorker, syncCapture } from './support/capture-helpers';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 
 /**
@@ -17,8 +17,7 @@ describe('capture: one query at a time on the source connection', () => {
   let spy: jest.SpyInstance;
 
   beforeAll(async () => {
-    db = await createTestDatabase('capture_source_queries');
-    await installTriggers(db);
+    db = await createCaptureDatabase('capture_source_queries');
     // (pg's own DeprecationWarning goes to the real process, out of a test's reach: count here.)
     const query = Client.prototype.query;
     spy = jest.spyOn(Client.prototype, 'query').mockImplementation(function (this: Client, ...args: unknown[]) {
@@ -35,8 +34,7 @@ describe('capture: one query at a time on the source connection', () => {
 
   afterAll(async () => {
     spy.mockRestore();
-    await stopAndDropSlot(worker, db);
-    await db.drop();
+    await dropCaptureDatabase(worker, db);
   });
 
   it('timers and relation messages never overlap their queries (no pg concurrent-query warning)', async () => {

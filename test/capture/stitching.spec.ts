@@ -1,15 +1,14 @@
 import { UNCHANGED_TOAST_MARKER } from '../../lib/trail/json-values';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { changesOf, inTransaction, installTriggers, startWorker, stopAndDropSlot, syncCapture, withContext } from './support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { changesOf, createCaptureDatabase, dropCaptureDatabase, inTransaction, startWorker, syncCapture, withContext } from './support/capture-helpers';
 
 describe('capture: WAL → changes rows (real PostgreSQL, in-process worker)', () => {
   let db: TestDatabase;
   let worker: BemiCaptureWorker;
 
   beforeAll(async () => {
-    db = await createTestDatabase('capture_stitch');
-    await db.query(`
+    db = await createCaptureDatabase('capture_stitch', `
       CREATE TYPE mood AS ENUM ('happy', 'sad');
       CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
       CREATE TABLE todo (id serial PRIMARY KEY, task text, done boolean NOT NULL DEFAULT false);
@@ -30,15 +29,11 @@ describe('capture: WAL → changes rows (real PostgreSQL, in-process worker)', (
         u uuid, m mood, moods mood[], raw bytea, nothing text, pos positive, nums numeric[]
       );
     `);
-    await installTriggers(db);
     await db.query(`ALTER TABLE full_row REPLICA IDENTITY FULL; ALTER TABLE toasted_full REPLICA IDENTITY FULL;`);
     ({ worker } = await startWorker(db));
   });
 
-  afterAll(async () => {
-    await stopAndDropSlot(worker, db);
-    await db.drop();
-  });
+  afterAll(() => dropCaptureDatabase(worker, db));
 
   it('gives each statement of a transaction its own context, and none after a reset', async () => {
     await inTransaction(db.url, [

@@ -1,7 +1,7 @@
 import { Client } from 'pg';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
-import { installTriggers, startWorker, stopAndDropSlot, syncCapture, waitFor } from './support/capture-helpers';
+import { withClient, type TestDatabase } from '../support/database';
+import { createCaptureDatabase, dropCaptureDatabase, startWorker, syncCapture, waitFor } from './support/capture-helpers';
 
 /**
  * The worker writes over two destination connections. A later transaction's batch may finish its
@@ -14,14 +14,11 @@ describe('capture: destination commits keep stream order', () => {
   let holder: Client | undefined;
 
   beforeAll(async () => {
-    db = await createTestDatabase('capture_write_order');
-    await db.query(`CREATE TABLE slow_item (id int PRIMARY KEY); CREATE TABLE item (id int PRIMARY KEY)`);
-    await installTriggers(db);
+    db = await createCaptureDatabase('capture_write_order', `CREATE TABLE slow_item (id int PRIMARY KEY); CREATE TABLE item (id int PRIMARY KEY)`);
   });
   afterAll(async () => {
     await holder?.end().catch(() => undefined);
-    await stopAndDropSlot(worker, db);
-    await db.drop();
+    await dropCaptureDatabase(worker, db);
   });
 
   it('a later batch whose COPY finishes first waits for the earlier one to commit', async () => {

@@ -1,6 +1,6 @@
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { pruneChanges } from '../../lib/retention/prune-changes';
-import { installTriggers, startWorker, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
+import { dropCaptureDatabase, installTriggers, startWorker, syncCapture } from '../capture/support/capture-helpers';
 import { createTestDatabase, withClient, type TestDatabase } from '../support/database';
 import { RecordingLogger } from '../support/recording-logger';
 import { PRUNE_INDEX, seedChanges, series } from './support';
@@ -13,10 +13,7 @@ describe('pruning while the capture worker writes', () => {
     db = await createTestDatabase('prune_capture');
   });
 
-  afterAll(async () => {
-    await stopAndDropSlot(worker, db);
-    await db?.drop();
-  });
+  afterAll(() => dropCaptureDatabase(worker, db));
 
   it('deletes every old change and loses or duplicates none of those captured meanwhile', async () => {
     await installTriggers(db);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { bemiMigrationSql } from '../../../lib';
 import { resolveCaptureOptions, type BemiCaptureOptions, type ResolvedCaptureOptions } from '../../../lib/options/capture-options';
 import { BemiCaptureWorker } from '../../../lib/capture/capture.worker';
-import { withClient, type TestDatabase } from '../../support/database';
+import { createTestDatabase, withClient, type TestDatabase } from '../../support/database';
 import { RecordingLogger } from '../../support/recording-logger';
 
 /** Slot names are server-wide and test files share one server: each test gets its own. */
@@ -33,6 +33,24 @@ export async function stopAndDropSlot(worker: BemiCaptureWorker | undefined, db:
   const slot = worker.status().slotName;
   await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [slot])).length === 0, 'the slot to be released');
   await db.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [slot]);
+}
+
+/**
+ * A fresh database for a worker to capture: `ddl` (the application's tables) first, then the
+ * context triggers and the sync table, as `installTriggers` puts them.
+ */
+export async function createCaptureDatabase(label: string, ddl = '', triggers: Parameters<typeof bemiMigrationSql>[0] = {}): Promise<TestDatabase> {
+  const db = await createTestDatabase(label);
+  if (ddl) await db.query(ddl);
+  await installTriggers(db, triggers);
+  return db;
+}
+
+/** Stops the worker (if there is one), drops its slot, then the database. */
+export async function dropCaptureDatabase(worker: BemiCaptureWorker | undefined, db: TestDatabase | undefined): Promise<void> {
+  if (!db) return;
+  await stopAndDropSlot(worker, db);
+  await db.drop();
 }
 
 /**
