@@ -1,7 +1,7 @@
 'use strict';
 // Shared by the schematics of this collection. The migration text, the migrations-path lookup and
-// the root-module edit are the library's compiled code (dist/, built by `npm run build`), which
-// the `nestjs-bemi` bin uses too, so every generator writes the same file.
+// the root-module edit are the library's compiled code (dist/, built by `npm run build`); the
+// `nestjs-bemi` bin uses the first two too, so every generator writes the same file.
 
 function fromDist(modulePath) {
   try {
@@ -16,9 +16,9 @@ function fromDist(modulePath) {
 
 const { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } = fromDist('migration/migration-file');
 const { DEFAULT_REPLICA_IDENTITY_FULL } = fromDist('migration/bemi-migration-sql');
-const { resolveMigrationsDirectory } = fromDist('cli/migrations-path');
-const { findRootModuleFile, addBemiModuleToSource, readBemiRegistration, callsEnableShutdownHooks } = fromDist('cli/root-module');
-const { loadTypeScript } = fromDist('cli/typescript');
+const { resolveMigrationsDirectory } = fromDist('migration/migrations-path');
+const { findRootModuleFile, addBemiModuleToSource, readBemiRegistration, callsEnableShutdownHooks } = fromDist('schematics/root-module');
+const { loadTypeScript } = fromDist('migration/typescript');
 
 /** Reads a file of the tree as text, or undefined. */
 function reader(tree) {
@@ -134,7 +134,7 @@ function nextSteps({ capture, shutdownHooks = false } = {}) {
     steps.push('  3. Changes are recorded in the app: BemiModule.forRoot({ capture }) runs the capture worker.');
     if (!shutdownHooks) steps.push(`  4. ${hooks[0].toUpperCase()}${hooks.slice(1)}.`);
   } else {
-    steps.push('  3. Record the changes: npx nestjs-bemi capture --source <database url>   (see npx nestjs-bemi capture --help)');
+    steps.push('  3. Record the changes: npx nestjs-bemi capture --database-url <database url>   (see npx nestjs-bemi capture --help)');
     steps.push(`     or in the app: BemiModule.forRoot({ capture: {} })${shutdownHooks ? '' : `, and ${hooks}`}.`);
   }
   return steps;

@@ -31,3 +31,8 @@ export function oneLineReason(error: unknown): string {
       : String(error);
   return message.split('\n')[0].trim();
 }
+
+/** The whole message of an error (every line), or the value as text. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
-import { runMigrationCreateCommand } from './migration-create.command';
+import { runMigrationCreateCommand } from './commands/migration-create.command';
 
 /** A command of the `nestjs-bemi` bin. Exit code 0 on success. */
 export interface CliCommand {
@@ -16,9 +16,9 @@ export interface CliCommand {
  */
 export const COMMANDS: Record<string, CliCommand> = {
   'migration:create': { summary: 'Write a MikroORM migration that installs the context triggers.', run: runMigrationCreateCommand },
-  capture: { summary: 'Stream changes and their context from the WAL into the "changes" table.', run: (argv) => import('../capture/capture.cli').then((m) => m.runCaptureCommand(argv)) },
-  'capture:drop-slot': { summary: "Drop the capture worker's replication slot (and publication).", run: (argv) => import('../capture/capture.cli').then((m) => m.runDropSlotCommand(argv)) },
-  prune: { summary: 'Delete changes older than a given age, in short batches (--dry-run counts).', run: (argv, io) => import('./prune.command').then((m) => m.runPruneCommand(argv, io)) },
+  capture: { summary: 'Stream changes and their context from the WAL into the "changes" table.', run: (argv, io) => import('./commands/capture.command').then((m) => m.runCaptureCommand(argv, io)) },
+  'capture:drop-slot': { summary: "Drop the capture worker's replication slot (and publication).", run: (argv, io) => import('./commands/capture-drop-slot.command').then((m) => m.runDropSlotCommand(argv, io)) },
+  prune: { summary: 'Delete changes older than a given age, in short batches (--dry-run counts).', run: (argv, io) => import('./commands/prune.command').then((m) => m.runPruneCommand(argv, io)) },
 };
 
 export function usage(): string {

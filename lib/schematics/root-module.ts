@@ -1,7 +1,7 @@
 import { posix } from 'node:path';
 import type * as TS from 'typescript';
-import type { ReadProjectFile } from './migrations-path';
-import type { TypeScriptApi } from './typescript';
+import type { ReadProjectFile } from '../migration/migrations-path';
+import type { TypeScriptApi } from '../migration/typescript';
 
 export const BEMI_PACKAGE_NAME = 'nestjs-bemi';
 const REGISTRATION = 'BemiModule.forRoot()';

@@ -1,9 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publisherName } from '../../lib/capture/new-table-publisher';
 import { BemiCaptureSetupError } from '../../lib/capture/source-setup';
-import { runCaptureCommand, runDropSlotCommand } from '../../lib/capture/capture.cli';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, urlFor, withClient, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
@@ -106,50 +104,6 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
       await waitFor(() => /Capture is falling behind: lag \d+ bytes/.test(started.logger.text('warn')), 'a lag warning above the 1-byte threshold');
     } finally {
       await stopAndDropSlot(worker, db);
-    }
-  });
-
-  it('capture:drop-slot drops the slot on purpose, and refuses while a worker uses it', async () => {
-    let worker: BemiCaptureWorker | undefined;
-    const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    try {
-      const started = await startWorker(db, { excludeTables: ['noisy'] });
-      worker = started.worker;
-      const args = ['--source', db.url, '--slot', started.slotName, '--publication', started.slotName];
-      expect(await runDropSlotCommand(args)).toBe(1);
-      expect(err.mock.calls.join('')).toContain(`Replication slot "${started.slotName}" is in use`);
-      await worker.stop();
-      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [started.slotName])).length === 0, 'release');
-      expect(await runDropSlotCommand(args)).toBe(0);
-      expect(await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [started.slotName])).toEqual([]);
-      expect(await db.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [started.slotName])).toEqual([]);
-      expect(await db.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = $1`, [publisherName(started.slotName)])).toEqual([]);
-      expect(out.mock.calls.join('')).toContain(`Dropped replication slot "${started.slotName}"`);
-      expect(await runDropSlotCommand(['--help'])).toBe(0);
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-      await worker?.stop();
-    }
-  });
-
-  it('nestjs-bemi capture: help, bad arguments, and --no-create-table on a database without changes', async () => {
-    const out = jest.spyOn(process.stdout, 'write').mockImplementation(() => true);
-    const err = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    const empty = await createTestDatabase('capture_cli');
-    try {
-      expect(await runCaptureCommand(['--help'])).toBe(0);
-      expect(out.mock.calls.join('')).toContain('Usage: nestjs-bemi capture --source <url>');
-      expect(await runCaptureCommand(['--source', empty.url, '--batch-size', 'many'])).toBe(2);
-      expect(err.mock.calls.join('')).toContain('--batch-size must be a whole number, got "many".');
-      const slot = uniqueSlot();
-      expect(await runCaptureCommand(['--source', empty.url, '--no-create-table', '--slot', slot, '--publication', slot])).toBe(1);
-      expect(err.mock.calls.join('')).toMatch(/could not start: The destination has no public\.changes/);
-    } finally {
-      out.mockRestore();
-      err.mockRestore();
-      await empty.drop();
     }
   });
 

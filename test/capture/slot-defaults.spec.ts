@@ -2,7 +2,7 @@ import { BemiCaptureOptionsError, resolveCaptureOptions } from '../../lib/option
 import { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { BemiCaptureSetupError, defaultSlotName } from '../../lib/capture/source-setup';
 import { LEGACY_SLOT_NAME } from '../../lib/options/defaults';
-import { runDropSlotCommand } from '../../lib/capture/capture.cli';
+import { runDropSlotCommand } from '../../lib/cli/commands/capture-drop-slot.command';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { RecordingLogger } from '../support/recording-logger';
 import { changesOf, installTriggers, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
@@ -88,7 +88,7 @@ describe('capture: the default slot is per database', () => {
     // And capture:drop-slot itself refuses another database's slot.
     const write = jest.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      expect(await runDropSlotCommand(['--source', two.url, '--slot', defaultSlotName(one.name), '--keep-publication'])).toBe(1);
+      expect(await runDropSlotCommand(['--database-url', two.url, '--slot', defaultSlotName(one.name), '--keep-publication'])).toBe(1);
       expect(write.mock.calls.map((c) => String(c[0])).join('')).toMatch(/belongs to database .* not dropped/);
     } finally {
       write.mockRestore();

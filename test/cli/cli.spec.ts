@@ -5,7 +5,7 @@ import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../../lib/cli/main';
-import { parseMigrationCreateArgs } from '../../lib/cli/migration-create.command';
+import { parseMigrationCreateArgs } from '../../lib/cli/commands/migration-create.command';
 import { bemiMigrationSql, DEFAULT_REPLICA_IDENTITY_FULL } from '../../lib/migration/bemi-migration-sql';
 import { renderBemiMigrationFile } from '../../lib/migration/migration-file';
 import { loadMigration, stagePackage, StagedPackage } from '../schematics/support';
@@ -95,7 +95,7 @@ describe('nestjs-bemi bin', () => {
       expect(file).toMatch(/^Migration\d{14}_bemi\.ts$/);
       expect(result.stdout).toContain(`Created db/migrations/${file}.`);
       expect(result.stdout).toMatch(/npx mikro-orm migration:up/);
-      expect(result.stdout).toMatch(/npx nestjs-bemi capture --source/);
+      expect(result.stdout).toMatch(/npx nestjs-bemi capture --database-url/);
       const loaded = await loadMigration(await readFile(join(cwd, 'db', 'migrations', file), 'utf8'));
       const expected = bemiMigrationSql({ schemas: ['public', 'audit'], replicaIdentityFull: false });
       expect(loaded).toEqual({ className: file.replace('.ts', ''), up: [expected.up], down: [expected.down] });

@@ -267,7 +267,7 @@ export class AppModule {}
       it('without capture in forRoot(): the capture bin, and the in-app capture option with shutdown hooks', async () => {
         const steps = await nextStepsOf({});
         expect(steps).toMatch(/npx mikro-orm migration:up/);
-        expect(steps).toMatch(/3\. Record the changes: npx nestjs-bemi capture --source <database url>/);
+        expect(steps).toMatch(/3\. Record the changes: npx nestjs-bemi capture --database-url <database url>/);
         expect(steps).toContain('or in the app: BemiModule.forRoot({ capture: {} }), and call app.enableShutdownHooks() in main.ts');
       });
 
@@ -306,7 +306,7 @@ export class AppModule {}
       const result = await runner.runSchematic('nest-add', {}, tree);
       expect(logs.join('\n')).toMatch(/warn: nestjs-bemi: root module not found/);
       expect(logs.join('\n')).toMatch(/npx mikro-orm migration:up/);
-      expect(logs.join('\n')).toMatch(/npx nestjs-bemi capture --source/);
+      expect(logs.join('\n')).toMatch(/npx nestjs-bemi capture --database-url/);
       expect(migrationsIn(result)).toHaveLength(1);
     });
   });

@@ -16,7 +16,16 @@ export interface StagedPackage {
 }
 
 /** The library files the schematics and the bin load at run time (and what they import). */
-const TOOLING_ENTRY_POINTS = ['lib/cli/main.ts', 'lib/capture/capture.cli.ts', 'lib/cli/root-module.ts', 'lib/cli/migrations-path.ts', 'lib/cli/typescript.ts', 'lib/migration/migration-file.ts'];
+const TOOLING_ENTRY_POINTS = [
+  'lib/cli/main.ts',
+  'lib/cli/commands/capture.command.ts',
+  'lib/cli/commands/capture-drop-slot.command.ts',
+  'lib/cli/commands/prune.command.ts',
+  'lib/schematics/root-module.ts',
+  'lib/migration/migrations-path.ts',
+  'lib/migration/typescript.ts',
+  'lib/migration/migration-file.ts',
+];
 
 /**
  * Builds the package into a temporary directory, laid out as it is published (dist/ compiled

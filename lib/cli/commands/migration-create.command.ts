@@ -1,10 +1,10 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_REPLICA_IDENTITY_FULL } from '../migration/bemi-migration-sql';
-import { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } from '../migration/migration-file';
-import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
-import { resolveMigrationsDirectory, type ReadProjectFile } from './migrations-path';
+import { DEFAULT_REPLICA_IDENTITY_FULL } from '../../migration/bemi-migration-sql';
+import { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } from '../../migration/migration-file';
+import { resolveMigrationsDirectory, type ReadProjectFile } from '../../migration/migrations-path';
+import { oneLineReason, processIo, UsageError, type CliIo } from '../cli-io';
 
 export const MIGRATION_CREATE_HELP = `Usage: nestjs-bemi migration:create [options]
 
@@ -77,7 +77,7 @@ export async function runMigrationCreateCommand(argv: string[], io: CliIo = proc
   }
   io.out(`Created ${shown}${origin}.`);
   io.out('Next: npx mikro-orm migration:up (needs PostgreSQL 14+ with wal_level=logical); undo with npx mikro-orm migration:down.');
-  io.out('Then record the changes: npx nestjs-bemi capture --source <database url> (see npx nestjs-bemi capture --help).');
+  io.out('Then record the changes: npx nestjs-bemi capture --database-url <database url> (see npx nestjs-bemi capture --help).');
   return 0;
 }
 

@@ -1,8 +1,9 @@
 import { parseArgs } from 'node:util';
-import { pruneChanges, type RetentionLogger } from '../retention/prune-changes';
-import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../options/defaults';
-import { parseRetentionDuration } from '../options/duration';
-import { oneLineReason, processIo, UsageError, type CliIo } from './cli-io';
+import { pruneChanges, type RetentionLogger } from '../../retention/prune-changes';
+import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../../options/defaults';
+import { parseRetentionDuration } from '../../options/duration';
+import { oneLineReason, processIo, UsageError, type CliIo } from '../cli-io';
+import { databaseUrl, databaseUrlRequired } from '../database-url';
 
 export const PRUNE_HELP = `Usage: nestjs-bemi prune --older-than <duration> [options]
 
@@ -15,7 +16,7 @@ Options:
   --table <name>           Only changes of this table (the "table" column); repeat for several.
   --dry-run                Count what would be deleted; delete nothing.
   --batch-size <n>         Rows per batch. Default: ${DEFAULT_PRUNE_BATCH_SIZE}.
-  --database-url <url>     Database holding "changes". Default: $DATABASE_URL.
+  --database-url <url>     Database holding "changes" (capture's --destination, when it has one). Default: $DATABASE_URL.
   --schema <name>          Schema of "changes". Default: public.
   -h, --help               Show this help.
 `;
@@ -27,8 +28,8 @@ export async function runPruneCommand(argv: string[], io: CliIo = processIo): Pr
     io.out(PRUNE_HELP);
     return 0;
   }
-  const url = args.databaseUrl ?? process.env.DATABASE_URL;
-  if (!url) throw new UsageError('--database-url is required (or set DATABASE_URL)');
+  const url = databaseUrl('prune', { 'database-url': args.databaseUrl }, io);
+  if (!url) throw new UsageError(databaseUrlRequired());
   const stamp = () => new Date().toISOString();
   const logger: RetentionLogger = {
     log: (m) => io.out(`${stamp()} [prune] ${m}`),

@@ -2,7 +2,7 @@
 // as compiled by compileLib() (processes.ts) into the directory named by BEMI_CAPTURE_LIB.
 require('reflect-metadata');
 const { join } = require('node:path');
-const { runCaptureCommand } = require(join(process.env.BEMI_CAPTURE_LIB, 'capture', 'capture.cli.js'));
+const { runCaptureCommand } = require(join(process.env.BEMI_CAPTURE_LIB, 'cli', 'commands', 'capture.command.js'));
 
 runCaptureCommand(process.argv.slice(2)).then(
   (code) => process.exit(code),

@@ -1,6 +1,6 @@
 import * as ts from 'typescript';
-import { addBemiModuleToSource, callsEnableShutdownHooks, findRootModuleFile, readBemiRegistration } from '../../lib/cli/root-module';
-import { findMigrationsPathInSource, resolveMigrationsDirectory } from '../../lib/cli/migrations-path';
+import { addBemiModuleToSource, callsEnableShutdownHooks, findRootModuleFile, readBemiRegistration } from '../../lib/schematics/root-module';
+import { findMigrationsPathInSource, resolveMigrationsDirectory } from '../../lib/migration/migrations-path';
 
 function edit(source: string) {
   const result = addBemiModuleToSource(ts, source, 'app.module.ts');

@@ -1,0 +1,67 @@
+import { publisherName } from '../../../lib/capture/new-table-publisher';
+import type { BemiCaptureWorker } from '../../../lib/capture/capture.worker';
+import { runDropSlotCommand } from '../../../lib/cli/commands/capture-drop-slot.command';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { installTriggers, startWorker, uniqueSlot, waitFor } from '../../capture/support/capture-helpers';
+import { MemoryIo, processOutputDuring } from '../support/memory-io';
+
+describe('nestjs-bemi capture:drop-slot', () => {
+  let db: TestDatabase;
+
+  beforeAll(async () => {
+    db = await createTestDatabase('capture_drop_slot');
+    await db.query(`CREATE TABLE tracked (id int PRIMARY KEY, v text)`);
+    await installTriggers(db);
+  });
+
+  afterAll(() => db.drop());
+
+  it('drops the slot on purpose, and refuses while a worker uses it', async () => {
+    let worker: BemiCaptureWorker | undefined;
+    const io = new MemoryIo();
+    try {
+      const started = await startWorker(db);
+      worker = started.worker;
+      const args = ['--database-url', db.url, '--slot', started.slotName, '--publication', started.slotName];
+      const { result: refused, written } = await processOutputDuring(() => runDropSlotCommand(args, io));
+      expect(refused).toBe(1);
+      expect(written).toBe('');
+      expect(io.stderr).toContain(`Replication slot "${started.slotName}" is in use`);
+      await worker.stop();
+      await waitFor(async () => (await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1 AND active`, [started.slotName])).length === 0, 'release');
+      expect(await runDropSlotCommand(args, io)).toBe(0);
+      expect(await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [started.slotName])).toEqual([]);
+      expect(await db.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [started.slotName])).toEqual([]);
+      expect(await db.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = $1`, [publisherName(started.slotName)])).toEqual([]);
+      expect(io.stdout).toContain(`Dropped replication slot "${started.slotName}"`);
+      expect(await runDropSlotCommand(['--help'], io)).toBe(0);
+      expect(io.stdout).toContain('Usage: nestjs-bemi capture:drop-slot --database-url <url>');
+    } finally {
+      await worker?.stop();
+    }
+  });
+
+  it('still accepts --source, the deprecated name of --database-url, with one warning on stderr', async () => {
+    const io = new MemoryIo();
+    const slot = uniqueSlot();
+    expect(await runDropSlotCommand(['--source', db.url, '--slot', slot, '--keep-publication'], io)).toBe(0);
+    expect(io.stdout).toBe(`No replication slot "${slot}": nothing to drop.\n`);
+    expect(io.stderr).toBe('nestjs-bemi capture:drop-slot: --source is deprecated; use --database-url (same meaning)\n');
+  });
+
+  it('needs a database', async () => {
+    const saved = { BEMI_CAPTURE_SOURCE: process.env.BEMI_CAPTURE_SOURCE, DATABASE_URL: process.env.DATABASE_URL };
+    delete process.env.BEMI_CAPTURE_SOURCE;
+    delete process.env.DATABASE_URL;
+    try {
+      const io = new MemoryIo();
+      expect(await runDropSlotCommand([], io)).toBe(2);
+      expect(io.stderr).toMatch(/^--database-url is required \(or set BEMI_CAPTURE_SOURCE \/ DATABASE_URL\)\./);
+    } finally {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
+  });
+});
