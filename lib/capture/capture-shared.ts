@@ -32,6 +32,10 @@ export interface CaptureStatus {
   /** Memory bound evidence: most rows ever held (waiting or being written), and most messages queued unhandled. */
   maxBufferedRows: number;
   maxQueuedMessages: number;
+  /** Context messages stored as the invalid-context marker (malformed, not an object, too large or too deep). */
+  invalidContexts: number;
+  /** Changes stored without a primary key although their table has one (it could not be told; see docs/capture.md). */
+  unknownKeys: number;
   /**
    * How tables created while the worker runs join its publication: 'event-trigger' (in the
    * creating transaction, nothing missed) or 'refresh' (within publicationRefreshMs; rows written
@@ -50,6 +54,8 @@ export class CaptureCounters {
   lastError: string | null = null;
   maxBufferedRows = 0;
   maxQueuedMessages = 0;
+  invalidContexts = 0;
+  unknownKeys = 0;
 }
 
 /** One replication connection and everything that lives exactly as long as it. */

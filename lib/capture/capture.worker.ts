@@ -87,6 +87,8 @@ export class BemiCaptureWorker {
       lastError: c.lastError,
       maxBufferedRows: c.maxBufferedRows,
       maxQueuedMessages: c.maxQueuedMessages,
+      invalidContexts: c.invalidContexts,
+      unknownKeys: c.unknownKeys,
       newTables: this.supervisor.newTables,
     };
   }

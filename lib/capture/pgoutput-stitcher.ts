@@ -1,6 +1,6 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
-import { replaceUnstorable, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
+import { jsonbSafe, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
 import { lsnToDecimal, parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
 import { RelationRules } from '../rules/relation-rules';
@@ -49,10 +49,14 @@ export class PgoutputStitcher {
   private readonly relationRules = new Map<number, RelationRules | null | undefined>();
   /** Per relation, how each column is encoded (built once per relation message, used per row). */
   private readonly codecs = new Map<number, ColumnCodec[]>();
+  /** Rows stored without a key under the relation message in force, per relation (see RelationInfo.keyProblem). */
+  private readonly keylessRows = new Map<number, number>();
 
   constructor(
     private readonly database: string,
     private readonly rules?: CompiledRules,
+    private readonly limits: ContextLimits = DEFAULT_CONTEXT_LIMITS,
+    private readonly report: StitcherReports = {},
   ) {}
 
   get inTransaction(): boolean {
@@ -67,6 +71,7 @@ export class PgoutputStitcher {
   /** Catalog facts for a relation; must be set after its relation message, before its changes. */
   setRelation(relationOid: number, info: RelationInfo): void {
     this.relations.set(relationOid, info);
+    this.keylessRows.delete(relationOid);
     this.relationRules.delete(relationOid);
     this.codecs.delete(relationOid);
   }
@@ -87,7 +92,9 @@ export class PgoutputStitcher {
   /** A logical message. Returns true when it was a context message of the open transaction. */
   message(msg: Pgoutput.MessageMessage, content: Buffer): boolean {
     if (!this.tx || !msg.transactional || msg.prefix !== BEMI_MESSAGE_PREFIX) return false;
-    this.tx.context = normalizeContext(content.toString('utf8'));
+    const { json, problem } = normalizeContext(content, this.limits);
+    this.tx.context = json;
+    if (problem) this.report.invalidContext?.(problem, msg.messageLsn ?? '');
     return true;
   }
 
@@ -113,6 +120,11 @@ export class PgoutputStitcher {
       return [];
     }
     const columns = this.codecsOf(msg.relation, info, rules);
+    if (info.keyProblem) {
+      const n = (this.keylessRows.get(msg.relation.relationOid) ?? 0) + 1;
+      this.keylessRows.set(msg.relation.relationOid, n);
+      this.report.unknownKey?.(info.keyProblem, n);
+    }
     if (msg.tag === 'insert') {
       const after = encodeTuple(columns, msg.new, false, rules, 'after');
       return [this.row(tx, position, msg.relation, 'CREATE', '{}', after, primaryKeyOf(info, msg.new))];
@@ -245,22 +257,88 @@ function primaryKeyOf(info: RelationInfo, tuple: Record<string, unknown>): strin
   return `[${values.map((v, i) => valueToJson(v as string, info.kinds.get(key[i]) ?? 'string')).join(',')}]`;
 }
 
+/** What the stitcher tells the worker (it stays free of I/O itself). */
+export interface StitcherReports {
+  /** A context message was replaced by the invalid-context marker, for `reason`. */
+  invalidContext?(reason: string, position: string): void;
+  /** A row is stored without its key (`count`: rows so far under this relation message). */
+  unknownKey?(problem: string, count: number): void;
+}
+
+/** What a context message may be; anything else is stored as the invalid-context marker. */
+export interface ContextLimits {
+  /** Largest message, in bytes. */
+  maxBytes: number;
+  /** Deepest nesting of objects and arrays. */
+  maxDepth: number;
+}
+
 /**
- * Context JSON as stored: an object, with U+0000 and lone surrogates replaced by U+FFFD (jsonb
- * cannot store them). Text that is not a JSON object is kept under `_bemi_invalid_context` rather
- * than dropped or allowed to fail the write.
+ * Deep enough for any context the ORM hook can encode (its own recursion gives up first), shallow
+ * enough for jsonb and for every step here, none of which recurses.
  */
-export function normalizeContext(text: string): string {
+export const MAX_CONTEXT_DEPTH = 4096;
+export const DEFAULT_CONTEXT_LIMITS: ContextLimits = Object.freeze({ maxBytes: 8 * 1024 * 1024, maxDepth: MAX_CONTEXT_DEPTH });
+
+/** The marker stored in place of a context message that cannot be stored as it is. */
+export function invalidContextJson(reason: string, excerpt?: string): string {
+  return JSON.stringify({ _bemi: { invalidContext: reason, ...(excerpt !== undefined ? { excerpt } : {}) } });
+}
+
+/**
+ * Context JSON as stored, from a `_bemi` message as any role may have emitted it. A JSON object
+ * within the limits is kept as its own text (exact numbers; U+0000 and lone-surrogate escapes
+ * become U+FFFD, which jsonb can store). Anything else — not UTF-8, not JSON, not an object, too
+ * large, too deep — becomes `{"_bemi":{"invalidContext":"<reason>"}}` (with an excerpt of
+ * malformed text), so the row changes are stored all the same. Never throws, never recurses.
+ */
+export function normalizeContext(content: Buffer, limits: ContextLimits = DEFAULT_CONTEXT_LIMITS): { json: string; problem?: string } {
+  const invalid = (reason: string, excerpt?: string) => ({ json: invalidContextJson(reason, excerpt), problem: reason });
+  if (content.length > limits.maxBytes) return invalid(`context message of ${content.length} bytes is over the ${limits.maxBytes}-byte limit`);
+  let text: string;
+  try {
+    text = UTF8.decode(content);
+  } catch {
+    return invalid('context message is not valid UTF-8');
+  }
+  const depth = nestingDepth(text);
+  if (depth > limits.maxDepth) return invalid(`context nests ${depth} levels deep, over the limit of ${limits.maxDepth}`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return JSON.stringify({ _bemi_invalid_context: replaceUnstorable(text) });
+    return invalid('context message is not JSON', excerptOf(text));
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    return JSON.stringify({ _bemi_invalid_context: replaceUnstorable(text) });
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return invalid('context message is not a JSON object', excerptOf(text));
+  return { json: jsonbSafe(text) };
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Deepest nesting of `{`/`[` outside strings, in one pass. */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 92 /* \ */) i++;
+      else if (ch === 34 /* " */) inString = false;
+    } else if (ch === 34) inString = true;
+    else if (ch === 123 /* { */ || ch === 91 /* [ */) {
+      if (++depth > max) max = depth;
+    } else if (ch === 125 /* } */ || ch === 93 /* ] */) depth--;
   }
-  return JSON.stringify(replaceUnstorable(parsed));
+  return max;
+}
+
+/** The start of malformed text, for whoever investigates (NUL, which jsonb cannot store, as U+FFFD). */
+function excerptOf(text: string): string {
+  let excerpt = text.slice(0, 200);
+  // Never end on half a surrogate pair.
+  if (/[\uD800-\uDBFF]$/.test(excerpt)) excerpt = excerpt.slice(0, -1);
+  return excerpt.replace(/\u0000/g, '\uFFFD');
 }
 
 /** ISO 8601 text with all six fractional digits (commit times are microseconds since 1970). */

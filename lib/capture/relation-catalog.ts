@@ -1,13 +1,21 @@
 import type { Client } from 'pg';
+import type { Pgoutput } from 'pg-logical-replication';
 import { valueKind, type ValueKind } from '../trail/json-values';
 
 /** What the stitcher needs to know about a published table beyond pgoutput's relation message. */
 export interface RelationInfo {
-  /** Primary key column names in key order (from pg_index, never from the replica identity). */
+  /** Primary key column names in key order, as named in the relation message; empty when none or unknown. */
   primaryKey: string[];
+  /** Why the key of this relation's rows cannot be told (they are stored without one); undefined when it can. */
+  keyProblem?: string;
   /** JSON encoding per column name. */
   kinds: Map<string, ValueKind>;
 }
+
+/** The parts of pgoutput's relation message that describe the rows that follow it. */
+export type RelationShape = Pick<Pgoutput.MessageRelation, 'relationOid' | 'schema' | 'name' | 'replicaIdentity' | 'keyColumns'> & {
+  columns: ReadonlyArray<Pick<Pgoutput.RelationColumn, 'name' | 'typeOid'>>;
+};
 
 /**
  * Waits until the source transaction `xid` (32-bit, as in pgoutput's BEGIN) is visible to new
@@ -31,34 +39,60 @@ export async function waitUntilVisible(client: Client, xid: string, maxWaitMs = 
 }
 
 /**
- * Reads primary keys and column types from the source catalog. pgoutput's own key flags follow
- * the replica identity (every column under REPLICA IDENTITY FULL), so they cannot tell the key.
+ * Describes the rows that follow a relation message. The message is the schema the rows were
+ * written under (the walsender sends it again after DDL), so column names and types come from it:
+ * the catalog is read only for what the message lacks — how each type is encoded, and the primary
+ * key when the replica identity does not give it — and never re-types an older row.
  */
-export async function describeRelation(client: Client, relationOid: number): Promise<RelationInfo> {
-  const columns = await client.query<{ name: string; base_oid: number; category: string; elem_oid: number | null; elem_delim: string | null }>(
-    `SELECT a.attname AS name, bt.oid::int AS base_oid, bt.typcategory AS category,
+export async function describeRelation(client: Client, relation: RelationShape): Promise<RelationInfo> {
+  const typeOids = [...new Set(relation.columns.map((c) => c.typeOid))];
+  const types = await client.query<{ oid: number; base_oid: number; category: string; elem_oid: number | null; elem_delim: string | null }>(
+    `SELECT t.oid::int AS oid, bt.oid::int AS base_oid, bt.typcategory AS category,
             et.oid::int AS elem_oid, et.typdelim AS elem_delim
-       FROM pg_catalog.pg_attribute a
-       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+       FROM pg_catalog.pg_type t
        JOIN pg_catalog.pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
        LEFT JOIN pg_catalog.pg_type e0 ON bt.typcategory = 'A' AND e0.oid = bt.typelem
        LEFT JOIN pg_catalog.pg_type et ON et.oid = CASE WHEN e0.typtype = 'd' THEN e0.typbasetype ELSE e0.oid END
-      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped`,
-    [relationOid],
+      WHERE t.oid = ANY ($1::oid[])`,
+    [typeOids],
   );
-  const key = await client.query<{ name: string }>(
+  const kindOf = new Map<number, ValueKind>();
+  for (const t of types.rows) {
+    const elem = t.elem_oid === null ? undefined : { oid: t.elem_oid, delimiter: t.elem_delim ?? ',' };
+    kindOf.set(t.oid, valueKind(t.base_oid, t.category, elem));
+  }
+  // A type dropped since the row was written is kept as the text PostgreSQL sent.
+  const kinds = new Map(relation.columns.map((c) => [c.name, kindOf.get(c.typeOid) ?? ('string' as const)]));
+  return { ...(await primaryKeyOf(client, relation)), kinds };
+}
+
+/**
+ * The key of the rows that follow: under REPLICA IDENTITY DEFAULT the message flags it (the
+ * primary key of that time); otherwise (FULL flags every column) the catalog's primary key, when
+ * its columns are in the message under the same names.
+ */
+async function primaryKeyOf(client: Client, relation: RelationShape): Promise<Pick<RelationInfo, 'primaryKey' | 'keyProblem'>> {
+  if (relation.replicaIdentity === 'default' && relation.keyColumns.length > 0) return { primaryKey: [...relation.keyColumns] };
+  const key = await client.query<{ name: string; exists: boolean }>(
     `SELECT a.attname AS name
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
       WHERE i.indrelid = $1 AND i.indisprimary
       ORDER BY k.ord`,
-    [relationOid],
+    [relation.relationOid],
   );
-  const kinds = new Map<string, ValueKind>();
-  for (const c of columns.rows) {
-    const elem = c.elem_oid === null ? undefined : { oid: c.elem_oid, delimiter: c.elem_delim ?? ',' };
-    kinds.set(c.name, valueKind(c.base_oid, c.category, elem));
+  const names = key.rows.map((r) => r.name);
+  const table = `${relation.schema}.${relation.name}`;
+  if (names.length === 0) {
+    const [exists] = (await client.query(`SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1`, [relation.relationOid])).rows;
+    // A table without a primary key is documented behaviour; a table gone since is not.
+    return exists ? { primaryKey: [] } : { primaryKey: [], keyProblem: `${table} was dropped before its changes were read, and its replica identity does not name the key` };
   }
-  return { primaryKey: key.rows.map((r) => r.name), kinds };
+  const columns = new Set(relation.columns.map((c) => c.name));
+  const missing = names.filter((n) => !columns.has(n));
+  if (missing.length) {
+    return { primaryKey: [], keyProblem: `the primary key of ${table} (${names.join(', ')}) is not among the columns its rows were written with (renamed or replaced since)` };
+  }
+  return { primaryKey: names };
 }

@@ -88,7 +88,7 @@ export class StreamHandler {
       case 'relation':
         // The relation may come from this very transaction: read the catalog once it shows it.
         if (stitcher.transactionId) await waitUntilVisible(session.source, stitcher.transactionId);
-        stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg.relationOid));
+        stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg));
         return;
       case 'message':
         if (stitcher.message(msg, msg.content as Buffer)) return;

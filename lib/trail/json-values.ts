@@ -69,20 +69,6 @@ export function jsonbSafe(text: string): string {
   });
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/** Replaces U+0000 and lone surrogates (in keys and strings) by U+FFFD: jsonb cannot store them. */
-export function replaceUnstorable(value: unknown): unknown {
-  if (typeof value === 'string') return value.replace(/\u0000/g, '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
-  if (Array.isArray(value)) return value.map(replaceUnstorable);
-  if (value && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[replaceUnstorable(k) as string] = replaceUnstorable(v);
-    return out;
-  }
-  return value;
-}
-
 /**
  * PostgreSQL array text (`{1,NULL,"a \"b\""}`, nested `{{1,2},{3,4}}`) as a JSON array, elements
  * encoded by their own kind. Returns undefined for forms kept as plain strings (explicit bounds

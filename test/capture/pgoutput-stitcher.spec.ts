@@ -1,0 +1,37 @@
+import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext } from '../../lib/capture/pgoutput-stitcher';
+
+const nested = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+
+describe('normalizeContext: any bytes a _bemi message may carry', () => {
+  it('keeps a JSON object as its own text: exact numbers, key order, duplicate keys for jsonb to settle', () => {
+    expect(normalizeContext(Buffer.from('{"userId": 12345678901234567890, "b": [1, 2]}'))).toEqual({ json: '{"userId": 12345678901234567890, "b": [1, 2]}' });
+  });
+
+  it('replaces the escapes jsonb cannot store (U+0000, lone surrogates) with U+FFFD and keeps the context', () => {
+    expect(normalizeContext(Buffer.from('{"a":"x\\u0000y","b":"\\ud800"}'))).toEqual({ json: '{"a":"x\\ufffdy","b":"\\ufffd"}' });
+  });
+
+  it.each([
+    ['malformed JSON', Buffer.from('{"userId": 1'), /not JSON/, '{"userId": 1'],
+    ['a JSON array', Buffer.from('[1,2]'), /not a JSON object/, '[1,2]'],
+    ['a JSON string', Buffer.from('"admin"'), /not a JSON object/, '"admin"'],
+    ['invalid UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d]), /not valid UTF-8/, undefined],
+    ['a raw NUL byte', Buffer.from('{"a":"\u0000"}'), /not JSON/, '{"a":"\uFFFD"}'],
+    ['10,000 levels deep', Buffer.from(nested(10_000)), /nests 10000 levels deep, over the limit of 4096/, undefined],
+  ])('replaces %s by the documented marker, with the reason', (_what, content, reason, excerpt) => {
+    const { json, problem } = normalizeContext(content);
+    expect(problem).toMatch(reason);
+    expect(JSON.parse(json)).toEqual({ _bemi: { invalidContext: problem, ...(excerpt !== undefined ? { excerpt } : {}) } });
+  });
+
+  it('bounds the size, and keeps a context exactly at the depth limit', () => {
+    expect(normalizeContext(Buffer.alloc(DEFAULT_CONTEXT_LIMITS.maxBytes + 1, 0x20)).problem).toMatch(/over the 8388608-byte limit/);
+    expect(normalizeContext(Buffer.from('{"a":1}'), { maxBytes: 3, maxDepth: 10 }).problem).toMatch(/7 bytes is over the 3-byte limit/);
+    expect(normalizeContext(Buffer.from(nested(MAX_CONTEXT_DEPTH))).problem).toBeUndefined();
+    expect(normalizeContext(Buffer.from(nested(MAX_CONTEXT_DEPTH + 1))).problem).toMatch(/over the limit/);
+  });
+
+  it('counts braces inside strings as text, not nesting', () => {
+    expect(normalizeContext(Buffer.from(`{"s":"${'{['.repeat(5000)}\\"}"}`), { maxBytes: 1e6, maxDepth: 2 }).problem).toBeUndefined();
+  });
+});
