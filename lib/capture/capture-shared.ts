@@ -3,10 +3,10 @@
 // import the worker facade (capture.worker.ts) that wires them together.
 import type { Client } from 'pg';
 import type { LogicalReplicationService } from 'pg-logical-replication';
-import type { ResolvedCaptureOptions } from '../options/capture-options';
+import type { CaptureLogger, ResolvedCaptureOptions } from '../options/capture-options';
 import type { ChangesWriter } from './changes-writer';
 import type { NewTablePublishing } from './new-table-publisher';
-import type { PgoutputStitcher } from './pgoutput-stitcher';
+import type { PgoutputStitcher, StitcherReports } from './pgoutput-stitcher';
 
 /** Prefix of the non-transactional messages the worker emits on an idle source. */
 export const HEARTBEAT_MESSAGE_PREFIX = '_bemi_heartbeat';
@@ -80,4 +80,18 @@ export function toError(e: unknown): Error {
 
 export function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** What the stitcher reports, counted (status()) and logged. */
+export function stitcherReports(counters: CaptureCounters, logger: CaptureLogger): StitcherReports {
+  return {
+    invalidContext: (reason, lsn) => {
+      counters.invalidContexts++;
+      logger.warn(`A _bemi context message at ${lsn} was stored as the invalid-context marker {"_bemi":{"invalidContext":...}}: ${reason}.`);
+    },
+    unknownKey: (problem, count) => {
+      counters.unknownKeys++;
+      if (count === 1) logger.warn(`Changes are stored without a primary key: ${problem}. See docs/capture.md, "Schema changes".`);
+    },
+  };
 }

@@ -1,6 +1,7 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
-import { jsonbSafe, UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
+import { UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
+import { DEFAULT_CONTEXT_LIMITS, normalizeContext, type ContextLimits } from './context-message';
 import { lsnToDecimal, parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
 import { RelationRules } from '../rules/relation-rules';
@@ -263,82 +264,6 @@ export interface StitcherReports {
   invalidContext?(reason: string, position: string): void;
   /** A row is stored without its key (`count`: rows so far under this relation message). */
   unknownKey?(problem: string, count: number): void;
-}
-
-/** What a context message may be; anything else is stored as the invalid-context marker. */
-export interface ContextLimits {
-  /** Largest message, in bytes. */
-  maxBytes: number;
-  /** Deepest nesting of objects and arrays. */
-  maxDepth: number;
-}
-
-/**
- * Deep enough for any context the ORM hook can encode (its own recursion gives up first), shallow
- * enough for jsonb and for every step here, none of which recurses.
- */
-export const MAX_CONTEXT_DEPTH = 4096;
-export const DEFAULT_CONTEXT_LIMITS: ContextLimits = Object.freeze({ maxBytes: 8 * 1024 * 1024, maxDepth: MAX_CONTEXT_DEPTH });
-
-/** The marker stored in place of a context message that cannot be stored as it is. */
-export function invalidContextJson(reason: string, excerpt?: string): string {
-  return JSON.stringify({ _bemi: { invalidContext: reason, ...(excerpt !== undefined ? { excerpt } : {}) } });
-}
-
-/**
- * Context JSON as stored, from a `_bemi` message as any role may have emitted it. A JSON object
- * within the limits is kept as its own text (exact numbers; U+0000 and lone-surrogate escapes
- * become U+FFFD, which jsonb can store). Anything else — not UTF-8, not JSON, not an object, too
- * large, too deep — becomes `{"_bemi":{"invalidContext":"<reason>"}}` (with an excerpt of
- * malformed text), so the row changes are stored all the same. Never throws, never recurses.
- */
-export function normalizeContext(content: Buffer, limits: ContextLimits = DEFAULT_CONTEXT_LIMITS): { json: string; problem?: string } {
-  const invalid = (reason: string, excerpt?: string) => ({ json: invalidContextJson(reason, excerpt), problem: reason });
-  if (content.length > limits.maxBytes) return invalid(`context message of ${content.length} bytes is over the ${limits.maxBytes}-byte limit`);
-  let text: string;
-  try {
-    text = UTF8.decode(content);
-  } catch {
-    return invalid('context message is not valid UTF-8');
-  }
-  const depth = nestingDepth(text);
-  if (depth > limits.maxDepth) return invalid(`context nests ${depth} levels deep, over the limit of ${limits.maxDepth}`);
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return invalid('context message is not JSON', excerptOf(text));
-  }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) return invalid('context message is not a JSON object', excerptOf(text));
-  return { json: jsonbSafe(text) };
-}
-
-const UTF8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Deepest nesting of `{`/`[` outside strings, in one pass. */
-function nestingDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 92 /* \ */) i++;
-      else if (ch === 34 /* " */) inString = false;
-    } else if (ch === 34) inString = true;
-    else if (ch === 123 /* { */ || ch === 91 /* [ */) {
-      if (++depth > max) max = depth;
-    } else if (ch === 125 /* } */ || ch === 93 /* ] */) depth--;
-  }
-  return max;
-}
-
-/** The start of malformed text, for whoever investigates (NUL, which jsonb cannot store, as U+FFFD). */
-function excerptOf(text: string): string {
-  let excerpt = text.slice(0, 200);
-  // Never end on half a surrogate pair.
-  if (/[\uD800-\uDBFF]$/.test(excerpt)) excerpt = excerpt.slice(0, -1);
-  return excerpt.replace(/\u0000/g, '\uFFFD');
 }
 
 /** ISO 8601 text with all six fractional digits (commit times are microseconds since 1970). */

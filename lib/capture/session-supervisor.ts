@@ -7,11 +7,12 @@ import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication
 import type { CaptureLogger } from '../options/capture-options';
 import { quoteIdent } from '../shared/sql-quote';
 import type { CaptureAcknowledger } from './capture-acknowledger';
-import { message, toError, type CaptureCounters, type CaptureStatus, type Session, type SettledCaptureOptions } from './capture-shared';
+import { message, stitcherReports, toError, type CaptureCounters, type CaptureStatus, type Session, type SettledCaptureOptions } from './capture-shared';
 import { ChangesWriter } from './changes-writer';
 import { formatLsn, parseLsn } from './lsn';
 import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
-import { DEFAULT_CONTEXT_LIMITS, PgoutputStitcher } from './pgoutput-stitcher';
+import { DEFAULT_CONTEXT_LIMITS } from './context-message';
+import { PgoutputStitcher } from './pgoutput-stitcher';
 import { queriesInTurn } from './queries-in-turn';
 import { replicationConfig, TextPgoutputPlugin } from './replication-connection';
 import { checkSchemas, checkSource, chooseDefaultSlot, ensureDestination, ensurePublication, ensureSlot, ensureStateRow, syncPublication, trackedTables, warnAboutTables } from './source-setup';
@@ -183,16 +184,7 @@ export class SessionSupervisor {
       source,
       destinations,
       writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids)),
-      stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, {
-        invalidContext: (reason, lsn) => {
-          this.counters.invalidContexts++;
-          this.logger.warn(`A _bemi context message at ${lsn} was stored as the invalid-context marker {"_bemi":{"invalidContext":...}}: ${reason}.`);
-        },
-        unknownKey: (problem, count) => {
-          this.counters.unknownKeys += count;
-          if (count === 1) this.logger.warn(`Changes are stored without a primary key: ${problem}. See docs/capture.md, "Schema changes".`);
-        },
-      }),
+      stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger)),
       received: 0,
       handled: 0,
       failed: false,

@@ -36,3 +36,14 @@ export function oneLineReason(error: unknown): string {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A `node:util` parseArgs error in the words of this CLI: the option or argument at fault, one line. */
+export function parseErrorMessage(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  const message = oneLineReason(error);
+  const quoted = /'([^']+)'/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return `unknown option ${quoted ?? message}`;
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument ${quoted ? `"${quoted}" ` : ''}(options take the form --name value)`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return message.replace(/^Option '([^']+)'/, '$1').replace(/\.$/, '');
+  return message;
+}

@@ -2,6 +2,7 @@ import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { captureOptions, changesOf, installTriggers, stopAndDropSlot, syncCapture, withContext } from './support/capture-helpers';
 import { BemiCaptureWorker as Worker } from '../../lib/capture/capture.worker';
+import { RecordingLogger } from '../support/recording-logger';
 
 /** One DDL a migration may run, with writes before and after it, and what the trail must say. */
 interface SchemaCase {
@@ -163,7 +164,7 @@ describe.each(['live', 'behind'] as const)('capture across schema changes, %s (r
     await installTriggers(db);
     for (const c of CASES) for (const s of c.setup ?? []) await db.query(sql(c, s));
     for (const c of CASES) if (c.setup) await db.query(sql(c, 'ALTER TABLE $t REPLICA IDENTITY FULL'));
-    worker = new Worker(captureOptions(db, { reconnectDelayMs: 50, maxReconnectDelayMs: 200 }));
+    worker = new Worker(captureOptions(db, { logger: new RecordingLogger(), reconnectDelayMs: 50, maxReconnectDelayMs: 200 }));
     await worker.start();
     await syncCapture(db);
     if (mode === 'behind') await worker.stop();

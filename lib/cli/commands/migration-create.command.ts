@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_REPLICA_IDENTITY_FULL } from '../../migration/bemi-migration-sql';
 import { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } from '../../migration/migration-file';
 import { resolveMigrationsDirectory, type ReadProjectFile } from '../../migration/migrations-path';
-import { oneLineReason, processIo, UsageError, type CliIo } from '../cli-io';
+import { oneLineReason, parseErrorMessage, processIo, UsageError, type CliIo } from '../cli-io';
 
 export const MIGRATION_CREATE_HELP = `Usage: nestjs-bemi migration:create [options]
 
@@ -110,7 +110,7 @@ export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
       },
     }));
   } catch (error) {
-    throw new UsageError(describeParseError(error));
+    throw new UsageError(parseErrorMessage(error));
   }
   if (values['replica-identity-full'] && values['no-replica-identity-full']) {
     throw new UsageError('--replica-identity-full and --no-replica-identity-full contradict each other');
@@ -136,21 +136,6 @@ export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
     dryRun: values['dry-run'] === true,
     force: values.force === true,
   };
-}
-
-function describeParseError(error: unknown): string {
-  const code = (error as { code?: string }).code;
-  const message = oneLineReason(error);
-  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
-    const option = /'([^']+)'/.exec(message)?.[1];
-    return `unknown option ${option ?? message}`;
-  }
-  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
-    const value = /'([^']+)'/.exec(message)?.[1];
-    return `unexpected argument ${value ? `"${value}"` : ''} (options take the form --name value)`.replace('  ', ' ');
-  }
-  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return message.replace(/^Option '([^']+)'/, '$1').replace(/\.$/, '');
-  return message;
 }
 
 /** The `sourceRoot` of nest-cli.json, if the app has one. */

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { pruneChanges, type RetentionLogger } from '../../retention/prune-changes';
 import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../../options/defaults';
 import { parseRetentionDuration } from '../../options/duration';
-import { oneLineReason, processIo, UsageError, type CliIo } from '../cli-io';
+import { parseErrorMessage, processIo, UsageError, type CliIo } from '../cli-io';
 import { databaseUrl, databaseUrlRequired } from '../database-url';
 
 export const PRUNE_HELP = `Usage: nestjs-bemi prune --older-than <duration> [options]
@@ -81,12 +81,7 @@ export function parsePruneArgs(argv: string[]): PruneArgs {
       },
     }));
   } catch (error) {
-    const message = oneLineReason(error);
-    const quoted = /'([^']+)'/.exec(message)?.[1];
-    const code = (error as { code?: string }).code;
-    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new UsageError(`unknown option ${quoted ?? message}`);
-    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') throw new UsageError(`unexpected argument "${quoted ?? ''}" (options take the form --name value)`);
-    throw new UsageError(message.replace(/^Option '([^']+)'/, '$1').replace(/\.$/, ''));
+    throw new UsageError(parseErrorMessage(error));
   }
   if (values.help) return { help: true, olderThan: '', dryRun: false };
   const olderThan = values['older-than'];

@@ -1,4 +1,4 @@
-import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext } from '../../lib/capture/pgoutput-stitcher';
+import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext } from '../../lib/capture/context-message';
 
 const nested = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
 
