@@ -24,9 +24,6 @@ export function series(table: string, count: number, last: string): Array<{ tabl
   return Array.from({ length: count }, (_, i) => ({ table, committedAt: new Date(end - (count - 1 - i) * 1000).toISOString() }));
 }
 
-// test/cli/prune.spec.ts still imports it from here.
-export { createChangesTable } from '../support/changes-table';
-
 /** The index pruning asks for (see docs/retention.md); IF NOT EXISTS in case the changes DDL brings it. */
 export const PRUNE_INDEX = `CREATE INDEX IF NOT EXISTS _bemi_changes_table_committed_at ON changes ("table", committed_at)`;
 

@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { runCli } from '../../lib/cli/main';
-import { compileLib } from '../capture/support/processes';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { createChangesTable, PRUNE_INDEX, seedChanges, series } from '../retention/support';
+import { runCli } from '../../../lib/cli/main';
+import { compileLib } from '../../capture/support/processes';
+import { createTestDatabase, type TestDatabase } from '../../support/database';
+import { createChangesTable } from '../../support/changes-table';
+import { PRUNE_INDEX, seedChanges, series } from '../../retention/support';
 
 interface Result {
   code: number;
