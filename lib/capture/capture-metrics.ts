@@ -24,6 +24,12 @@ export interface BemiCaptureMetrics {
   newestChangeAgeSeconds: number | null;
   /** Rows written by the in-process worker since it started; null without one. */
   changesWritten: number | null;
+  /**
+   * What the in-process worker stored with a marker instead of as received (null without one):
+   * context messages replaced by the invalid-context marker, changes stored without their key,
+   * changes the destination refused (stored as text; the last one's position and reason).
+   */
+  stored: { invalidContexts: number; unknownKeys: number; unstorableChanges: number; lastUnstorable: { position: string; reason: string } | null } | null;
   measuredAt: Date;
 }
 
@@ -66,6 +72,7 @@ export async function readCaptureMetrics(query: RowsQuery, target: MetricsTarget
     newestChangeAt: newest,
     newestChangeAgeSeconds: newest ? Math.max(0, (now.getTime() - newest.getTime()) / 1000) : null,
     changesWritten: worker ? worker.changesWritten : null,
+    stored: worker ? { invalidContexts: worker.invalidContexts, unknownKeys: worker.unknownKeys, unstorableChanges: worker.unstorableChanges, lastUnstorable: worker.lastUnstorable } : null,
     measuredAt: now,
   };
 }

@@ -6,7 +6,7 @@ import type { LogicalReplicationService } from 'pg-logical-replication';
 import type { CaptureLogger, ResolvedCaptureOptions } from '../options/capture-options';
 import type { ChangesWriter } from './changes-writer';
 import type { NewTablePublishing } from './new-table-publisher';
-import type { PgoutputStitcher, StitcherReports } from './pgoutput-stitcher';
+import type { ChangeRow, PgoutputStitcher, StitcherReports } from './pgoutput-stitcher';
 
 /** Prefix of the non-transactional messages the worker emits on an idle source. */
 export const HEARTBEAT_MESSAGE_PREFIX = '_bemi_heartbeat';
@@ -36,6 +36,10 @@ export interface CaptureStatus {
   invalidContexts: number;
   /** Changes stored without a primary key although their table has one (it could not be told; see docs/capture.md). */
   unknownKeys: number;
+  /** Changes the destination refused, stored in their unstorable form (values as text, with the reason). */
+  unstorableChanges: number;
+  /** The last of those: its stream position (LSN, decimal) and the database's reason. */
+  lastUnstorable: { position: string; reason: string } | null;
   /**
    * How tables created while the worker runs join its publication: 'event-trigger' (in the
    * creating transaction, nothing missed) or 'refresh' (within publicationRefreshMs; rows written
@@ -56,6 +60,8 @@ export class CaptureCounters {
   maxQueuedMessages = 0;
   invalidContexts = 0;
   unknownKeys = 0;
+  unstorableChanges = 0;
+  lastUnstorable: { position: string; reason: string } | null = null;
 }
 
 /** One replication connection and everything that lives exactly as long as it. */
@@ -80,6 +86,18 @@ export function toError(e: unknown): Error {
 
 export function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
+}
+
+/** A change the destination refused, counted (status()) and logged; it was stored in its unstorable form. */
+export function unstorableReport(counters: CaptureCounters, logger: CaptureLogger): (row: ChangeRow, reason: string) => void {
+  return (row, reason) => {
+    counters.unstorableChanges++;
+    counters.lastUnstorable = { position: row.position, reason };
+    logger.error(
+      `The destination refused change ${row.commitPosition}/${row.seq} of ${row.schema}.${row.table} (${reason}); ` +
+        `it is stored with its values as text under "_bemi".unstorable, and capture goes on. Please report it.`,
+    );
+  };
 }
 
 /** What the stitcher reports, counted (status()) and logged. */

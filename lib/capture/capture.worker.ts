@@ -89,6 +89,8 @@ export class BemiCaptureWorker {
       maxQueuedMessages: c.maxQueuedMessages,
       invalidContexts: c.invalidContexts,
       unknownKeys: c.unknownKeys,
+      unstorableChanges: c.unstorableChanges,
+      lastUnstorable: c.lastUnstorable,
       newTables: this.supervisor.newTables,
     };
   }

@@ -4,6 +4,7 @@ import type { Client } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from '../trail/changes-table';
+import { jsonbSafe } from '../trail/json-values';
 import type { ChangeRow } from './pgoutput-stitcher';
 import { UuidV7Generator } from './uuid-v7';
 
@@ -48,6 +49,8 @@ export class ChangesWriter {
     private readonly slotName: string,
     /** Writers of one worker share it, so every id it stores follows one time order. */
     private readonly ids: UuidV7Generator = new UuidV7Generator(),
+    /** Told of each change stored in its unstorable form (see {@link unstorableForm}). */
+    private readonly onUnstorable?: (row: ChangeRow, reason: string) => void,
   ) {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
     // No conflict target: on a partitioned `changes` the unique key must also hold the partition
@@ -86,10 +89,48 @@ export class ChangesWriter {
       await pipeline(Readable.from([batch.text]), copy);
       return rows.length;
     } catch (e) {
-      if ((e as { code?: string }).code !== '23505') throw e; // unique_violation: some rows are stored already
+      const code = (e as { code?: string }).code;
+      // unique_violation: some rows are stored already. A data error: some row cannot be stored.
+      if (code !== '23505' && !isDataError(code)) throw e;
       await this.client.query('ROLLBACK TO SAVEPOINT bemi_batch');
     }
-    return this.insertSkippingStored(rows);
+    return this.insertIsolating(rows);
+  }
+
+  /**
+   * Inserts rows skipping stored ones; when the database refuses some row's values (a data error:
+   * an encoding bug, a value jsonb cannot hold), halves the rows under savepoints until the
+   * refused ones are alone, and stores each of those in its unstorable form. So one change can
+   * neither stop capture nor take its neighbours with it, and nothing is skipped without a row.
+   */
+  private async insertIsolating(rows: readonly ChangeRow[]): Promise<number> {
+    await this.client.query('SAVEPOINT bemi_part');
+    try {
+      const n = await this.insertSkippingStored(rows);
+      await this.client.query('RELEASE SAVEPOINT bemi_part');
+      return n;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (!isDataError(code)) throw e;
+      await this.client.query('ROLLBACK TO SAVEPOINT bemi_part; RELEASE SAVEPOINT bemi_part');
+      if (rows.length > 1) {
+        const half = Math.ceil(rows.length / 2);
+        return (await this.insertIsolating(rows.slice(0, half))) + (await this.insertIsolating(rows.slice(half)));
+      }
+      const reason = `${(e as Error).message} (SQLSTATE ${code})`;
+      this.onUnstorable?.(rows[0], reason);
+      // The context (who made the change) is kept when it was not what the database refused.
+      await this.client.query('SAVEPOINT bemi_part');
+      try {
+        const n = await this.insertSkippingStored([unstorableForm(rows[0], reason, true)]);
+        await this.client.query('RELEASE SAVEPOINT bemi_part');
+        return n;
+      } catch (again) {
+        if (!isDataError((again as { code?: string }).code)) throw again;
+        await this.client.query('ROLLBACK TO SAVEPOINT bemi_part; RELEASE SAVEPOINT bemi_part');
+      }
+      return this.insertSkippingStored([unstorableForm(rows[0], reason, false)]);
+    }
   }
 
   private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
@@ -137,6 +178,28 @@ export class ChangesWriter {
     this.savepoint = false;
     await this.client.query('ROLLBACK');
   }
+}
+
+/** SQLSTATE classes of a value the database refused (22 data exception, 54 program limit such as nesting depth). */
+function isDataError(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('22') || code.startsWith('54'));
+}
+
+/**
+ * A change the database refused, in a form it cannot refuse: each image (and, unless
+ * `keepContext`, the context) becomes `{"_bemi": {"unstorable": "<reason>", "text": "<the image
+ * as text>"}}`, with what jsonb cannot hold (U+0000, lone surrogates) replaced. The row keeps its
+ * position, key, table and operation.
+ */
+export function unstorableForm(row: ChangeRow, reason: string, keepContext: boolean): ChangeRow {
+  const asText = (json: string) => jsonbSafe(JSON.stringify({ _bemi: { unstorable: reason, text: json } }));
+  return {
+    ...row,
+    primaryKey: row.primaryKey === null ? null : row.primaryKey.replace(/\u0000/g, '\uFFFD'),
+    before: asText(row.before),
+    after: asText(row.after),
+    context: keepContext ? row.context : asText(row.context),
+  };
 }
 
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */

@@ -7,7 +7,7 @@ import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication
 import type { CaptureLogger } from '../options/capture-options';
 import { quoteIdent } from '../shared/sql-quote';
 import type { CaptureAcknowledger } from './capture-acknowledger';
-import { message, stitcherReports, toError, type CaptureCounters, type CaptureStatus, type Session, type SettledCaptureOptions } from './capture-shared';
+import { message, stitcherReports, toError, unstorableReport, type CaptureCounters, type CaptureStatus, type Session, type SettledCaptureOptions } from './capture-shared';
 import { ChangesWriter } from './changes-writer';
 import { formatLsn, parseLsn } from './lsn';
 import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
@@ -183,7 +183,7 @@ export class SessionSupervisor {
       service,
       source,
       destinations,
-      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids)),
+      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger))),
       stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger)),
       received: 0,
       handled: 0,
@@ -244,12 +244,17 @@ export class SessionSupervisor {
   private async supervise(first: Session): Promise<void> {
     let session: Session | undefined = first;
     let delay = this.options.reconnectDelayMs;
+    // Where the session began: one that failed before confirming anything (the same failure
+    // again, e.g. a batch the destination refuses) waits twice as long as the one before it.
+    let openedAt = this.parts.acknowledger.position;
     while (!this.stopping) {
       if (session) {
         const error = await session.ended;
         await this.closeSession(session);
         session = undefined;
         if (this.stopping) break;
+        const progressed = this.parts.acknowledger.position > openedAt;
+        if (progressed) delay = this.options.reconnectDelayMs;
         this.logger.warn(`Replication stream lost (${message(error)}); reconnecting in ${delay} ms.`);
       }
       this.currentState = 'reconnecting';
@@ -265,8 +270,9 @@ export class SessionSupervisor {
       try {
         await this.prepare(false);
         session = await this.openSession();
-        this.logger.log(`Reconnected (attempt ${this.counters.reconnects}); resuming at ${formatLsn(this.parts.acknowledger.position)}.`);
-        delay = this.options.reconnectDelayMs;
+        openedAt = this.parts.acknowledger.position;
+        this.logger.log(`Reconnected (attempt ${this.counters.reconnects}); resuming at ${formatLsn(openedAt)}.`);
+        delay = Math.min(delay * 2, this.options.maxReconnectDelayMs);
       } catch (e) {
         this.counters.lastError = message(e);
         this.logger.warn(`Reconnect failed (${message(e)}); retrying in ${Math.min(delay * 2, this.options.maxReconnectDelayMs)} ms.`);

@@ -39,6 +39,8 @@ export class BemiHealthIndicator {
         lagSeconds: metrics.lagSeconds,
         newestChangeAt: metrics.newestChangeAt?.toISOString() ?? null,
         newestChangeAgeSeconds: metrics.newestChangeAgeSeconds,
+        // Reported, never `down`: capture goes on, but these want a look (docs/health.md).
+        stored: metrics.stored,
       },
     };
   }

@@ -87,6 +87,33 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
     await expect(client.query('SAVEPOINT outside_a_transaction')).rejects.toThrow(/transaction blocks/);
   });
 
+  it('isolates a change the database refuses and stores it as text with the reason; its neighbours and stored rows are untouched', async () => {
+    const refused: Array<[number, string]> = [];
+    const writer = new ChangesWriter(client, 'audit', 's', undefined, (r, reason) => refused.push([r.seq, reason]));
+    expect(await writer.insert(writer.prepare([row(600, 0, 'stored')]))).toBe(1);
+    await writer.commit({ commitPosition: 600n, commitEndPosition: 620n, committedAt: '2024-01-01T00:00:04Z' });
+    // 40 rows, two of them with images jsonb refuses (an encoder bug, a value too deep), one already stored.
+    const rows = Array.from({ length: 40 }, (_, i) => row(700, i, `r${i}`));
+    rows[7] = { ...rows[7], after: '{"v": not json}' };
+    rows[19] = { ...rows[19], after: '{"v": "nul \u0000 byte"}' };
+    rows[31] = { ...rows[31], before: '['.repeat(20_000) + ']'.repeat(20_000) };
+    expect(await writer.insert(writer.prepare([row(600, 0, 'stored'), ...rows]))).toBe(40);
+    await writer.commit({ commitPosition: 700n, commitEndPosition: 720n, committedAt: '2024-01-01T00:00:05Z' });
+    expect(refused.map(([seq]) => seq)).toEqual([7, 19, 31]);
+    expect(refused[0][1]).toMatch(/invalid input syntax for type json.*\(SQLSTATE 22P02\)/);
+    expect(refused[1][1]).toMatch(/SQLSTATE 22021/);
+    expect(refused[2][1]).toMatch(/SQLSTATE 54001/);
+    const stored = await db.query(`SELECT seq, primary_key, before, after, context FROM audit.changes WHERE commit_position = 700 ORDER BY seq`);
+    expect(stored.map((r) => r.seq)).toEqual(rows.map((r) => r.seq));
+    expect(stored.filter((r) => ![7, 19, 31].includes(r.seq)).every((r) => r.after.v === r.primary_key)).toBe(true);
+    expect(stored[7]).toMatchObject({ primary_key: 'r7', context: { who: 'tab\there' } });
+    expect(stored[7].after._bemi).toEqual({ unstorable: refused[0][1], text: '{"v": not json}' });
+    expect(stored[19].after._bemi.text).toBe('{"v": "nul \uFFFD byte"}');
+    expect(stored[7].before._bemi).toEqual({ unstorable: refused[0][1], text: '{}' });
+    expect(stored[31].before._bemi.text).toHaveLength(40_000);
+    expect((await db.query(`SELECT count(*)::int AS n FROM audit.changes WHERE commit_position = 600`))[0].n).toBe(1);
+  });
+
   it('rolls back everything of an unfinished transaction', async () => {
     const writer = new ChangesWriter(client, 'audit', 's');
     await writer.insert(writer.prepare([row(300, 0, 'partial')]));

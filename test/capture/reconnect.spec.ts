@@ -43,6 +43,36 @@ describe('capture: reconnects and resumes', () => {
     }
   });
 
+  it('backs off further while the same failure repeats, and starts over once capture moves again', async () => {
+    const db = await createCaptureDatabase('capture_backoff', `CREATE TABLE item (id int PRIMARY KEY, v int)`);
+    let worker: BemiCaptureWorker | undefined;
+    try {
+      let logger: RecordingLogger;
+      let slotName: string;
+      ({ worker, logger, slotName } = await startWorker(db, { reconnectDelayMs: 20, maxReconnectDelayMs: 160 }));
+      await syncCapture(db);
+      // The destination refuses item's rows with an error that is not about their values: capture
+      // must retry (a permission or a trigger may be fixed), never skip them, and wait longer each time.
+      await db.query(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+                        IF NEW."table" = 'item' THEN RAISE EXCEPTION 'refused by a trigger'; END IF; RETURN NEW; END $$;
+                      CREATE TRIGGER refuse BEFORE INSERT ON changes FOR EACH ROW EXECUTE FUNCTION refuse()`);
+      await insertItems(db, 1, 10);
+      const delays = () => [...logger.text('warn').matchAll(/Replication stream lost \(refused by a trigger\); reconnecting in (\d+) ms/g)].map((m) => Number(m[1]));
+      await waitFor(() => delays().length >= 6, 'six failed sessions');
+      expect(delays().slice(0, 6)).toEqual([20, 40, 80, 160, 160, 160]);
+      await db.query(`DROP TRIGGER refuse ON changes`);
+      await syncCapture(db);
+      await expectCreatedOnce(db, 10);
+      // Capture moved again: the next loss waits the first delay again.
+      const before = logger.messages('warn').length;
+      await db.query(`SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1`, [slotName]);
+      await waitFor(() => logger.messages('warn').slice(before).some((m) => /Replication stream lost/.test(m)), 'the next loss');
+      expect(logger.messages('warn').slice(before).find((m) => /Replication stream lost/.test(m))).toMatch(/reconnecting in 20 ms/);
+    } finally {
+      await dropCaptureDatabase(worker, db);
+    }
+  });
+
   it('after its destination connections are terminated while several writes are in flight', async () => {
     const db = await createCaptureDatabase('capture_destination_loss', `CREATE TABLE item (id int PRIMARY KEY, v int)`);
     let worker: BemiCaptureWorker | undefined;
