@@ -191,7 +191,8 @@ export class PgoutputStitcher {
       primaryKey,
       before,
       after,
-      context: tx.context,
+      // A table without the context trigger emitted nothing: the context in force is another statement's.
+      context: this.relations.get(relation.relationOid)?.contextTrigger === false ? '{}' : tx.context,
       database: this.database,
       schema: relation.schema,
       table: relation.name,

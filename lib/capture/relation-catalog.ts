@@ -1,5 +1,6 @@
 import type { Client } from 'pg';
 import type { Pgoutput } from 'pg-logical-replication';
+import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
 import { valueKind, type ValueKind } from '../trail/json-values';
 
 /** What the stitcher needs to know about a published table beyond pgoutput's relation message. */
@@ -10,6 +11,11 @@ export interface RelationInfo {
   keyProblem?: string;
   /** JSON encoding per column name. */
   kinds: Map<string, ValueKind>;
+  /**
+   * Whether the table has the (enabled) context trigger. A statement on a table without it emits
+   * no context message, so its rows must not take the context an earlier statement emitted.
+   */
+  contextTrigger: boolean;
 }
 
 /** The parts of pgoutput's relation message that describe the rows that follow it. */
@@ -63,7 +69,17 @@ export async function describeRelation(client: Client, relation: RelationShape):
   }
   // A type dropped since the row was written is kept as the text PostgreSQL sent.
   const kinds = new Map(relation.columns.map((c) => [c.name, kindOf.get(c.typeOid) ?? ('string' as const)]));
-  return { ...(await primaryKeyOf(client, relation)), kinds };
+  return { ...(await primaryKeyOf(client, relation)), kinds, contextTrigger: await hasContextTrigger(client, relation.relationOid) };
+}
+
+/** The table has the enabled context trigger, or is gone (then it is not known, and stitching is as always). */
+async function hasContextTrigger(client: Client, relationOid: number): Promise<boolean> {
+  const { rows } = await client.query<{ present: boolean; gone: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND tgenabled <> 'D') AS present,
+            NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1) AS gone`,
+    [relationOid, BEMI_SQL_OBJECTS.trigger],
+  );
+  return rows[0].present || rows[0].gone;
 }
 
 /**

@@ -33,7 +33,7 @@ describe('relation catalog (real PostgreSQL)', () => {
     expect(await describeRelation(reader, shape)).toMatchObject({ primaryKey: [], keyProblem: expect.stringMatching(/public.made_here was dropped before/) });
     await writer.query('COMMIT');
     await waitUntilVisible(reader, xid, 60_000);
-    expect(await describeRelation(reader, shape)).toEqual({ primaryKey: ['b', 'a'], kinds: new Map([['a', 'number'], ['b', 'string']]) });
+    expect(await describeRelation(reader, shape)).toEqual({ primaryKey: ['b', 'a'], kinds: new Map([['a', 'number'], ['b', 'string']]), contextTrigger: false });
   });
 
   describe('follows the relation message, not the catalog of today', () => {
