@@ -4,6 +4,7 @@ import { runDropSlotCommand } from '../../../lib/cli/commands/capture-drop-slot.
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { installTriggers, startWorker, uniqueSlot, waitFor } from '../../capture/support/capture-helpers';
 import { MemoryIo, processOutputDuring } from '../support/memory-io';
+import { withEnv } from '../../support/env';
 
 describe('nestjs-bemi capture:drop-slot', () => {
   let db: TestDatabase;
@@ -50,18 +51,10 @@ describe('nestjs-bemi capture:drop-slot', () => {
   });
 
   it('needs a database', async () => {
-    const saved = { BEMI_CAPTURE_SOURCE: process.env.BEMI_CAPTURE_SOURCE, DATABASE_URL: process.env.DATABASE_URL };
-    delete process.env.BEMI_CAPTURE_SOURCE;
-    delete process.env.DATABASE_URL;
-    try {
+    await withEnv({ BEMI_CAPTURE_SOURCE: undefined, DATABASE_URL: undefined }, async () => {
       const io = new MemoryIo();
       expect(await runDropSlotCommand([], io)).toBe(2);
       expect(io.stderr).toMatch(/^--database-url is required \(or set BEMI_CAPTURE_SOURCE \/ DATABASE_URL\)\./);
-    } finally {
-      for (const [name, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-    }
+    });
   });
 });

@@ -6,6 +6,7 @@ import { runCli } from '../../../lib/cli/main';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { installTriggers, syncCapture, uniqueSlot, waitFor } from '../../capture/support/capture-helpers';
 import { MemoryIo, processOutputDuring } from '../support/memory-io';
+import { withEnv } from '../../support/env';
 
 const DEPRECATED = /--source is deprecated; use --database-url/g;
 
@@ -38,24 +39,17 @@ describe('nestjs-bemi capture', () => {
   });
 
   it('takes the tracked database from --database-url, then $BEMI_CAPTURE_SOURCE, then $DATABASE_URL', async () => {
-    const saved = { BEMI_CAPTURE_SOURCE: process.env.BEMI_CAPTURE_SOURCE, DATABASE_URL: process.env.DATABASE_URL };
-    delete process.env.BEMI_CAPTURE_SOURCE;
-    delete process.env.DATABASE_URL;
-    try {
+    await withEnv({ BEMI_CAPTURE_SOURCE: undefined, DATABASE_URL: undefined }, async () => {
       const missing = new MemoryIo();
       expect(await runCaptureCommand([], missing)).toBe(2);
       expect(missing.stderr).toContain('--database-url is required (or set BEMI_CAPTURE_SOURCE / DATABASE_URL).');
-      process.env.DATABASE_URL = empty.url;
+    });
+    await withEnv({ BEMI_CAPTURE_SOURCE: undefined, DATABASE_URL: empty.url }, async () => {
       const fromEnv = new MemoryIo();
       const slot = uniqueSlot();
       expect(await runCaptureCommand(['--no-create-table', '--slot', slot, '--publication', slot], fromEnv)).toBe(1);
       expect(fromEnv.stderr).toMatch(/could not start: The destination has no public\.changes/);
-    } finally {
-      for (const [name, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-    }
+    });
   });
 
   it('still accepts --source, the deprecated name of --database-url, with one warning on stderr', async () => {
