@@ -208,17 +208,18 @@ describe.each(['live', 'behind'] as const)('capture: primary keys across key cha
   beforeAll(async () => {
     db = await createTestDatabase(`capture_keys_${mode}`);
     await installTriggers(db);
-    await db.query(`CREATE TABLE renamed_key (id int PRIMARY KEY, n text); CREATE TABLE recreated (id int PRIMARY KEY, n text);
-                    ALTER TABLE renamed_key REPLICA IDENTITY FULL; ALTER TABLE recreated REPLICA IDENTITY FULL`);
+    await db.query(`CREATE TABLE renamed_key (id int PRIMARY KEY, n text); CREATE TABLE recreated (id int PRIMARY KEY, n text); CREATE TABLE keyed_later (id int NOT NULL, n text);
+                    ALTER TABLE renamed_key REPLICA IDENTITY FULL; ALTER TABLE recreated REPLICA IDENTITY FULL; ALTER TABLE keyed_later REPLICA IDENTITY FULL`);
     logger = new RecordingLogger();
     worker = new Worker(captureOptions(db, { logger }));
     await worker.start();
     await syncCapture(db);
     if (mode === 'behind') await worker.stop();
-    await db.query(`INSERT INTO renamed_key VALUES (1, 'a'); INSERT INTO recreated VALUES (6, 'old')`);
+    await db.query(`INSERT INTO renamed_key VALUES (1, 'a'); INSERT INTO recreated VALUES (6, 'old'); INSERT INTO keyed_later VALUES (3, 'x')`);
     if (mode === 'live') await syncCapture(db);
     await db.query(`ALTER TABLE renamed_key RENAME COLUMN id TO key_id; UPDATE renamed_key SET n = 'b'`);
     await db.query(`DROP TABLE recreated; CREATE TABLE recreated (id int PRIMARY KEY, label int); ALTER TABLE recreated REPLICA IDENTITY FULL; INSERT INTO recreated VALUES (1, 10)`);
+    await db.query(`ALTER TABLE keyed_later ADD PRIMARY KEY (id); UPDATE keyed_later SET n = 'y'`);
     if (mode === 'behind') await worker.start();
     await syncCapture(db);
   }, 60_000);
@@ -238,6 +239,12 @@ describe.each(['live', 'behind'] as const)('capture: primary keys across key cha
       ['recreated', 'CREATE', '1', { id: 1, label: 10 }],
     ]);
     expect(worker.status().unknownKeys).toBe(lost ? 2 : 0);
+    // ADD PRIMARY KEY: a row written before it has no key of its time. Read after the DDL (capture
+    // behind) it gets the key it has had since — the same record — and never a different one.
+    expect((await changesOf(db, 'keyed_later')).map((r) => [r.operation, r.primary_key])).toEqual([
+      ['CREATE', lost ? '3' : null],
+      ['UPDATE', '3'],
+    ]);
     const warnings = logger.messages('warn').filter((m) => /stored without a primary key/.test(m));
     expect(warnings.map((w) => /of public\.(\w+)|public\.(\w+) was dropped/.exec(w)?.slice(1).find(Boolean))).toEqual(lost ? ['renamed_key', 'recreated'] : []);
   });
