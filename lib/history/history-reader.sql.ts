@@ -5,7 +5,7 @@
 import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, type BuiltSql } from './sql-params';
-import { COMMIT_TS, databaseIs, keyTextOfValues, type LiveTable, type TrailLocation, type TrailPosition } from './trail.sql';
+import { COMMIT_TS, databaseIs, keyTextOfValues, type LiveTable, type TrailTables, type TrailPosition } from './trail.sql';
 
 /** Columns of a change row as the mapper expects them. Images come as text: the mapper parses them keeping numeric digits exact. */
 const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, c.before::text AS before, c.after::text AS after, c.context, c.database, c.schema, c."table",
@@ -26,7 +26,7 @@ export interface ChangesFilter {
 }
 
 /** A page of changes in commit order, with keyset pagination on (commit_position, seq). */
-export function changesSql(loc: TrailLocation, f: ChangesFilter): BuiltSql {
+export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   const q = new SqlParams();
   const where: string[] = [databaseIs(q, loc)];
   if (f.table) where.push(`c."table" = ${q.p(f.table.table)}`, `c.schema = ${q.p(f.table.schema)}`);
@@ -49,13 +49,13 @@ export function changesSql(loc: TrailLocation, f: ChangesFilter): BuiltSql {
     ORDER BY c.commit_position ${dir}, c.seq ${dir} LIMIT ${q.p(f.limit)}`);
 }
 
-export function changeByIdSql(loc: TrailLocation, id: string): BuiltSql {
+export function changeByIdSql(loc: TrailTables, id: string): BuiltSql {
   const q = new SqlParams();
   return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE c.id = ${q.p(id)}::uuid`);
 }
 
 /** All changes committed in the same transaction, in order. */
-export function transactionSql(loc: TrailLocation, commitPosition: string, transactionId: string): BuiltSql {
+export function transactionSql(loc: TrailTables, commitPosition: string, transactionId: string): BuiltSql {
   const q = new SqlParams();
   return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c
     WHERE c.commit_position = ${q.p(commitPosition)}::bigint AND c.transaction_id = ${q.p(transactionId)}::bigint

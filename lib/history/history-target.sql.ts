@@ -3,7 +3,7 @@
  * name that is neither mapped nor a table) whether the trail knows the table at all.
  */
 import { SqlParams, type BuiltSql } from './sql-params';
-import type { TrailLocation } from './trail.sql';
+import type { TrailTables } from './trail.sql';
 
 /** Columns and primary key of a table, from the catalog (null row when it does not exist). */
 export function tableCatalogSql(schema: string, table: string): BuiltSql {
@@ -23,7 +23,7 @@ export function tableCatalogSql(schema: string, table: string): BuiltSql {
 }
 
 /** Whether the trail holds any change of schema.table (one probe of the record index). */
-export function trailHasTableSql(loc: TrailLocation, schema: string, table: string): BuiltSql {
+export function trailHasTableSql(loc: TrailTables, schema: string, table: string): BuiltSql {
   const q = new SqlParams();
   return q.build(`SELECT 1 AS found FROM ${loc.changes} c WHERE c."table" = ${q.p(table)} AND c.schema = ${q.p(schema)} LIMIT 1`);
 }

@@ -6,11 +6,11 @@
 import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, ident, type BuiltSql } from './sql-params';
-import { databaseIs, keyTextOfRow, liveName, type LiveTable, type TrailLocation, type TrailPosition } from './trail.sql';
+import { databaseIs, keyTextOfRow, liveName, type LiveTable, type TrailTables, type TrailPosition } from './trail.sql';
 import { stateExistsSql, toastFillSql, truncateProbeSql } from './time-travel.sql';
 
 /** The same as `(cp, seq)` text, for the preflight of tableAt(). */
-function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
+function truncateSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
   return `(SELECT row(z.cp::text, z.seq)::text FROM (${truncateProbeSql(q, loc, live, atUpper, cmp)}) z)`;
 }
 
@@ -19,7 +19,7 @@ function truncateSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper:
  * table's latest change (by stream order, through the history index) and whether the trail has
  * its deleted-keys index, in one round trip.
  */
-export function preflightSql(loc: TrailLocation, live: LiveTable, atUpper: string): BuiltSql {
+export function preflightSql(loc: TrailTables, live: LiveTable, atUpper: string): BuiltSql {
   const q = new SqlParams();
   const settled = `(SELECT c.committed_at <= ${q.p(atUpper)}::timestamptz FROM ${loc.changes} c
       WHERE c."table" = ${q.p(live.table)} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
@@ -60,7 +60,7 @@ export type TableAtStrategy = 'keys' | 'latest' | 'live';
  */
 function trailStateSql(
   q: SqlParams,
-  loc: TrailLocation,
+  loc: TrailTables,
   live: LiveTable,
   atUpper: string,
   truncBefore: TrailPosition | null,
@@ -144,7 +144,7 @@ function trailStateSql(
  * often changed) together have similar ages, and a sample of such neighbours once sized the
  * window to almost nothing, so nearly every key paid for two probes.
  */
-function windowSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string): string {
+function windowSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: string): string {
   const t = `${q.p(atUpper)}::timestamptz`;
   return `win AS (
       SELECT ${t} - percentile_disc(0.9) WITHIN GROUP (ORDER BY ${t} - l.committed_at) AS lo
@@ -161,7 +161,7 @@ function windowSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: s
  * `bound` (an extra condition starting with AND) holds: the probe tableAt() makes per key and
  * the one its window is sized by, so both mean the same change.
  */
-function lastChangeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, t: string, columns: string, bound = ''): string {
+function lastChangeSql(q: SqlParams, loc: TrailTables, live: LiveTable, t: string, columns: string, bound = ''): string {
   return `SELECT ${columns} FROM ${loc.changes} c
       WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
         AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
@@ -172,7 +172,7 @@ function lastChangeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, t: str
 const WINDOW_SAMPLE = 64;
 
 /** The keys tableAt() looks at: the live table's and the DELETEs', or a skip scan over the trail's (see TableAtStrategy). */
-function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: TableAtStrategy): string {
+function keysSql(q: SqlParams, loc: TrailTables, live: LiveTable, strategy: TableAtStrategy): string {
   const table = () => q.p(live.table);
   if (strategy === 'live') {
     // UNION (not ALL): a key deleted and created again is both live and in the DELETEs. Sorted
@@ -206,7 +206,7 @@ function keysSql(q: SqlParams, loc: TrailLocation, live: LiveTable, strategy: Ta
 
 /** Every row of a table at T: trail state for keys with changes, the live row for keys without. */
 export function tableAtSql(
-  loc: TrailLocation,
+  loc: TrailTables,
   live: LiveTable,
   atUpper: string,
   truncBefore: TrailPosition | null,

@@ -6,10 +6,10 @@
 import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, ident, type BuiltSql } from './sql-params';
-import { COMMIT_TS, databaseIs, keyTextOfValues, liveName, type LiveTable, type TrailLocation } from './trail.sql';
+import { COMMIT_TS, databaseIs, keyTextOfValues, liveName, type LiveTable, type TrailTables } from './trail.sql';
 
 /** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'): one row (cp, seq) or none. */
-export function truncateProbeSql(q: SqlParams, loc: TrailLocation, live: LiveTable, atUpper: string, cmp: '<=' | '>', columns = 'c.commit_position AS cp, c.seq'): string {
+export function truncateProbeSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: string, cmp: '<=' | '>', columns = 'c.commit_position AS cp, c.seq'): string {
   const dir = cmp === '<=' ? 'DESC' : 'ASC';
   return `SELECT ${columns} FROM ${loc.changes} c
       WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
@@ -22,7 +22,7 @@ export function truncateProbeSql(q: SqlParams, loc: TrailLocation, live: LiveTab
  * catalog keeps that a typed error instead of a SQL error that would abort the caller's
  * transaction).
  */
-export function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
+export function stateExistsSql(q: SqlParams, loc: TrailTables): string {
   return `to_regclass(${q.p(`${quoteIdent(loc.captureStateName.schema)}.${quoteIdent(loc.captureStateName.table)}`)}) IS NOT NULL`;
 }
 
@@ -37,7 +37,7 @@ export function stateExistsSql(q: SqlParams, loc: TrailLocation): string {
  * that would decide has no old values), 'truncated' (a later TRUNCATE erased the only image).
  * `_bemi_unresolved`: TOAST markers nothing could fill.
  */
-export function recordAtSql(loc: TrailLocation, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
+export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string[], atUpper: string): BuiltSql {
   const q = new SqlParams();
   const L = liveName(live);
   const t = `${q.p(atUpper)}::timestamptz`;
@@ -107,7 +107,7 @@ export function keyCheckSql(live: LiveTable, keyValues: string[]): BuiltSql {
  * earlier image of the same record that holds one. `fill` = found values, `unresolved` = the
  * rest. A cheap strpos() gate skips the work for the (almost all) images without markers.
  */
-export function toastFillSql(q: SqlParams, loc: TrailLocation, live: LiveTable, image: string, pk: string, cp: string, seq: string): string {
+export function toastFillSql(q: SqlParams, loc: TrailTables, live: LiveTable, image: string, pk: string, cp: string, seq: string): string {
   const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
   return `SELECT jsonb_object_agg(m.key, v.value) FILTER (WHERE v.value IS NOT NULL) AS fill,
              array_agg(m.key) FILTER (WHERE v.value IS NULL) AS unresolved
@@ -121,7 +121,7 @@ export function toastFillSql(q: SqlParams, loc: TrailLocation, live: LiveTable, 
       WHERE strpos(${image}::text, ${quoteLiteral(UNCHANGED_TOAST_MARKER)}) > 0 AND m.value = ${marker}`;
 }
 
-export function captureStartSql(loc: TrailLocation): BuiltSql {
+export function captureStartSql(loc: TrailTables): BuiltSql {
   const q = new SqlParams();
   return q.build(
     `SELECT ${COMMIT_TS.replace('c.committed_at', 'min(s.started_at)')} AS started

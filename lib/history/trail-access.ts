@@ -4,27 +4,27 @@
  * errors, and targets resolved with a typo check. One instance per BemiHistory, shared by its parts.
  */
 import type { MikroORM } from '@mikro-orm/core';
-import type { TrailLocation as TrailSetting } from '../trail/trail-location';
+import type { TrailLocation } from '../trail/trail-location';
 import { BemiHistoryArgumentError, BemiHistoryError, BemiUnknownEntityError } from './history.errors';
 import type { HistoryTarget } from './history.interfaces';
 import { trailHasTableSql } from './history-target.sql';
 import { TargetResolver, type ResolvedTarget } from './history-target';
 import { describe } from './history-time';
 import { qualified, type BuiltSql } from './sql-params';
-import type { TrailLocation } from './trail.sql';
+import type { TrailTables } from './trail.sql';
 
 /** PostgreSQL errors raised when a key value cannot be cast to the key column's type. */
 export const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '22001', '22023']);
 
 export class TrailAccess {
-  readonly loc: TrailLocation;
+  readonly loc: TrailTables;
   private readonly resolver?: TargetResolver;
 
   constructor(
     // Optional so that an app without a default MikroORM still boots; methods then say what to do.
     readonly maybeOrm: MikroORM | undefined,
     /** The configured trail, as resolved at startup. */
-    trail: TrailSetting,
+    trail: TrailLocation,
   ) {
     const { schema, table, captureStateTable: stateTable } = trail;
     for (const [name, value] of Object.entries({ schema, table, captureStateTable: stateTable })) {

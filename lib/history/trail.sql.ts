@@ -9,8 +9,8 @@
 import type { ValueKind } from '../trail/json-values';
 import { ident, qualified, type SqlParams } from './sql-params';
 
-/** Where the trail lives and whose writes to look at. */
-export interface TrailLocation {
+/** The trail's tables, quoted and qualified for SQL, and whose writes to look at (from the TrailLocation). */
+export interface TrailTables {
   changes: string; // qualified changes table
   captureState: string; // qualified capture state table
   captureStateName: { schema: string; table: string };
@@ -41,7 +41,7 @@ export interface TrailPosition {
 
 export const COMMIT_TS = `to_char(c.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-export function databaseIs(q: SqlParams, loc: TrailLocation, alias = 'c'): string {
+export function databaseIs(q: SqlParams, loc: TrailTables, alias = 'c'): string {
   return `${alias}.database = coalesce(${q.p(loc.database)}::text, current_database())`;
 }
 

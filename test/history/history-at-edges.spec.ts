@@ -5,7 +5,7 @@ import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history';
 import * as historySql from '../../lib/history/table-at.sql';
 import { tableAtSql, type TableAtStrategy } from '../../lib/history/table-at.sql';
-import type { LiveTable, TrailLocation } from '../../lib/history/trail.sql';
+import type { LiveTable, TrailTables } from '../../lib/history/trail.sql';
 import { historyEnv, OrderLine, OrderLineSchema, t, Todo, TodoSchema, type HistoryEnv } from './history-fixture';
 
 /** The fixture's ORM is typed with core's EntityManager; the driver's has execute(). */
@@ -20,7 +20,7 @@ const todo = (id: number, task: string) => ({ id, task, is_completed: false, due
  */
 describe('BemiHistory.at() and tableAt() on ties and one-transaction stories', () => {
   let env: HistoryEnv;
-  const loc: TrailLocation = {
+  const loc: TrailTables = {
     changes: '"public"."changes"',
     captureState: '"public"."_bemi_capture_state"',
     captureStateName: { schema: 'public', table: '_bemi_capture_state' },

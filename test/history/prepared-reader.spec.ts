@@ -1,9 +1,9 @@
 import { recordAtSql } from '../../lib/history/time-travel.sql';
-import type { LiveTable, TrailLocation } from '../../lib/history/trail.sql';
+import type { LiveTable, TrailTables } from '../../lib/history/trail.sql';
 import { positional } from '../../lib/history/prepared-reader';
 
 describe('PreparedReader statement text', () => {
-  const loc: TrailLocation = {
+  const loc: TrailTables = {
     changes: '"public"."changes"',
     captureState: '"public"."_bemi_capture_state"',
     captureStateName: { schema: 'public', table: '_bemi_capture_state' },
