@@ -15,7 +15,7 @@ export class BemiOptionsError extends BemiError {
     problem: string,
     fix: string,
   ) {
-    super(`BemiModule option "${option}" ${problem}`, fix.replace(/\.$/, '') + '.');
+    super(`BemiModule option "${option}" ${problem}`, fix && `${fix.replace(/\.$/, '')}.`);
   }
 }
 
