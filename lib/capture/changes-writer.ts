@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Client } from 'pg';
@@ -189,18 +190,26 @@ function isDataError(code: string | undefined): boolean {
  * A change the database refused, in a form it cannot refuse: each image (and, unless
  * `keepContext`, the context) becomes `{"_bemi": {"unstorable": "<reason>", "text": "<the image
  * as text>"}}`, with what jsonb cannot hold (U+0000, lone surrogates) replaced. The row keeps its
- * position, key, table and operation.
+ * position, table and operation, and its key (a digest of it when it is too long to index).
  */
 export function unstorableForm(row: ChangeRow, reason: string, keepContext: boolean): ChangeRow {
-  const asText = (json: string) => jsonbSafe(JSON.stringify({ _bemi: { unstorable: reason, text: json } }));
+  let key = row.primaryKey === null ? null : row.primaryKey.replace(/\u0000/g, '\uFFFD');
+  // A key too long for the trail's b-tree indexes (about 2.7 kB) is stored as a digest; the whole
+  // key stays in the marker.
+  const fullKey = key !== null && Buffer.byteLength(key) > MAX_STORED_KEY_BYTES ? key : undefined;
+  if (fullKey !== undefined) key = `sha256:${createHash('sha256').update(fullKey).digest('hex')}`;
+  const asText = (json: string) => jsonbSafe(JSON.stringify({ _bemi: { unstorable: reason, text: json, ...(fullKey !== undefined ? { primaryKey: fullKey } : {}) } }));
   return {
     ...row,
-    primaryKey: row.primaryKey === null ? null : row.primaryKey.replace(/\u0000/g, '\uFFFD'),
+    primaryKey: key,
     before: asText(row.before),
     after: asText(row.after),
     context: keepContext ? row.context : asText(row.context),
   };
 }
+
+/** Longest primary key text the unstorable form keeps as it is. */
+const MAX_STORED_KEY_BYTES = 1024;
 
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
 function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {

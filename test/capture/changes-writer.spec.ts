@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 import { ChangesWriter } from '../../lib/capture/changes-writer';
 import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
@@ -112,6 +113,19 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
     expect(stored[7].before._bemi).toEqual({ unstorable: refused[0][1], text: '{}' });
     expect(stored[31].before._bemi.text).toHaveLength(40_000);
     expect((await db.query(`SELECT count(*)::int AS n FROM audit.changes WHERE commit_position = 600`))[0].n).toBe(1);
+  });
+
+  it('stores a change whose key is too long for the trail indexes under a digest of the key, the whole key in the marker', async () => {
+    const refused: string[] = [];
+    const writer = new ChangesWriter(client, 'audit', 's', undefined, (_r, reason) => refused.push(reason));
+    const longKey = randomBytes(4000).toString('hex'); // incompressible: b-tree entries are compressed
+    expect(await writer.insert(writer.prepare([row(800, 0, 'fine'), { ...row(800, 1, 'long'), primaryKey: longKey }]))).toBe(2);
+    await writer.commit({ commitPosition: 800n, commitEndPosition: 820n, committedAt: '2024-01-01T00:00:06Z' });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/index row size .* exceeds .*\(SQLSTATE 54000\)/);
+    const [stored] = await db.query(`SELECT primary_key, after FROM audit.changes WHERE commit_position = 800 AND seq = 1`);
+    expect(stored.primary_key).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(stored.after._bemi).toMatchObject({ primaryKey: longKey, text: '{"v":"long"}' });
   });
 
   it('rolls back everything of an unfinished transaction', async () => {
