@@ -29,9 +29,11 @@ export interface BemiCaptureMetrics {
    * context messages replaced by the invalid-context marker, changes stored without their key,
    * changes the destination refused (stored as text; the last one's position and reason).
    */
-  stored: { invalidContexts: number; unknownKeys: number; unstorableChanges: number; lastUnstorable: { position: string; reason: string } | null } | null;
+  stored: Pick<CaptureStatus, StoredFigure> | null;
   measuredAt: Date;
 }
+
+type StoredFigure = 'invalidContexts' | 'unknownKeys' | 'unstorableChanges' | 'lastUnstorable';
 
 /** Runs one query and returns its rows (MikroORM's connection or a pg client fit). */
 export type RowsQuery = (sql: string) => Promise<Array<Record<string, unknown>>>;

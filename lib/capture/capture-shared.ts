@@ -107,9 +107,9 @@ export function stitcherReports(counters: CaptureCounters, logger: CaptureLogger
       counters.invalidContexts++;
       logger.warn(`A _bemi context message at ${lsn} was stored as the invalid-context marker {"_bemi":{"invalidContext":...}}: ${reason}.`);
     },
-    unknownKey: (problem, count) => {
+    unknownKey: (problem, first) => {
       counters.unknownKeys++;
-      if (count === 1) logger.warn(`Changes are stored without a primary key: ${problem}. See docs/capture.md, "Schema changes".`);
+      if (first) logger.warn(`Changes are stored without a primary key: ${problem}. See docs/capture.md, "Schema changes".`);
     },
   };
 }

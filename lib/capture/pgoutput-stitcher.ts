@@ -50,8 +50,8 @@ export class PgoutputStitcher {
   private readonly relationRules = new Map<number, RelationRules | null | undefined>();
   /** Per relation, how each column is encoded (built once per relation message, used per row). */
   private readonly codecs = new Map<number, ColumnCodec[]>();
-  /** Rows stored without a key under the relation message in force, per relation (see RelationInfo.keyProblem). */
-  private readonly keylessRows = new Map<number, number>();
+  /** Relations whose rows, under the relation message in force, were already reported keyless (see RelationInfo.keyProblem). */
+  private readonly reportedKeyless = new Set<number>();
 
   constructor(
     private readonly database: string,
@@ -72,7 +72,7 @@ export class PgoutputStitcher {
   /** Catalog facts for a relation; must be set after its relation message, before its changes. */
   setRelation(relationOid: number, info: RelationInfo): void {
     this.relations.set(relationOid, info);
-    this.keylessRows.delete(relationOid);
+    this.reportedKeyless.delete(relationOid);
     this.relationRules.delete(relationOid);
     this.codecs.delete(relationOid);
   }
@@ -122,9 +122,9 @@ export class PgoutputStitcher {
     }
     const columns = this.codecsOf(msg.relation, info, rules);
     if (info.keyProblem) {
-      const n = (this.keylessRows.get(msg.relation.relationOid) ?? 0) + 1;
-      this.keylessRows.set(msg.relation.relationOid, n);
-      this.report.unknownKey?.(info.keyProblem, n);
+      const first = !this.reportedKeyless.has(msg.relation.relationOid);
+      this.reportedKeyless.add(msg.relation.relationOid);
+      this.report.unknownKey?.(info.keyProblem, first);
     }
     if (msg.tag === 'insert') {
       const after = encodeTuple(columns, msg.new, false, rules, 'after');
@@ -263,8 +263,8 @@ function primaryKeyOf(info: RelationInfo, tuple: Record<string, unknown>): strin
 export interface StitcherReports {
   /** A context message was replaced by the invalid-context marker, for `reason`. */
   invalidContext?(reason: string, position: string): void;
-  /** A row is stored without its key (`count`: rows so far under this relation message). */
-  unknownKey?(problem: string, count: number): void;
+  /** A row is stored without its key (`first`: the first such row under this relation message). */
+  unknownKey?(problem: string, first: boolean): void;
 }
 
 /** ISO 8601 text with all six fractional digits (commit times are microseconds since 1970). */

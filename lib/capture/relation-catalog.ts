@@ -69,17 +69,19 @@ export async function describeRelation(client: Client, relation: RelationShape):
   }
   // A type dropped since the row was written is kept as the text PostgreSQL sent.
   const kinds = new Map(relation.columns.map((c) => [c.name, kindOf.get(c.typeOid) ?? ('string' as const)]));
-  return { ...(await primaryKeyOf(client, relation)), kinds, contextTrigger: await hasContextTrigger(client, relation.relationOid) };
+  const table = await tableFacts(client, relation.relationOid);
+  // A table gone since: whether it had the trigger is not known, and stitching is as always.
+  return { ...(await primaryKeyOf(client, relation, table.exists)), kinds, contextTrigger: table.trigger || !table.exists };
 }
 
-/** The table has the enabled context trigger, or is gone (then it is not known, and stitching is as always). */
-async function hasContextTrigger(client: Client, relationOid: number): Promise<boolean> {
-  const { rows } = await client.query<{ present: boolean; gone: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND tgenabled <> 'D') AS present,
-            NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1) AS gone`,
+/** Whether the table still exists, and whether it has the enabled context trigger. */
+async function tableFacts(client: Client, relationOid: number): Promise<{ exists: boolean; trigger: boolean }> {
+  const { rows } = await client.query<{ exists: boolean; trigger: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1) AS exists,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2 AND tgenabled <> 'D') AS trigger`,
     [relationOid, BEMI_SQL_OBJECTS.trigger],
   );
-  return rows[0].present || rows[0].gone;
+  return rows[0];
 }
 
 /**
@@ -87,9 +89,9 @@ async function hasContextTrigger(client: Client, relationOid: number): Promise<b
  * primary key of that time); otherwise (FULL flags every column) the catalog's primary key, when
  * its columns are in the message under the same names.
  */
-async function primaryKeyOf(client: Client, relation: RelationShape): Promise<Pick<RelationInfo, 'primaryKey' | 'keyProblem'>> {
+async function primaryKeyOf(client: Client, relation: RelationShape, tableExists: boolean): Promise<Pick<RelationInfo, 'primaryKey' | 'keyProblem'>> {
   if (relation.replicaIdentity === 'default' && relation.keyColumns.length > 0) return { primaryKey: [...relation.keyColumns] };
-  const key = await client.query<{ name: string; exists: boolean }>(
+  const key = await client.query<{ name: string }>(
     `SELECT a.attname AS name
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
@@ -101,9 +103,8 @@ async function primaryKeyOf(client: Client, relation: RelationShape): Promise<Pi
   const names = key.rows.map((r) => r.name);
   const table = `${relation.schema}.${relation.name}`;
   if (names.length === 0) {
-    const [exists] = (await client.query(`SELECT 1 FROM pg_catalog.pg_class WHERE oid = $1`, [relation.relationOid])).rows;
     // A table without a primary key is documented behaviour; a table gone since is not.
-    return exists ? { primaryKey: [] } : { primaryKey: [], keyProblem: `${table} was dropped before its changes were read, and its replica identity does not name the key` };
+    return tableExists ? { primaryKey: [] } : { primaryKey: [], keyProblem: `${table} was dropped before its changes were read, and its replica identity does not name the key` };
   }
   const columns = new Set(relation.columns.map((c) => c.name));
   const missing = names.filter((n) => !columns.has(n));
