@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BemiError } from '../shared/bemi-error';
 
 /** Where a command writes and which directory it works in; tests pass their own. */
@@ -46,4 +47,13 @@ export function parseErrorMessage(error: unknown): string {
   if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `unexpected argument ${quoted ? `"${quoted}" ` : ''}(options take the form --name value)`;
   if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') return message.replace(/^Option '([^']+)'/, '$1').replace(/\.$/, '');
   return message;
+}
+
+/** A command's flags (no positional arguments), or a UsageError in the words of {@link parseErrorMessage}. */
+export function parseCommandLine(argv: string[], options: NonNullable<ParseArgsConfig['options']>): Record<string, string | boolean | string[] | undefined> {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values as Record<string, string | boolean | string[] | undefined>;
+  } catch (error) {
+    throw new UsageError(parseErrorMessage(error));
+  }
 }

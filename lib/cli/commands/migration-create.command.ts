@@ -1,10 +1,9 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import { parseArgs } from 'node:util';
 import { DEFAULT_REPLICA_IDENTITY_FULL } from '../../migration/bemi-migration-sql';
 import { existingBemiMigrations, renderBemiMigrationFile, parseSchemaList } from '../../migration/migration-file';
 import { resolveMigrationsDirectory, type ReadProjectFile } from '../../migration/migrations-path';
-import { oneLineReason, parseErrorMessage, processIo, UsageError, type CliIo } from '../cli-io';
+import { oneLineReason, parseCommandLine, processIo, UsageError, type CliIo } from '../cli-io';
 
 export const MIGRATION_CREATE_HELP = `Usage: nestjs-bemi migration:create [options]
 
@@ -92,26 +91,16 @@ interface MigrationCreateArgs {
 }
 
 export function parseMigrationCreateArgs(argv: string[]): MigrationCreateArgs {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        path: { type: 'string' },
-        schemas: { type: 'string' },
-        'replica-identity-full': { type: 'boolean' },
-        'no-replica-identity-full': { type: 'boolean' },
-        name: { type: 'string' },
-        'dry-run': { type: 'boolean' },
-        force: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(parseErrorMessage(error));
-  }
+  const values = parseCommandLine(argv, {
+    path: { type: 'string' },
+    schemas: { type: 'string' },
+    'replica-identity-full': { type: 'boolean' },
+    'no-replica-identity-full': { type: 'boolean' },
+    name: { type: 'string' },
+    'dry-run': { type: 'boolean' },
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (values['replica-identity-full'] && values['no-replica-identity-full']) {
     throw new UsageError('--replica-identity-full and --no-replica-identity-full contradict each other');
   }

@@ -1,8 +1,7 @@
-import { parseArgs } from 'node:util';
 import { pruneChanges, type RetentionLogger } from '../../retention/prune-changes';
 import { DEFAULT_PRUNE_BATCH_SIZE, MAX_PRUNE_BATCH_SIZE } from '../../options/defaults';
 import { parseRetentionDuration } from '../../options/duration';
-import { parseErrorMessage, processIo, UsageError, type CliIo } from '../cli-io';
+import { parseCommandLine, processIo, UsageError, type CliIo } from '../cli-io';
 import { databaseUrl, databaseUrlRequired } from '../database-url';
 
 export const PRUNE_HELP = `Usage: nestjs-bemi prune --older-than <duration> [options]
@@ -64,25 +63,15 @@ interface PruneArgs {
 }
 
 export function parsePruneArgs(argv: string[]): PruneArgs {
-  let values: { 'older-than'?: string; table?: string[]; 'dry-run'?: boolean; 'batch-size'?: string; 'database-url'?: string; schema?: string; help?: boolean };
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'older-than': { type: 'string' },
-        table: { type: 'string', multiple: true },
-        'dry-run': { type: 'boolean' },
-        'batch-size': { type: 'string' },
-        'database-url': { type: 'string' },
-        schema: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (error) {
-    throw new UsageError(parseErrorMessage(error));
-  }
+  const values = parseCommandLine(argv, {
+    'older-than': { type: 'string' },
+    table: { type: 'string', multiple: true },
+    'dry-run': { type: 'boolean' },
+    'batch-size': { type: 'string' },
+    'database-url': { type: 'string' },
+    schema: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }) as { 'older-than'?: string; table?: string[]; 'dry-run'?: boolean; 'batch-size'?: string; 'database-url'?: string; schema?: string; help?: boolean };
   if (values.help) return { help: true, olderThan: '', dryRun: false };
   const olderThan = values['older-than'];
   if (olderThan === undefined) throw new UsageError('--older-than is required, e.g. --older-than 365d');
