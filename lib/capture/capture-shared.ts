@@ -7,6 +7,7 @@ import type { CaptureLogger, ResolvedCaptureOptions } from '../options/capture-o
 import type { ChangesWriter } from './changes-writer';
 import type { NewTablePublishing } from './new-table-publisher';
 import type { ChangeRow, PgoutputStitcher, StitcherReports } from './pgoutput-stitcher';
+import type { SchemaLog } from './schema-log';
 
 /** Prefix of the non-transactional messages the worker emits on an idle source. */
 export const HEARTBEAT_MESSAGE_PREFIX = '_bemi_heartbeat';
@@ -72,6 +73,11 @@ export interface Session {
   destinations: Client[];
   writers: ChangesWriter[];
   stitcher: PgoutputStitcher;
+  /**
+   * The schema log as stored when the session opened, plus what this session decoded; undefined
+   * when the trail has no `_bemi_schema_log` table (keys then come from the catalog, as before).
+   */
+  schemaLog?: { log: SchemaLog; invalid(reason: string, position: string): void };
   /** XLogData messages parsed off the socket, and fully handled; equal when nothing is in flight. */
   received: number;
   handled: number;

@@ -7,6 +7,7 @@ import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from '../trail/changes-table';
 import { jsonbSafe } from '../trail/json-values';
 import type { ChangeRow } from './pgoutput-stitcher';
+import type { SchemaLogEntry, SchemaLogTable } from './schema-log';
 import { UuidV7Generator } from './uuid-v7';
 
 /** Where the last stored source transaction ended; written with the rows, in one destination transaction. */
@@ -22,6 +23,8 @@ const COLUMNS = `id, primary_key, before, after, context, database, schema, "tab
 export interface PreparedBatch {
   readonly rows: readonly ChangeRow[];
   readonly text: string;
+  /** Schema log entries decoded with these rows, stored in the same destination transaction. */
+  readonly schemaEntries: readonly SchemaLogEntry[];
 }
 
 /**
@@ -52,6 +55,8 @@ export class ChangesWriter {
     private readonly ids: UuidV7Generator = new UuidV7Generator(),
     /** Told of each change stored in its unstorable form (see {@link unstorableForm}). */
     private readonly onUnstorable?: (row: ChangeRow, reason: string) => void,
+    /** Where schema log entries go, and the source database they describe. */
+    private readonly schemaLog?: { table: SchemaLogTable; database: string },
   ) {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
     // No conflict target: on a partitioned `changes` the unique key must also hold the partition
@@ -70,13 +75,20 @@ export class ChangesWriter {
   }
 
   /** Assigns ids and builds the COPY text: CPU work the worker overlaps with the write in flight. */
-  prepare(rows: readonly ChangeRow[]): PreparedBatch {
-    return { rows, text: rows.length ? copyText(rows, this.ids) : '' };
+  prepare(rows: readonly ChangeRow[], schemaEntries: readonly SchemaLogEntry[] = []): PreparedBatch {
+    return { rows, text: rows.length ? copyText(rows, this.ids) : '', schemaEntries };
   }
 
-  /** Inserts rows (opening a transaction if needed); returns how many were new. */
+  /** Inserts rows and schema log entries (opening a transaction if needed); returns how many rows were new. */
   async insert(batch: PreparedBatch): Promise<number> {
     const { rows } = batch;
+    if (batch.schemaEntries.length > 0 && this.schemaLog) {
+      if (!this.open) {
+        await this.client.query('BEGIN');
+        this.open = true;
+      }
+      await this.schemaLog.table.insert(this.client, this.schemaLog.database, batch.schemaEntries);
+    }
     if (rows.length === 0) return 0;
     if (!this.open) {
       await this.client.query('BEGIN; SAVEPOINT bemi_batch');

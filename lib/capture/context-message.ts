@@ -50,6 +50,25 @@ export function normalizeContext(content: Buffer, limits: ContextLimits = DEFAUL
   return { json: jsonbSafe(text) };
 }
 
+/**
+ * `context` (a stored context: a JSON object's text) with `name: value` added to its `"_bemi"`
+ * member, keeping what that member held. The rest of the text stays exactly as it was: the member
+ * is appended, and jsonb keeps the last of duplicate keys.
+ */
+export function withContextMarker(context: string, name: string, value: string): string {
+  const body = context.trim();
+  let held: Record<string, unknown> = {};
+  try {
+    const member = (JSON.parse(body) as { _bemi?: unknown })._bemi;
+    if (member && typeof member === 'object' && !Array.isArray(member)) held = member as Record<string, unknown>;
+  } catch {
+    // Stored contexts are JSON objects; if not, the marker alone says what is known.
+    return JSON.stringify({ _bemi: { [name]: value } });
+  }
+  const marker = JSON.stringify({ _bemi: { ...held, [name]: value } }).slice(1, -1);
+  return /^\{\s*\}$/.test(body) ? `{${marker}}` : `${body.slice(0, -1)},${marker}}`;
+}
+
 const UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Deepest nesting of `{`/`[` outside strings, in one pass. */

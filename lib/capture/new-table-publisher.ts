@@ -73,15 +73,7 @@ BEGIN
   END LOOP;
 END
 $bemi$;
-DO $bemi$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = ${quoteLiteral(name)}) THEN
-    CREATE EVENT TRIGGER ${quoteIdent(name)} ON ddl_command_end
-      WHEN TAG IN ('CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE')
-      EXECUTE FUNCTION ${fn}();
-  END IF;
-END
-$bemi$;
+${createEventTriggerSql(name, 'ddl_command_end', fn)}
 `;
   const down = `-- nestjs-bemi capture: publish new tables at once (down)
 DO $bemi$
@@ -99,6 +91,20 @@ $bemi$;
   return { up, down };
 }
 
+/** The DDL commands after which capture's ddl_command_end triggers run: those that create a table or change one. */
+const TABLE_DDL_TAGS = `'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER TABLE'`;
+
+/** Creates the event trigger `name` on `event` (for ddl_command_end: after table DDL only), unless it exists. */
+export function createEventTriggerSql(name: string, event: 'ddl_command_end' | 'sql_drop', fn: string): string {
+  return `DO $bemi$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = ${quoteLiteral(name)}) THEN
+    CREATE EVENT TRIGGER ${quoteIdent(name)} ON ${event}${event === 'ddl_command_end' ? ` WHEN TAG IN (${TABLE_DDL_TAGS})` : ''} EXECUTE FUNCTION ${fn}();
+  END IF;
+END
+$bemi$;`;
+}
+
 /** How tables created while the worker runs reach its publication. */
 export type NewTablePublishing = 'event-trigger' | 'refresh';
 
@@ -111,28 +117,36 @@ export async function installNewTablePublisher(
   client: Client,
   options: Pick<ResolvedCaptureOptions, 'publicationName' | 'schemas' | 'excludeTables'>,
 ): Promise<{ mode: NewTablePublishing; reason?: string }> {
-  const { up } = newTablePublisherSql(options);
+  const installed = await installEventTrigger(client, newTablePublisherSql(options).up, publisherName(options.publicationName));
+  return installed.ok ? { mode: 'event-trigger' } : { mode: 'refresh', reason: installed.reason };
+}
+
+/**
+ * Runs the `up` script of one of capture's event triggers (`name`; its function's body is the
+ * script's first `$bemi$` block) in a transaction. Only superusers create event triggers: when
+ * this role may not, the trigger still counts as installed if someone allowed to (a superuser, an
+ * earlier run) put exactly this version in place.
+ */
+export async function installEventTrigger(client: Client, up: string, name: string): Promise<{ ok: boolean; reason?: string }> {
   try {
     await client.query('BEGIN');
     await client.query(up);
     await client.query('COMMIT');
-    return { mode: 'event-trigger' };
+    return { ok: true };
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
-    // Someone allowed to (a superuser, an earlier run) may have installed exactly this one.
-    if (await installedAsWanted(client, options)) return { mode: 'event-trigger' };
-    return { mode: 'refresh', reason: e instanceof Error ? e.message : String(e) };
+    if (await installedAsWanted(client, up, name)) return { ok: true };
+    return { ok: false, reason: e instanceof Error ? e.message : String(e) };
   }
 }
 
-async function installedAsWanted(client: Client, options: Pick<ResolvedCaptureOptions, 'publicationName' | 'schemas' | 'excludeTables'>): Promise<boolean> {
-  const name = publisherName(options.publicationName);
+async function installedAsWanted(client: Client, up: string, name: string): Promise<boolean> {
   const { rows } = await client.query<{ src: string }>(
     `SELECT p.prosrc AS src FROM pg_catalog.pg_event_trigger e JOIN pg_catalog.pg_proc p ON p.oid = e.evtfoid
       WHERE e.evtname = $1 AND e.evtenabled <> 'D'`,
     [name],
   );
   if (rows.length === 0) return false;
-  const wanted = /\$bemi\$([\s\S]*?)\$bemi\$/.exec(newTablePublisherSql(options).up)?.[1];
+  const wanted = /\$bemi\$([\s\S]*?)\$bemi\$/.exec(up)?.[1];
   return rows[0].src === wanted;
 }

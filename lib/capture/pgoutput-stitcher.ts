@@ -1,9 +1,10 @@
 import type { Pgoutput } from 'pg-logical-replication';
 import { BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
 import { UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
-import { DEFAULT_CONTEXT_LIMITS, normalizeContext, type ContextLimits } from './context-message';
+import { DEFAULT_CONTEXT_LIMITS, normalizeContext, withContextMarker, type ContextLimits } from './context-message';
 import { lsnToDecimal, parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
+import { parseTableShape, type SchemaLogEntry } from './schema-log';
 import { RelationRules } from '../rules/relation-rules';
 import type { ColumnTreatment, CompiledRules } from '../rules/rules.interfaces';
 
@@ -52,6 +53,7 @@ export class PgoutputStitcher {
   private readonly codecs = new Map<number, ColumnCodec[]>();
   /** Relations whose rows, under the relation message in force, were already reported keyless (see RelationInfo.keyProblem). */
   private readonly reportedKeyless = new Set<number>();
+  private lastMarked?: { context: string; problem: string; marked: string };
 
   constructor(
     private readonly database: string,
@@ -67,6 +69,11 @@ export class PgoutputStitcher {
   /** Source transaction id of the open transaction. */
   get transactionId(): string | undefined {
     return this.tx?.xid;
+  }
+
+  /** Commit LSN of the open transaction: with a change's LSN, its place in the stream. */
+  get commitPosition(): bigint | undefined {
+    return this.tx ? BigInt(this.tx.commitPosition) : undefined;
   }
 
   /** Catalog facts for a relation; must be set after its relation message, before its changes. */
@@ -97,6 +104,17 @@ export class PgoutputStitcher {
     this.tx.context = json;
     if (problem) this.report.invalidContext?.(problem, msg.messageLsn ?? '');
     return true;
+  }
+
+  /**
+   * The schema log entry of a `_bemi_schema` message of the open transaction (its place: the
+   * transaction's commit LSN and the message's own LSN), or why it is not one.
+   */
+  schemaEntry(msg: Pgoutput.MessageMessage, content: Buffer): SchemaLogEntry | string {
+    if (!this.tx || !msg.messageLsn) return 'a schema message outside a transaction';
+    const shape = parseTableShape(content);
+    if (typeof shape === 'string') return shape;
+    return { ...shape, commitPosition: BigInt(this.tx.commitPosition), position: parseLsn(msg.messageLsn), committedAt: this.tx.committedAt };
   }
 
   /** Rows for one insert/update/delete/truncate message; `lsn` is the stream position of the change. */
@@ -158,6 +176,15 @@ export class PgoutputStitcher {
     this.tx = undefined;
   }
 
+  /** `context` with `"_bemi": {"unknownKey": problem}` (the last context marked is remembered: rows of a statement share it). */
+  private markedUnknownKey(context: string, problem: string): string {
+    const last = this.lastMarked;
+    if (last && last.context === context && last.problem === problem) return last.marked;
+    const marked = withContextMarker(context, 'unknownKey', problem);
+    this.lastMarked = { context, problem, marked };
+    return marked;
+  }
+
   /** The relation's rules (resolved once per relation message); null when the table is ignored. */
   private rulesOf(relation: Pgoutput.MessageRelation, info: RelationInfo): RelationRules | null | undefined {
     if (!this.rules) return undefined;
@@ -187,12 +214,16 @@ export class PgoutputStitcher {
     after: string,
     primaryKey: string | null,
   ): ChangeRow {
+    const info = this.relations.get(relation.relationOid);
+    // A table without the context trigger emitted nothing: the context in force is another statement's.
+    let context = info?.contextTrigger === false ? '{}' : tx.context;
+    // A key that could not be told is said in the row itself, not only in the logs.
+    if (info?.keyProblem && operation !== 'TRUNCATE') context = this.markedUnknownKey(context, info.keyProblem);
     return {
       primaryKey,
       before,
       after,
-      // A table without the context trigger emitted nothing: the context in force is another statement's.
-      context: this.relations.get(relation.relationOid)?.contextTrigger === false ? '{}' : tx.context,
+      context,
       database: this.database,
       schema: relation.schema,
       table: relation.name,

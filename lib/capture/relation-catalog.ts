@@ -2,6 +2,7 @@ import type { Client } from 'pg';
 import type { Pgoutput } from 'pg-logical-replication';
 import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
 import { valueKind, type ValueKind } from '../trail/json-values';
+import type { TableShape } from './schema-log';
 
 /** What the stitcher needs to know about a published table beyond pgoutput's relation message. */
 export interface RelationInfo {
@@ -48,9 +49,10 @@ export async function waitUntilVisible(client: Client, xid: string, maxWaitMs = 
  * Describes the rows that follow a relation message. The message is the schema the rows were
  * written under (the walsender sends it again after DDL), so column names and types come from it:
  * the catalog is read only for what the message lacks — how each type is encoded, and the primary
- * key when the replica identity does not give it — and never re-types an older row.
+ * key when neither the replica identity nor the schema log's `shape` in force gives it — and never
+ * re-types an older row.
  */
-export async function describeRelation(client: Client, relation: RelationShape): Promise<RelationInfo> {
+export async function describeRelation(client: Client, relation: RelationShape, shape?: TableShape): Promise<RelationInfo> {
   const typeOids = [...new Set(relation.columns.map((c) => c.typeOid))];
   const types = await client.query<{ oid: number; base_oid: number; category: string; elem_oid: number | null; elem_delim: string | null }>(
     `SELECT t.oid::int AS oid, bt.oid::int AS base_oid, bt.typcategory AS category,
@@ -71,7 +73,7 @@ export async function describeRelation(client: Client, relation: RelationShape):
   const kinds = new Map(relation.columns.map((c) => [c.name, kindOf.get(c.typeOid) ?? ('string' as const)]));
   const table = await tableFacts(client, relation.relationOid);
   // A table gone since: whether it had the trigger is not known, and stitching is as always.
-  return { ...(await primaryKeyOf(client, relation, table.exists)), kinds, contextTrigger: table.trigger || !table.exists };
+  return { ...(await primaryKeyOf(client, relation, table.exists, shape)), kinds, contextTrigger: table.trigger || !table.exists };
 }
 
 /** Whether the table still exists, and whether it has the enabled context trigger. */
@@ -86,11 +88,18 @@ async function tableFacts(client: Client, relationOid: number): Promise<{ exists
 
 /**
  * The key of the rows that follow: under REPLICA IDENTITY DEFAULT the message flags it (the
- * primary key of that time); otherwise (FULL flags every column) the catalog's primary key, when
- * its columns are in the message under the same names.
+ * primary key of that time); otherwise (FULL flags every column) the schema log's shape in force,
+ * when it describes these very columns (a DDL the log missed would make it stale); otherwise the
+ * catalog's primary key, when its columns are in the message under the same names.
  */
-async function primaryKeyOf(client: Client, relation: RelationShape, tableExists: boolean): Promise<Pick<RelationInfo, 'primaryKey' | 'keyProblem'>> {
+async function primaryKeyOf(
+  client: Client,
+  relation: RelationShape,
+  tableExists: boolean,
+  shape: TableShape | undefined,
+): Promise<Pick<RelationInfo, 'primaryKey' | 'keyProblem'>> {
   if (relation.replicaIdentity === 'default' && relation.keyColumns.length > 0) return { primaryKey: [...relation.keyColumns] };
+  if (shape && describesRelation(shape, relation)) return { primaryKey: [...shape.primaryKey] };
   const key = await client.query<{ name: string }>(
     `SELECT a.attname AS name
        FROM pg_catalog.pg_index i
@@ -112,4 +121,11 @@ async function primaryKeyOf(client: Client, relation: RelationShape, tableExists
     return { primaryKey: [], keyProblem: `the primary key of ${table} (${names.join(', ')}) is not among the columns its rows were written with (renamed or replaced since)` };
   }
   return { primaryKey: names };
+}
+
+/** Whether a shape describes the rows of a relation message: the same columns, names and types, in order. */
+function describesRelation(shape: TableShape, relation: RelationShape): boolean {
+  if (shape.dropped) return false;
+  const published = shape.columns.filter((c) => !c.generated);
+  return published.length === relation.columns.length && published.every((c, i) => c.name === relation.columns[i].name && c.typeOid === relation.columns[i].typeOid);
 }

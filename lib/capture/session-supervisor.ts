@@ -10,7 +10,10 @@ import type { CaptureAcknowledger } from './capture-acknowledger';
 import { message, stitcherReports, toError, unstorableReport, type CaptureCounters, type CaptureStatus, type Session, type SettledCaptureOptions } from './capture-shared';
 import { ChangesWriter } from './changes-writer';
 import { formatLsn, parseLsn } from './lsn';
-import { installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
+import { installEventTrigger, installNewTablePublisher, type NewTablePublishing } from './new-table-publisher';
+import { SchemaLogTable, type SchemaLog } from './schema-log';
+import { SCHEMA_LOG_TABLE } from '../trail/changes-table';
+import { emitShapesSql, schemaRecorderName, schemaRecorderSql } from './schema-log.sql';
 import { DEFAULT_CONTEXT_LIMITS } from './context-message';
 import { PgoutputStitcher } from './pgoutput-stitcher';
 import { queriesInTurn } from './queries-in-turn';
@@ -34,6 +37,8 @@ export class SessionSupervisor {
   private wakeBackoff?: () => void;
   private database = '';
   private publishing: NewTablePublishing = 'refresh';
+  /** Whether sessions read and fill the schema log (its event trigger is in place and the trail has its table). */
+  private schemaLogging = false;
 
   /**
    * @param options settled in place: the slot name is derived from the database at the first
@@ -113,10 +118,12 @@ export class SessionSupervisor {
             `ALTER PUBLICATION ${quoteIdent(o.publicationName)} ADD TABLE <table>;`,
         );
       }
+      const recorder = await this.installSchemaRecorder(source, first);
       const tables = await trackedTables(source, o);
       if (first) warnAboutTables(tables, this.logger);
       await syncPublication(source, o.publicationName, tables);
       const created = await ensureSlot(source, o.slotName);
+      if (recorder) await this.emitFirstShapes(source, tables.map((t) => t.oid), recorder === 'installed now');
       if (created && !first) {
         this.logger.error(`Replication slot "${o.slotName}" had disappeared and was created again: changes committed while it was missing are not in the trail (started_at was reset).`);
       } else if (created) {
@@ -124,6 +131,43 @@ export class SessionSupervisor {
       }
       await withClient(o.destination, (destination) => ensureStateRow(destination, o.schema, o.slotName, this.database, created));
     });
+  }
+
+  /**
+   * Puts the schema log's event trigger in place when the role may and the trail has the log's
+   * table; says once why not otherwise (keys of changes decoded after a key change may then be
+   * unknown). 'installed now': it was missing, so DDL made meanwhile may have gone unrecorded.
+   */
+  private async installSchemaRecorder(source: Client, first: boolean): Promise<'installed now' | 'in place' | undefined> {
+    const o = this.options;
+    const name = schemaRecorderName(o.publicationName);
+    const table = new SchemaLogTable(o.schema);
+    const hasTable = await withClient(o.destination, (destination) => table.exists(destination));
+    const present = (await source.query(`SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = $1`, [name])).rows.length > 0;
+    const installed = hasTable ? await installEventTrigger(source, schemaRecorderSql(o).up, name) : { ok: false, reason: `the trail has no ${o.schema}.${SCHEMA_LOG_TABLE} table; run bemiChangesTableSql().up again (it is idempotent), or start once with ensureSchema: true` };
+    this.schemaLogging = installed.ok;
+    if (!installed.ok && first) {
+      this.logger.warn(
+        `The schema log is off (${installed.reason}). Capture then reads primary keys under REPLICA IDENTITY FULL from today's catalog: changes decoded after a ` +
+          `key column was renamed, a primary key changed or a table was re-created are stored without their key (marked, and counted in status().unknownKeys). ` +
+          `Run the worker once as a superuser to install its event trigger. See docs/capture.md, "Schema log".`,
+      );
+    }
+    return installed.ok ? (present ? 'in place' : 'installed now') : undefined;
+  }
+
+  /**
+   * Emits the shape of captured tables the schema log has never seen (after the slot exists, so the
+   * messages are streamed); all of them when the event trigger was missing until now.
+   */
+  private async emitFirstShapes(source: Client, oids: number[], all: boolean): Promise<void> {
+    const o = this.options;
+    let missing = oids;
+    if (!all) {
+      const known = await withClient(o.destination, (destination) => new SchemaLogTable(o.schema).knownTables(destination, this.database));
+      missing = oids.filter((oid) => !known.has(oid));
+    }
+    if (missing.length) await source.query(emitShapesSql(), [missing]);
   }
 
   /**
@@ -157,10 +201,12 @@ export class SessionSupervisor {
     let onClientError: (e: Error) => void = () => undefined;
     for (const c of clients) c.on('error', (e) => onClientError(e));
     let resume: bigint;
+    let shapes: SchemaLog | undefined;
     try {
       await source.connect();
       for (const d of destinations) await d.connect();
       resume = await this.resumePosition(source, destination);
+      shapes = this.schemaLogging ? await new SchemaLogTable(o.schema).load(destination, this.database) : undefined;
     } catch (e) {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
       throw e;
@@ -179,12 +225,18 @@ export class SessionSupervisor {
     let resolveEnded!: (e: Error | undefined) => void;
     const ended = new Promise<Error | undefined>((r) => (resolveEnded = r));
     const ids = new UuidV7Generator(); // one time order for every id either connection stores
+    const schemaLogTable = new SchemaLogTable(o.schema);
+    const schemaLog = this.schemaLogging ? { table: schemaLogTable, database: this.database } : undefined;
     const session: Session = {
       service,
       source,
       destinations,
-      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger))),
+      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger), schemaLog)),
       stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger)),
+      schemaLog: shapes && {
+        log: shapes,
+        invalid: (reason, position) => this.logger.warn(`A _bemi_schema message at ${position} was not used (${reason}); changes after it read their key from the catalog.`),
+      },
       received: 0,
       handled: 0,
       failed: false,

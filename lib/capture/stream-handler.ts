@@ -4,6 +4,7 @@
 // anything received is still in flight.
 import type { Pgoutput } from 'pg-logical-replication';
 import type { CaptureAcknowledger } from './capture-acknowledger';
+import { BEMI_SCHEMA_MESSAGE_PREFIX } from '../shared/wire-format';
 import { HEARTBEAT_MESSAGE_PREFIX, type Session } from './capture-shared';
 import { parseLsn } from './lsn';
 import { describeRelation, waitUntilVisible } from './relation-catalog';
@@ -78,6 +79,24 @@ export class StreamHandler {
     );
   }
 
+  /** The schema log's shape of a relation for the changes of the open transaction that follow. */
+  private shapeInForce(session: Session, relationOid: number) {
+    const commitPosition = session.stitcher.commitPosition;
+    if (!session.schemaLog || commitPosition === undefined) return undefined;
+    return session.schemaLog.log.inForce(relationOid, commitPosition);
+  }
+
+  /** A table's new shape: known at once to the stitching that follows, and stored with this batch. */
+  private schemaMessage(session: Session, msg: Pgoutput.MessageMessage): void {
+    if (!session.schemaLog) return;
+    const entry = session.stitcher.schemaEntry(msg, msg.content as Buffer);
+    if (typeof entry === 'string') {
+      session.schemaLog.invalid(entry, msg.messageLsn ?? '');
+      return;
+    }
+    if (session.schemaLog.log.add(entry)) this.pipeline.addSchemaEntry(entry);
+  }
+
   private async handle(session: Session, lsn: string, msg: Pgoutput.Message): Promise<void> {
     if (session.failed) return;
     const { stitcher } = session;
@@ -88,11 +107,12 @@ export class StreamHandler {
       case 'relation':
         // The relation may come from this very transaction: read the catalog once it shows it.
         if (stitcher.transactionId) await waitUntilVisible(session.source, stitcher.transactionId);
-        stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg));
+        stitcher.setRelation(msg.relationOid, await describeRelation(session.source, msg, this.shapeInForce(session, msg.relationOid)));
         return;
       case 'message':
         if (stitcher.message(msg, msg.content as Buffer)) return;
-        if (msg.prefix === HEARTBEAT_MESSAGE_PREFIX && !msg.transactional) this.acknowledger.heartbeatMessage(session, lsn);
+        if (msg.prefix === BEMI_SCHEMA_MESSAGE_PREFIX && msg.transactional) this.schemaMessage(session, msg);
+        else if (msg.prefix === HEARTBEAT_MESSAGE_PREFIX && !msg.transactional) this.acknowledger.heartbeatMessage(session, lsn);
         return;
       case 'insert':
       case 'update':

@@ -6,6 +6,7 @@ import type { CaptureAcknowledger } from './capture-acknowledger';
 import type { CaptureCounters, Session } from './capture-shared';
 import type { ChangesWriter, StoredPosition } from './changes-writer';
 import type { ChangeRow } from './pgoutput-stitcher';
+import type { SchemaLogEntry } from './schema-log';
 
 export class WritePipeline {
   /** The last destination write started; it ends after every earlier one (never rejects: a failure fails its session). */
@@ -19,6 +20,8 @@ export class WritePipeline {
   private rowsInFlight = 0;
 
   private pending: ChangeRow[] = [];
+  /** Schema log entries decoded since the last write: they go into the next one (see addSchemaEntry). */
+  private pendingSchema: SchemaLogEntry[] = [];
   /** Rows at the head of `pending` that belong to finished source transactions. */
   private completedRows = 0;
   /** The latest finished source transaction not yet committed in the destination. */
@@ -43,7 +46,7 @@ export class WritePipeline {
 
   /** No rows wait here and no write is in flight. */
   get empty(): boolean {
-    return this.pending.length === 0 && !this.completed && this.writes === 0;
+    return this.pending.length === 0 && this.pendingSchema.length === 0 && !this.completed && this.writes === 0;
   }
 
   /** Finished transactions have waited maxBatchDelayMs for company. */
@@ -57,9 +60,27 @@ export class WritePipeline {
     this.openWriter = -1;
     this.nextWriter = 0;
     this.pending = [];
+    this.pendingSchema = [];
     this.completedRows = 0;
     this.completed = undefined;
     this.completedTransactions = 0;
+  }
+
+  /**
+   * A schema log entry, stored in the destination transaction of its own source transaction's
+   * rows (or of the batch that finishes it): never ahead of it. So the destination holds no entry
+   * of a transaction that will be delivered again, which SchemaLog.inForce relies on.
+   */
+  addSchemaEntry(entry: SchemaLogEntry): void {
+    this.pendingSchema.push(entry);
+  }
+
+  /** Entries of transactions up to `commitPosition` (all when undefined); they arrived in stream order. */
+  private takeSchemaEntries(commitPosition?: bigint): SchemaLogEntry[] {
+    const n = commitPosition === undefined ? this.pendingSchema.length : this.pendingSchema.findIndex((e) => e.commitPosition > commitPosition);
+    const taken = n < 0 ? this.pendingSchema : this.pendingSchema.slice(0, n);
+    this.pendingSchema = n < 0 ? [] : this.pendingSchema.slice(n);
+    return taken;
   }
 
   /** Rows of a change in the open source transaction. */
@@ -91,7 +112,7 @@ export class WritePipeline {
   async storeCompleted(session: Session): Promise<void> {
     const position = this.completed;
     if (!position) return;
-    const batch = session.writers[0].prepare(this.pending.slice(0, this.completedRows));
+    const batch = session.writers[0].prepare(this.pending.slice(0, this.completedRows), this.takeSchemaEntries(position.commitPosition));
     this.pending = this.pending.slice(this.completedRows);
     this.completedRows = 0;
     this.completed = undefined;
@@ -114,8 +135,8 @@ export class WritePipeline {
   private async flushWithinTransaction(session: Session): Promise<void> {
     await this.storeCompleted(session);
     // Rows of the unfinished transaction go into an open destination transaction; it commits
-    // with the source transaction's COMMIT, so readers never see half of it.
-    const batch = session.writers[0].prepare(this.pending);
+    // with the source transaction's COMMIT, so readers never see half of it (nor its schema entries).
+    const batch = session.writers[0].prepare(this.pending, this.takeSchemaEntries());
     this.pending = [];
     await this.write(session, batch.rows.length, true, async (writer, previous) => {
       const written = await writer.insert(batch);

@@ -4,6 +4,7 @@ import { quoteIdent } from '../shared/sql-quote';
 /** Names used by the audit trail tables (the contract other parts of the library read). */
 export const CHANGES_TABLE = 'changes';
 export const CAPTURE_STATE_TABLE = '_bemi_capture_state';
+export const SCHEMA_LOG_TABLE = '_bemi_schema_log';
 
 /**
  * Tables never tracked, whatever the options: the trail itself and MikroORM's migration log.
@@ -26,9 +27,9 @@ export interface ChangesTableSqlOptions {
 }
 
 /**
- * DDL of the audit trail: `changes` (one row per captured row change) and `_bemi_capture_state`
- * (one row per replication slot). The single source of this SQL: the worker's create-when-missing
- * step, `ensureSchema` and migrations all run `up`. Idempotent; `down` drops both tables.
+ * DDL of the audit trail: `changes` (one row per captured row change), `_bemi_capture_state`
+ * (one row per replication slot) and `_bemi_schema_log` (one row per table per DDL). The single source of this SQL: the worker's create-when-missing
+ * step, `ensureSchema` and migrations all run `up`. Idempotent; `down` drops the three tables.
  */
 export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up: string; down: string } {
   const schema = options.schema ?? DEFAULT_SCHEMA;
@@ -36,6 +37,7 @@ export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up:
   const s = quoteIdent(schema);
   const changes = `${s}.${quoteIdent(CHANGES_TABLE)}`;
   const state = `${s}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
+  const schemaLog = `${s}.${quoteIdent(SCHEMA_LOG_TABLE)}`;
   // Index names are schema-local; a prefix keeps them clear of the user's own.
   const idx = (suffix: string) => quoteIdent(`_bemi_changes_${suffix}`);
   const up = `-- nestjs-bemi: audit trail tables (up)
@@ -95,8 +97,27 @@ CREATE INDEX IF NOT EXISTS ${idx('after')} ON ${changes} USING gin (after jsonb_
   last_committed_at timestamptz NULL,
   updated_at timestamptz NULL
 );
+-- The shape of each captured table after each DDL on it, in stream order (docs/capture.md,
+-- "Schema log"): which key, names and types a change of that moment was written under. One row
+-- per table per DDL, so it stays small; the worker reads all of one database's rows at start.
+CREATE TABLE IF NOT EXISTS ${schemaLog} (
+  database text NOT NULL,
+  commit_position bigint NOT NULL,
+  position bigint NOT NULL,
+  committed_at timestamptz NOT NULL,
+  table_oid bigint NOT NULL,
+  schema text NOT NULL,
+  "table" text NOT NULL,
+  -- [{"attnum", "name", "typeOid", "type", "generated"}], in attnum order; [] once dropped.
+  columns jsonb NOT NULL,
+  -- Primary key column names in key order; [] for none.
+  primary_key jsonb NOT NULL,
+  dropped boolean NOT NULL DEFAULT false,
+  PRIMARY KEY (database, commit_position, position, table_oid)
+);
 `;
   const down = `-- nestjs-bemi: audit trail tables (down)
+DROP TABLE IF EXISTS ${schemaLog};
 DROP TABLE IF EXISTS ${state};
 DROP TABLE IF EXISTS ${changes};
 `;

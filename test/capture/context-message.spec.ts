@@ -1,4 +1,4 @@
-import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext } from '../../lib/capture/context-message';
+import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext, withContextMarker } from '../../lib/capture/context-message';
 
 const nested = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
 
@@ -33,5 +33,18 @@ describe('normalizeContext: any bytes a _bemi message may carry', () => {
 
   it('counts braces inside strings as text, not nesting', () => {
     expect(normalizeContext(Buffer.from(`{"s":"${'{['.repeat(5000)}\\"}"}`), { maxBytes: 1e6, maxDepth: 2 }).problem).toBeUndefined();
+  });
+});
+
+describe('withContextMarker: a marker added to a stored context', () => {
+  it('adds "_bemi" to an empty context and after the members of another, keeping their text', () => {
+    expect(withContextMarker('{}', 'unknownKey', 'why')).toBe('{"_bemi":{"unknownKey":"why"}}');
+    expect(withContextMarker('{"userId": 12345678901234567890}', 'unknownKey', 'why')).toBe('{"userId": 12345678901234567890,"_bemi":{"unknownKey":"why"}}');
+  });
+
+  it('keeps what "_bemi" held (an invalid-context marker) and wins over a duplicate key once in jsonb', () => {
+    const marked = withContextMarker('{"_bemi":{"invalidContext":"not JSON"}}', 'unknownKey', 'why');
+    expect(JSON.parse(marked)).toEqual({ _bemi: { invalidContext: 'not JSON', unknownKey: 'why' } });
+    expect(JSON.parse(withContextMarker('{"_bemi": "forged"}', 'unknownKey', 'why'))._bemi).toEqual({ unknownKey: 'why' });
   });
 });

@@ -196,9 +196,10 @@ describe.each(['live', 'behind'] as const)('capture across schema changes, %s (r
 });
 
 /**
- * The key under REPLICA IDENTITY FULL comes from today's catalog. With capture keeping up it is the
- * key of the change's time; with capture behind a renamed key column or a re-created table leaves
- * older changes without one — never with a wrong one, and never silently: counted and logged.
+ * Under REPLICA IDENTITY FULL the relation message flags every column, so the key of a change
+ * comes from the schema log: the shape its table had at that point of the stream. Capture behind
+ * (stopped during the DDL) must store the same keys as capture keeping up: the key of each change's
+ * own time, never today's, never a NULL for a table that had a key.
  */
 describe.each(['live', 'behind'] as const)('capture: primary keys across key changes, %s (real PostgreSQL)', (mode) => {
   let db: TestDatabase;
@@ -209,17 +210,25 @@ describe.each(['live', 'behind'] as const)('capture: primary keys across key cha
     db = await createTestDatabase(`capture_keys_${mode}`);
     await installTriggers(db);
     await db.query(`CREATE TABLE renamed_key (id int PRIMARY KEY, n text); CREATE TABLE recreated (id int PRIMARY KEY, n text); CREATE TABLE keyed_later (id int NOT NULL, n text);
-                    ALTER TABLE renamed_key REPLICA IDENTITY FULL; ALTER TABLE recreated REPLICA IDENTITY FULL; ALTER TABLE keyed_later REPLICA IDENTITY FULL`);
+                    CREATE TABLE unkeyed (id int PRIMARY KEY, n text); CREATE TABLE moved_key (id int PRIMARY KEY, code text NOT NULL);
+                    CREATE TABLE no_identity (id int PRIMARY KEY, n text);
+                    ALTER TABLE renamed_key REPLICA IDENTITY FULL; ALTER TABLE recreated REPLICA IDENTITY FULL; ALTER TABLE keyed_later REPLICA IDENTITY FULL;
+                    ALTER TABLE unkeyed REPLICA IDENTITY FULL; ALTER TABLE moved_key REPLICA IDENTITY FULL; ALTER TABLE no_identity REPLICA IDENTITY NOTHING`);
     logger = new RecordingLogger();
     worker = new Worker(captureOptions(db, { logger }));
     await worker.start();
     await syncCapture(db);
     if (mode === 'behind') await worker.stop();
-    await db.query(`INSERT INTO renamed_key VALUES (1, 'a'); INSERT INTO recreated VALUES (6, 'old'); INSERT INTO keyed_later VALUES (3, 'x')`);
+    await db.query(`INSERT INTO renamed_key VALUES (1, 'a'); INSERT INTO recreated VALUES (6, 'old'); INSERT INTO keyed_later VALUES (3, 'x');
+                    INSERT INTO unkeyed VALUES (4, 'x'); INSERT INTO moved_key VALUES (5, 'k5'); INSERT INTO no_identity VALUES (8, 'x')`);
     if (mode === 'live') await syncCapture(db);
     await db.query(`ALTER TABLE renamed_key RENAME COLUMN id TO key_id; UPDATE renamed_key SET n = 'b'`);
     await db.query(`DROP TABLE recreated; CREATE TABLE recreated (id int PRIMARY KEY, label int); ALTER TABLE recreated REPLICA IDENTITY FULL; INSERT INTO recreated VALUES (1, 10)`);
     await db.query(`ALTER TABLE keyed_later ADD PRIMARY KEY (id); UPDATE keyed_later SET n = 'y'`);
+    await db.query(`ALTER TABLE unkeyed DROP CONSTRAINT unkeyed_pkey; UPDATE unkeyed SET n = 'y'`);
+    // The same columns, another key: only a log of shapes can tell the two apart.
+    await db.query(`ALTER TABLE moved_key DROP CONSTRAINT moved_key_pkey, ADD PRIMARY KEY (code); UPDATE moved_key SET id = 50`);
+    await db.query(`INSERT INTO no_identity VALUES (9, 'y')`);
     if (mode === 'behind') await worker.start();
     await syncCapture(db);
   }, 60_000);
@@ -229,23 +238,46 @@ describe.each(['live', 'behind'] as const)('capture: primary keys across key cha
     await db?.drop();
   });
 
-  it(mode === 'live' ? 'keeps every key' : 'stores the older changes without a key, counts them and names the table', async () => {
+  const keys = async (table: string) => (await changesOf(db, table)).map((r) => [r.operation, r.primary_key]);
+
+  it('keeps the key of a renamed key column and of a dropped table, as of each change', async () => {
     const rows = [...(await changesOf(db, 'renamed_key')), ...(await changesOf(db, 'recreated'))];
-    const lost = mode === 'behind';
     expect(rows.map((r) => [r.table, r.operation, r.primary_key, r.after])).toEqual([
-      ['renamed_key', 'CREATE', lost ? null : '1', { id: 1, n: 'a' }],
+      ['renamed_key', 'CREATE', '1', { id: 1, n: 'a' }],
       ['renamed_key', 'UPDATE', '1', { key_id: 1, n: 'b' }],
-      ['recreated', 'CREATE', lost ? null : '6', { id: 6, n: 'old' }],
+      ['recreated', 'CREATE', '6', { id: 6, n: 'old' }],
       ['recreated', 'CREATE', '1', { id: 1, label: 10 }],
     ]);
-    expect(worker.status().unknownKeys).toBe(lost ? 2 : 0);
-    // ADD PRIMARY KEY: a row written before it has no key of its time. Read after the DDL (capture
-    // behind) it gets the key it has had since — the same record — and never a different one.
-    expect((await changesOf(db, 'keyed_later')).map((r) => [r.operation, r.primary_key])).toEqual([
-      ['CREATE', lost ? '3' : null],
+  });
+
+  it('gives a change the key its table had then: none before ADD PRIMARY KEY, none after DROP, the new one after a swap', async () => {
+    expect(await keys('keyed_later')).toEqual([
+      ['CREATE', null],
       ['UPDATE', '3'],
     ]);
-    const warnings = logger.messages('warn').filter((m) => /stored without a primary key/.test(m));
-    expect(warnings.map((w) => /of public\.(\w+)|public\.(\w+) was dropped/.exec(w)?.slice(1).find(Boolean))).toEqual(lost ? ['renamed_key', 'recreated'] : []);
+    expect(await keys('unkeyed')).toEqual([
+      ['CREATE', '4'],
+      ['UPDATE', null],
+    ]);
+    expect(await keys('moved_key')).toEqual([
+      ['CREATE', '5'],
+      ['UPDATE', 'k5'],
+    ]);
+  });
+
+  it('records inserts into a table with REPLICA IDENTITY NOTHING, with their key', async () => {
+    expect(await keys('no_identity')).toEqual([
+      ['CREATE', '8'],
+      ['CREATE', '9'],
+    ]);
+  });
+
+  it('never reports a key as unknown, and writes the schema log', async () => {
+    expect(worker.status().unknownKeys).toBe(0);
+    expect(logger.messages('warn').filter((m) => /stored without|schema log/i.test(m))).toEqual([]);
+    const log = await db.query<{ table: string; primary_key: string[]; dropped: boolean }>(
+      `SELECT "table", primary_key, dropped FROM _bemi_schema_log WHERE "table" = 'renamed_key' ORDER BY commit_position, position`,
+    );
+    expect(log.map((r) => r.primary_key)).toEqual([['id'], ['key_id']]);
   });
 });
