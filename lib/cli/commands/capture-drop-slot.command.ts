@@ -1,10 +1,9 @@
-import { parseArgs } from 'node:util';
 import { Client } from 'pg';
 import { quoteIdent } from '../../shared/sql-quote';
 import { DEFAULT_PUBLICATION_NAME } from '../../options/defaults';
 import { newTablePublisherSql } from '../../capture/new-table-publisher';
 import { chooseDefaultSlot } from '../../capture/source-setup';
-import { errorMessage, processIo, type CliIo } from '../cli-io';
+import { errorMessage, parseCommandLine, processIo, type CliIo } from '../cli-io';
 import { CAPTURE_DATABASE_ENV, databaseUrl, databaseUrlRequired } from '../database-url';
 
 export const DROP_SLOT_HELP = `Usage: nestjs-bemi capture:drop-slot --database-url <url> [--slot <name>] [--publication <name>] [--keep-publication]
@@ -27,19 +26,16 @@ Options:
 export async function runDropSlotCommand(argv: string[], io: CliIo = processIo): Promise<number> {
   let values: { 'database-url'?: string; source?: string; slot?: string; publication?: string; 'keep-publication'?: boolean; help?: boolean };
   try {
-    values = parseArgs({
-      args: argv,
-      options: {
-        'database-url': { type: 'string' },
-        source: { type: 'string' },
-        slot: { type: 'string' },
-        publication: { type: 'string' },
-        'keep-publication': { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }).values;
+    values = parseCommandLine(argv, {
+      'database-url': { type: 'string' },
+      source: { type: 'string' },
+      slot: { type: 'string' },
+      publication: { type: 'string' },
+      'keep-publication': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    });
   } catch (e) {
-    io.err(`${errorMessage(e)}\n\n${DROP_SLOT_HELP}`);
+    io.err(`nestjs-bemi capture:drop-slot: ${errorMessage(e)}\n\n${DROP_SLOT_HELP}`);
     return 2;
   }
   if (values.help) {
@@ -50,11 +46,11 @@ export async function runDropSlotCommand(argv: string[], io: CliIo = processIo):
   try {
     url = databaseUrl('capture:drop-slot', values, io, CAPTURE_DATABASE_ENV);
   } catch (e) {
-    io.err(`${errorMessage(e)}\n\n${DROP_SLOT_HELP}`);
+    io.err(`nestjs-bemi capture:drop-slot: ${errorMessage(e)}\n\n${DROP_SLOT_HELP}`);
     return 2;
   }
   if (!url) {
-    io.err(`${databaseUrlRequired(CAPTURE_DATABASE_ENV)}.\n\n${DROP_SLOT_HELP}`);
+    io.err(`nestjs-bemi capture:drop-slot: ${databaseUrlRequired(CAPTURE_DATABASE_ENV)}.\n\n${DROP_SLOT_HELP}`);
     return 2;
   }
   const publication = values.publication ?? DEFAULT_PUBLICATION_NAME;

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { compileRules } from '../../rules/rules-compiler';
 import type { BemiRules, CompiledRules } from '../../rules/rules.interfaces';
 import type { BemiCaptureOptions, CaptureLogger } from '../../options/capture-options';
 import { BemiCaptureWorker } from '../../capture/capture.worker';
-import { errorMessage, processIo, type CliIo } from '../cli-io';
+import { errorMessage, parseCommandLine, processIo, type CliIo } from '../cli-io';
 import { CAPTURE_DATABASE_ENV, databaseUrl, databaseUrlRequired } from '../database-url';
 
 export const CAPTURE_HELP = `Usage: nestjs-bemi capture --database-url <url> [options]
@@ -42,6 +41,13 @@ export function cliCaptureLogger(io: CliIo): CaptureLogger {
   };
 }
 
+type CaptureFlags = Partial<
+  Record<
+    'database-url' | 'source' | 'destination' | 'schema' | 'schemas' | 'exclude-tables' | 'slot' | 'publication' | 'batch-size' | 'progress-interval' | 'heartbeat-interval' | 'rules',
+    string
+  >
+> & { 'no-create-table'?: boolean; 'index-before-after'?: boolean; help?: boolean };
+
 /**
  * `nestjs-bemi capture`: runs the worker until SIGTERM/SIGINT. Resolves with the exit code
  * (0 after a clean stop, 1 when it cannot start, 2 on bad arguments).
@@ -50,27 +56,23 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
   const logger = cliCaptureLogger(io);
   let options: BemiCaptureOptions;
   try {
-    const { values } = parseArgs({
-      args: argv,
-      allowPositionals: false,
-      options: {
-        'database-url': { type: 'string' },
-        source: { type: 'string' },
-        destination: { type: 'string' },
-        schema: { type: 'string' },
-        schemas: { type: 'string' },
-        'exclude-tables': { type: 'string' },
-        slot: { type: 'string' },
-        publication: { type: 'string' },
-        'no-create-table': { type: 'boolean' },
-        'index-before-after': { type: 'boolean' },
-        'batch-size': { type: 'string' },
-        'progress-interval': { type: 'string' },
-        'heartbeat-interval': { type: 'string' },
-        rules: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
+    const values = parseCommandLine(argv, {
+      'database-url': { type: 'string' },
+      source: { type: 'string' },
+      destination: { type: 'string' },
+      schema: { type: 'string' },
+      schemas: { type: 'string' },
+      'exclude-tables': { type: 'string' },
+      slot: { type: 'string' },
+      publication: { type: 'string' },
+      'no-create-table': { type: 'boolean' },
+      'index-before-after': { type: 'boolean' },
+      'batch-size': { type: 'string' },
+      'progress-interval': { type: 'string' },
+      'heartbeat-interval': { type: 'string' },
+      rules: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    }) as CaptureFlags;
     if (values.help) {
       io.out(CAPTURE_HELP);
       return 0;
@@ -94,7 +96,7 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
     for (const key of Object.keys(options) as Array<keyof BemiCaptureOptions>) if (options[key] === undefined) delete options[key];
     if (!options.source) throw new Error(`${databaseUrlRequired(CAPTURE_DATABASE_ENV)}.`);
   } catch (e) {
-    io.err(`${errorMessage(e)}\n\n${CAPTURE_HELP}`);
+    io.err(`nestjs-bemi capture: ${errorMessage(e)}\n\n${CAPTURE_HELP}`);
     return 2;
   }
 

@@ -50,11 +50,21 @@ describe('nestjs-bemi capture:drop-slot', () => {
     expect(io.stderr).toBe('nestjs-bemi capture:drop-slot: --source is deprecated; use --database-url (same meaning)\n');
   });
 
+  it.each([
+    [['--bogus'], 'unknown option --bogus'],
+    [['--slot'], '--slot <value> argument missing'],
+    [['my_slot'], 'unexpected argument "my_slot" (options take the form --name value)'],
+  ])('%j: exits 2 with a one-line reason in the words of every command, then the help', async (argv, reason) => {
+    const io = new MemoryIo();
+    expect(await runDropSlotCommand(argv, io)).toBe(2);
+    expect(io.stderr.startsWith(`nestjs-bemi capture:drop-slot: ${reason}\n\nUsage: nestjs-bemi capture:drop-slot`)).toBe(true);
+  });
+
   it('needs a database', async () => {
     await withEnv({ BEMI_CAPTURE_SOURCE: undefined, DATABASE_URL: undefined }, async () => {
       const io = new MemoryIo();
       expect(await runDropSlotCommand([], io)).toBe(2);
-      expect(io.stderr).toMatch(/^--database-url is required \(or set BEMI_CAPTURE_SOURCE \/ DATABASE_URL\)\./);
+      expect(io.stderr).toMatch(/^nestjs-bemi capture:drop-slot: --database-url is required \(or set BEMI_CAPTURE_SOURCE \/ DATABASE_URL\)\./);
     });
   });
 });

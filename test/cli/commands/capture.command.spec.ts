@@ -31,6 +31,16 @@ describe('nestjs-bemi capture', () => {
     expect(io.stderr).not.toMatch(DEPRECATED);
   });
 
+  it.each([
+    [['--bogus'], 'unknown option --bogus'],
+    [['--slot'], '--slot <value> argument missing'],
+    [['postgres://x'], 'unexpected argument "postgres://x" (options take the form --name value)'],
+  ])('%j: exits 2 with a one-line reason in the words of every command, then the help', async (argv, reason) => {
+    const io = new MemoryIo();
+    expect(await runCaptureCommand(argv, io)).toBe(2);
+    expect(io.stderr.startsWith(`nestjs-bemi capture: ${reason}\n\nUsage: nestjs-bemi capture`)).toBe(true);
+  });
+
   it('is run by the bin with its io', async () => {
     const io = new MemoryIo();
     expect(await runCli(['capture', '--help'], io)).toBe(0);
