@@ -89,10 +89,20 @@ $bemi$;
 ${createEventTriggerSql(name, 'ddl_command_end', fn)}
 ${createEventTriggerSql(`${name}_drop`, 'sql_drop', fn)}
 `;
+  // The function is found through its trigger: whoever drops it need not know the schema it is in.
   const down = `-- nestjs-bemi capture: schema log (down)
-DROP EVENT TRIGGER IF EXISTS ${quoteIdent(name)};
-DROP EVENT TRIGGER IF EXISTS ${quoteIdent(`${name}_drop`)};
-DROP FUNCTION IF EXISTS ${fn}();
+DO $bemi$
+DECLARE
+  fn regprocedure;
+BEGIN
+  SELECT evtfoid::regprocedure INTO fn FROM pg_catalog.pg_event_trigger WHERE evtname = ${quoteLiteral(name)};
+  EXECUTE pg_catalog.format('DROP EVENT TRIGGER IF EXISTS %I', ${quoteLiteral(name)});
+  EXECUTE pg_catalog.format('DROP EVENT TRIGGER IF EXISTS %I', ${quoteLiteral(`${name}_drop`)});
+  IF fn IS NOT NULL THEN
+    EXECUTE pg_catalog.format('DROP FUNCTION %s', fn);
+  END IF;
+END
+$bemi$;
 `;
   return { up, down };
 }

@@ -2,6 +2,7 @@ import { Client } from 'pg';
 import { quoteIdent } from '../../shared/sql-quote';
 import { DEFAULT_PUBLICATION_NAME } from '../../options/defaults';
 import { newTablePublisherSql } from '../../capture/new-table-publisher';
+import { schemaRecorderSql } from '../../capture/schema-log.sql';
 import { chooseDefaultSlot } from '../../capture/source-setup';
 import { errorMessage, parseCommandLine, processIo, type CliIo } from '../cli-io';
 import { CAPTURE_DATABASE_ENV, databaseUrl, databaseUrlRequired } from '../database-url';
@@ -78,9 +79,11 @@ export async function runDropSlotCommand(argv: string[], io: CliIo = processIo):
     }
     if (!values['keep-publication']) {
       await client.query(`DROP PUBLICATION IF EXISTS ${quoteIdent(publication)}`);
-      // The event trigger that fed new tables to it goes with it (absent when never installed).
-      await client.query(newTablePublisherSql({ publicationName: publication, schemas: ['public'], excludeTables: [] }).down);
-      io.out(`Dropped publication "${publication}" and its new-table event trigger (if they existed).`);
+      // The event triggers that fed new tables to it and its schema log go with it (absent when never installed).
+      const triggers = { publicationName: publication, schemas: ['public'], excludeTables: [] };
+      await client.query(newTablePublisherSql(triggers).down);
+      await client.query(schemaRecorderSql(triggers).down);
+      io.out(`Dropped publication "${publication}" and its event triggers (if they existed).`);
     }
     return 0;
   } catch (e) {

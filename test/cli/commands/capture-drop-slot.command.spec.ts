@@ -1,3 +1,4 @@
+import { schemaRecorderName } from '../../../lib/capture/schema-log.sql';
 import { publisherName } from '../../../lib/capture/new-table-publisher';
 import type { BemiCaptureWorker } from '../../../lib/capture/capture.worker';
 import { runDropSlotCommand } from '../../../lib/cli/commands/capture-drop-slot.command';
@@ -33,7 +34,9 @@ describe('nestjs-bemi capture:drop-slot', () => {
       expect(await runDropSlotCommand(args, io)).toBe(0);
       expect(await db.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [started.slotName])).toEqual([]);
       expect(await db.query(`SELECT 1 FROM pg_publication WHERE pubname = $1`, [started.slotName])).toEqual([]);
-      expect(await db.query(`SELECT 1 FROM pg_event_trigger WHERE evtname = $1`, [publisherName(started.slotName)])).toEqual([]);
+      const shapes = schemaRecorderName(started.slotName);
+      expect(await db.query(`SELECT evtname FROM pg_event_trigger WHERE evtname IN ($1, $2, $3)`, [publisherName(started.slotName), shapes, `${shapes}_drop`])).toEqual([]);
+      expect(await db.query(`SELECT 1 FROM pg_proc WHERE proname = $1`, [shapes])).toEqual([]);
       expect(io.stdout).toContain(`Dropped replication slot "${started.slotName}"`);
       expect(await runDropSlotCommand(['--help'], io)).toBe(0);
       expect(io.stdout).toContain('Usage: nestjs-bemi capture:drop-slot --database-url <url>');
