@@ -7,6 +7,9 @@ import { quoteIdent, quoteLiteral, textArray } from '../shared/sql-quote';
 import { BEMI_SCHEMA_MESSAGE_PREFIX } from '../shared/wire-format';
 import { createEventTriggerSql, excludedTableNames, trackedRelationCondition } from './new-table-publisher';
 
+/** Commands that create a table: its first entry then marks where its life (and history) begins. */
+const CREATING_TAGS = `'CREATE TABLE', 'CREATE TABLE AS', 'SELECT INTO'`;
+
 type RecorderOptions = Pick<ResolvedCaptureOptions, 'publicationName' | 'schemas' | 'excludeTables'>;
 
 /** Name of the schema log's event triggers (and of their function) for one publication. */
@@ -18,11 +21,12 @@ export function schemaRecorderName(publication: string): string {
 /**
  * JSON text of the shape of the table `c` (pg_class, joined to its pg_namespace `n`): OID, schema,
  * name, columns in attnum order (dropped ones left out, as pgoutput does) and primary key column
- * names in key order. The one definition of a shape: the event trigger and the first emission use it.
+ * names in key order; `created`: an SQL boolean, whether this DDL created the table. The one
+ * definition of a shape: the event trigger and the first emission use it.
  */
-function shapeJson(): string {
+function shapeJson(created: string): string {
   return `pg_catalog.json_build_object(
-      'oid', c.oid::bigint, 'schema', n.nspname, 'table', c.relname, 'dropped', false,
+      'oid', c.oid::bigint, 'schema', n.nspname, 'table', c.relname, 'dropped', false, 'created', ${created},
       'columns', COALESCE((SELECT pg_catalog.json_agg(pg_catalog.json_build_object(
                              'attnum', a.attnum, 'name', a.attname, 'typeOid', a.atttypid::bigint,
                              'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'generated', a.attgenerated <> '') ORDER BY a.attnum)
@@ -61,18 +65,20 @@ BEGIN
   BEGIN
     IF TG_EVENT = 'sql_drop' THEN
       SELECT pg_catalog.array_agg(pg_catalog.json_build_object('oid', d.objid::bigint, 'schema', d.schema_name, 'table', d.object_name,
-                                                               'dropped', true, 'columns', '[]'::json, 'key', '[]'::json)::text ORDER BY d.objid)
+                                                               'dropped', true, 'created', false, 'columns', '[]'::json, 'key', '[]'::json)::text ORDER BY d.objid)
         INTO shapes
         FROM pg_catalog.pg_event_trigger_dropped_objects() d
        WHERE d.object_type = 'table' AND d.schema_name = ANY (${schemas})
          AND NOT (d.object_name = ANY (${excluded})) AND d.object_name NOT LIKE '\\_bemi%';
     ELSE
-      SELECT pg_catalog.array_agg(${shapeJson()} ORDER BY c.oid)
+      SELECT pg_catalog.array_agg(${shapeJson('x.created')} ORDER BY c.oid)
         INTO shapes
-        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-       WHERE c.oid IN (SELECT cmd.objid FROM pg_catalog.pg_event_trigger_ddl_commands() cmd
-                        WHERE cmd.classid = 'pg_catalog.pg_class'::regclass)
-         AND ${trackedRelationCondition(schemas, excluded)};
+        FROM (SELECT cmd.objid, pg_catalog.bool_or(cmd.command_tag IN (${CREATING_TAGS})) AS created
+                FROM pg_catalog.pg_event_trigger_ddl_commands() cmd
+               WHERE cmd.classid = 'pg_catalog.pg_class'::regclass GROUP BY cmd.objid) x
+        JOIN pg_catalog.pg_class c ON c.oid = x.objid
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       WHERE ${trackedRelationCondition(schemas, excluded)};
     END IF;
   EXCEPTION WHEN OTHERS THEN
     RAISE WARNING 'nestjs-bemi: could not read the new shape of a captured table for the schema log (%); capture reads its key from the catalog until its next DDL', SQLERRM;
@@ -113,7 +119,7 @@ $bemi$;
  * schema log before). Changes decoded after it use it; older ones read the catalog, as before.
  */
 export function emitShapesSql(): string {
-  return `SELECT pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_SCHEMA_MESSAGE_PREFIX)}, ${shapeJson()})
+  return `SELECT pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_SCHEMA_MESSAGE_PREFIX)}, ${shapeJson('false')})
     FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    WHERE c.oid = ANY ($1::oid[])`;
 }

@@ -28,6 +28,8 @@ export interface TableShape {
   primaryKey: string[];
   /** The table was dropped here: no change of this OID follows. */
   dropped: boolean;
+  /** This DDL created the table: no change of this OID comes before it. */
+  created: boolean;
 }
 
 /** A shape at its place in the stream. */
@@ -56,8 +58,8 @@ export function parseTableShape(content: Buffer): TableShape | string {
   const v = value as Partial<Record<keyof TableShape, unknown>> | null;
   const isName = (x: unknown): x is string => typeof x === 'string' && x.length > 0 && x.length <= 256;
   const isOid = (x: unknown): x is number => Number.isInteger(x) && (x as number) > 0 && (x as number) < 2 ** 32;
-  if (!v || typeof v !== 'object' || !isOid(v.oid) || !isName(v.schema) || !isName(v.table) || typeof v.dropped !== 'boolean') {
-    return 'a schema message lacks its table (oid, schema, table, dropped)';
+  if (!v || typeof v !== 'object' || !isOid(v.oid) || !isName(v.schema) || !isName(v.table) || typeof v.dropped !== 'boolean' || typeof v.created !== 'boolean') {
+    return 'a schema message lacks its table (oid, schema, table, dropped, created)';
   }
   const key = (value as { key?: unknown }).key;
   if (!Array.isArray(v.columns) || !Array.isArray(key)) return 'a schema message lacks its columns or key';
@@ -70,7 +72,7 @@ export function parseTableShape(content: Buffer): TableShape | string {
     columns.push({ attnum: col.attnum as number, name: col.name, typeOid: col.typeOid, type: col.type, generated: col.generated });
   }
   if (!key.every(isName) || !key.every((k) => columns.some((c) => c.name === k))) return 'a schema message names a key column it does not have';
-  return { oid: v.oid, schema: v.schema, table: v.table, columns, primaryKey: key as string[], dropped: v.dropped };
+  return { oid: v.oid, schema: v.schema, table: v.table, columns, primaryKey: key as string[], dropped: v.dropped, created: v.created };
 }
 
 /** Every entry of one source database, by table OID, each list in stream order. */
@@ -127,8 +129,8 @@ export class SchemaLogTable {
   }
 
   async load(client: Client, database: string): Promise<SchemaLog> {
-    const { rows } = await client.query<{ commit_position: string; position: string; committed_at: Date; table_oid: string; schema: string; table: string; columns: ShapeColumn[]; primary_key: string[]; dropped: boolean }>(
-      `SELECT commit_position::text, position::text, committed_at, table_oid::text, schema, "table", columns, primary_key, dropped
+    const { rows } = await client.query<{ commit_position: string; position: string; committed_at: Date; table_oid: string; schema: string; table: string; columns: ShapeColumn[]; primary_key: string[]; dropped: boolean; created: boolean }>(
+      `SELECT commit_position::text, position::text, committed_at, table_oid::text, schema, "table", columns, primary_key, dropped, created
          FROM ${this.table} WHERE database = $1 ORDER BY commit_position, position`,
       [database],
     );
@@ -144,6 +146,7 @@ export class SchemaLogTable {
         columns: r.columns,
         primaryKey: r.primary_key,
         dropped: r.dropped,
+        created: r.created,
       });
     }
     return log;
@@ -159,8 +162,8 @@ export class SchemaLogTable {
   async insert(client: Client, database: string, entries: readonly SchemaLogEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await client.query(
-      `INSERT INTO ${this.table} (database, commit_position, position, committed_at, table_oid, schema, "table", columns, primary_key, dropped)
-       SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::boolean[])
+      `INSERT INTO ${this.table} (database, commit_position, position, committed_at, table_oid, schema, "table", columns, primary_key, dropped, created)
+       SELECT $1, * FROM unnest($2::bigint[], $3::bigint[], $4::timestamptz[], $5::bigint[], $6::text[], $7::text[], $8::jsonb[], $9::jsonb[], $10::boolean[], $11::boolean[])
        ON CONFLICT DO NOTHING`,
       [
         database,
@@ -173,6 +176,7 @@ export class SchemaLogTable {
         entries.map((e) => JSON.stringify(e.columns)),
         entries.map((e) => JSON.stringify(e.primaryKey)),
         entries.map((e) => e.dropped),
+        entries.map((e) => e.created),
       ],
     );
   }

@@ -8,6 +8,7 @@ import { quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, ident, type BuiltSql } from './sql-params';
 import { databaseIs, keyTextOfRow, liveName, type LiveTable, type TrailTables, type TrailPosition } from './trail.sql';
 import { stateExistsSql, toastFillSql, truncateProbeSql } from './time-travel.sql';
+import { imageNow, tableIs } from './table-identity.sql';
 
 /** The same as `(cp, seq)` text, for the preflight of tableAt(). */
 function truncateSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: string, cmp: '<=' | '>'): string {
@@ -22,7 +23,7 @@ function truncateSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: s
 export function preflightSql(loc: TrailTables, live: LiveTable, atUpper: string): BuiltSql {
   const q = new SqlParams();
   const settled = `(SELECT c.committed_at <= ${q.p(atUpper)}::timestamptz FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      WHERE ${tableIs(q, live)} AND ${databaseIs(q, loc)}
       ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1)`;
   // The deleted-keys index the 'live' strategy needs (trails created before it existed lack it).
   const deletedIndex = `EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${q.p(loc.changes)}) AND i.indisvalid
@@ -79,7 +80,7 @@ function trailStateSql(
   // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
   const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
   const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
-  const probe = (bound: string) => lastChangeSql(q, loc, live, t, 'c.operation, c.after, c.commit_position, c.seq', bound);
+  const probe = (bound: string) => lastChangeSql(q, loc, live, t, 'c.operation, c.after, c.commit_position, c.seq, c.position', bound);
   // A backward probe reads every entry of the key's run on its index page, up to ~150 for a
   // busy record. Most keys' last change before T is recent, so the window (see windowSql) is
   // probed first: when it holds a change, that is the answer and only the window was read;
@@ -91,9 +92,9 @@ function trailStateSql(
     strategy !== 'latest'
       ? prevProbe
       : // The key's latest change decides when it is at or before T; else probe.
-        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq WHERE k.l_at <= ${t}
+        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq, k.l_pos WHERE k.l_at <= ${t}
         UNION ALL
-        (${probe('').replace('WHERE c."table"', `WHERE k.l_at > ${t} AND c."table"`)})`;
+        (${probe('').replace('WHERE ', `WHERE k.l_at > ${t} AND `)})`;
   const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
   // Markers of unchanged TOAST values are filled (toastFillSql), only for the rare images that
   // hold one; what nothing fills is removed and reported as source 'toast'.
@@ -109,9 +110,9 @@ function trailStateSql(
     FROM (
     SELECT k.pk, p.commit_position AS src_cp, p.seq AS src_seq,
       CASE
-        WHEN ${pCounts} THEN CASE WHEN p.operation = 'DELETE' THEN NULL ELSE p.after END
+        WHEN ${pCounts} THEN CASE WHEN p.operation = 'DELETE' THEN NULL ELSE ${imageNow(q, live, 'p.after', 'p.commit_position', 'p.position')} END
         WHEN ${tb.cp} IS NOT NULL THEN NULL
-        WHEN ${nCounts} THEN CASE WHEN n.operation = 'CREATE' THEN NULL ELSE n.before END
+        WHEN ${nCounts} THEN CASE WHEN n.operation = 'CREATE' THEN NULL ELSE ${imageNow(q, live, 'n.before', 'n.commit_position', 'n.position')} END
       END AS data,
       CASE
         WHEN ${pCounts} OR ${tb.cp} IS NOT NULL THEN 'trail'
@@ -120,11 +121,11 @@ function trailStateSql(
         ELSE 'live'
       END AS source
     FROM keys k
-    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq) ON true
+    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq, position) ON true
     LEFT JOIN LATERAL (
-      SELECT c.operation, c.before, c.commit_position, c.seq FROM ${loc.changes} c
-      WHERE p.operation IS NULL AND c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at > ${t}
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      SELECT c.operation, c.before, c.commit_position, c.seq, c.position FROM ${loc.changes} c
+      WHERE p.operation IS NULL AND ${tableIs(q, live)} AND c.primary_key = k.pk AND c.committed_at > ${t}
+        AND ${databaseIs(q, loc)}
       ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1
     ) n ON true
     WHERE k.pk IS NOT NULL
@@ -163,8 +164,8 @@ function windowSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: str
  */
 function lastChangeSql(q: SqlParams, loc: TrailTables, live: LiveTable, t: string, columns: string, bound = ''): string {
   return `SELECT ${columns} FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
-        AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      WHERE ${tableIs(q, live)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
+        AND ${databaseIs(q, loc)}
       ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
 }
 
@@ -182,9 +183,14 @@ function keysSql(q: SqlParams, loc: TrailTables, live: LiveTable, strategy: Tabl
         SELECT ${keyTextOfRow(live, 't')} AS pk FROM ${liveName(live)} t
         UNION
         SELECT d.primary_key FROM ${loc.changes} d
-        WHERE d."table" = ${table()} AND d.operation = 'DELETE' AND d.primary_key IS NOT NULL AND d.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc, 'd')}
+        WHERE ${tableIs(q, live, 'd')} AND d.operation = 'DELETE' AND d.primary_key IS NOT NULL AND ${databaseIs(q, loc, 'd')}
       ) u ORDER BY u.pk
     )`;
+  }
+  if (live.periods) {
+    // A table with other names (or a predecessor of its name) in its trail: the skip scans walk
+    // one name's keys, so the keys come from every period at once instead (rare and slower).
+    return `keys AS (SELECT DISTINCT c.primary_key AS pk FROM ${loc.changes} c WHERE ${tableIs(q, live)} AND c.primary_key IS NOT NULL AND ${databaseIs(q, loc)})`;
   }
   if (strategy === 'keys') {
     return `keys AS (
@@ -194,7 +200,7 @@ function keysSql(q: SqlParams, loc: TrailTables, live: LiveTable, strategy: Tabl
       FROM keys k WHERE k.pk IS NOT NULL
     )`;
   }
-  const latest = (after: string) => `SELECT c.primary_key AS pk, c.operation AS l_op, c.after AS l_after, c.commit_position AS l_cp, c.seq AS l_seq, c.committed_at AS l_at
+  const latest = (after: string) => `SELECT c.primary_key AS pk, c.operation AS l_op, c.after AS l_after, c.commit_position AS l_cp, c.seq AS l_seq, c.position AS l_pos, c.committed_at AS l_at
       FROM ${loc.changes} c WHERE c."table" = ${table()} AND ${after} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
       ORDER BY c.primary_key DESC, c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
   return `keys AS (

@@ -7,13 +7,14 @@ import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, ident, type BuiltSql } from './sql-params';
 import { COMMIT_TS, databaseIs, keyTextOfValues, liveName, type LiveTable, type TrailTables } from './trail.sql';
+import { imageNow, tableIs } from './table-identity.sql';
 
 /** The latest TRUNCATE of the table at or before T ('<=') or the first after it ('>'): one row (cp, seq) or none. */
 export function truncateProbeSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: string, cmp: '<=' | '>', columns = 'c.commit_position AS cp, c.seq'): string {
   const dir = cmp === '<=' ? 'DESC' : 'ASC';
   return `SELECT ${columns} FROM ${loc.changes} c
-      WHERE c."table" = ${q.p(live.table)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
-        AND c.operation = 'TRUNCATE' AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+      WHERE ${tableIs(q, live)} AND c.primary_key IS NULL AND c.committed_at ${cmp} ${q.p(atUpper)}::timestamptz
+        AND c.operation = 'TRUNCATE' AND ${databaseIs(q, loc)}
       ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1`;
 }
 
@@ -46,8 +47,8 @@ export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string
   const change = (cmp: '<=' | '>') => {
     const dir = cmp === '<=' ? 'DESC' : 'ASC';
     return `(SELECT c FROM ${loc.changes} c
-        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = k.pk AND c.committed_at ${cmp} ${t}
-          AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+        WHERE ${tableIs(q, live)} AND c.primary_key = k.pk AND c.committed_at ${cmp} ${t}
+          AND ${databaseIs(q, loc)}
         ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
   };
   const truncate = (cmp: '<=' | '>') => `(${truncateProbeSql(q, loc, live, atUpper, cmp, 'c')})`;
@@ -73,7 +74,7 @@ export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string
             WHEN (b.ta).id IS NOT NULL THEN 'truncated'
             ELSE 'live'
           END AS decision,
-          CASE WHEN ${pCounts} THEN (b.p).after ELSE (b.n).before END AS img,
+          ${imageNow(q, live, `CASE WHEN ${pCounts} THEN (b.p).after ELSE (b.n).before END`, `CASE WHEN ${pCounts} THEN (b.p).commit_position ELSE (b.n).commit_position END`, `CASE WHEN ${pCounts} THEN (b.p).position ELSE (b.n).position END`)} AS img,
           CASE WHEN ${pCounts} THEN (b.p).commit_position ELSE (b.n).commit_position END AS src_cp,
           CASE WHEN ${pCounts} THEN (b.p).seq ELSE (b.n).seq END AS src_seq
         FROM (
@@ -114,7 +115,7 @@ export function toastFillSql(q: SqlParams, loc: TrailTables, live: LiveTable, im
       FROM jsonb_each(${image}) m
       LEFT JOIN LATERAL (
         SELECT c.after -> m.key AS value FROM ${loc.changes} c
-        WHERE c."table" = ${q.p(live.table)} AND c.primary_key = ${pk} AND c.schema = ${q.p(live.schema)} AND ${databaseIs(q, loc)}
+        WHERE ${tableIs(q, live)} AND c.primary_key = ${pk} AND ${databaseIs(q, loc)}
           AND (c.commit_position, c.seq) < (${cp}, ${seq}) AND c.after -> m.key <> ${marker}
         ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
       ) v ON true

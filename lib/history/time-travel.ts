@@ -87,7 +87,9 @@ export class TimeTravel {
     }
     // The strategies differ only in speed (see TableAtStrategy); 'live' needs the deleted-keys
     // index and no TRUNCATE after T (rows a TRUNCATE erased are neither live nor deleted).
-    const strategy = deletedIndex && !truncateAfter ? 'live' : settled ? 'latest' : 'keys';
+    // With periods (a renamed or re-created table) the keys come from every period at once, and
+    // 'latest' settles nothing ahead (see keysSql).
+    const strategy = deletedIndex && !truncateAfter ? 'live' : settled && !resolved.periods ? 'latest' : 'keys';
     if (!deletedIndex) this.warnMissingDeletedIndex();
     const rows = await this.trail.run<Record<string, unknown>>(
       tableAtSql(this.trail.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit, strategy),

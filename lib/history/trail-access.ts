@@ -12,6 +12,10 @@ import { TargetResolver, type ResolvedTarget } from './history-target';
 import { describe } from './history-time';
 import { qualified, type BuiltSql } from './sql-params';
 import type { TrailTables } from './trail.sql';
+import { SCHEMA_LOG_TABLE } from '../trail/changes-table';
+import { quoteIdent } from '../shared/sql-quote';
+import { tablePeriods, type SchemaLogRow, type TablePeriod } from './table-identity';
+import { schemaLogExistsSql, schemaLogRowsSql } from './table-identity.sql';
 
 /** PostgreSQL errors raised when a key value cannot be cast to the key column's type. */
 export const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '22001', '22023']);
@@ -19,6 +23,10 @@ export const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '220
 export class TrailAccess {
   readonly loc: TrailTables;
   private readonly resolver?: TargetResolver;
+  private readonly periodCache = new Map<string, { at: number; periods: TablePeriod[] | undefined }>();
+  private hasSchemaLog?: boolean;
+  private checkedSchemaLogAt = 0;
+  private static readonly PERIODS_TTL_MS = 30_000;
 
   constructor(
     // Optional so that an app without a default MikroORM still boots; methods then say what to do.
@@ -35,6 +43,8 @@ export class TrailAccess {
       captureState: qualified(schema, stateTable),
       captureStateName: { schema, table: stateTable },
       database: trail.database ?? null,
+      schemaLog: qualified(schema, SCHEMA_LOG_TABLE),
+      schemaLogName: `${quoteIdent(schema)}.${quoteIdent(SCHEMA_LOG_TABLE)}`,
     };
     this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
   }
@@ -66,6 +76,24 @@ export class TrailAccess {
     }
   }
 
+  /**
+   * The table's periods from the schema log (see table-identity.ts), cached like the catalog: they
+   * change only with DDL. Undefined without a schema log or when it adds nothing.
+   */
+  async periods(schema: string, table: string, method: string): Promise<TablePeriod[] | undefined> {
+    const key = `${schema}\u0000${table}`;
+    const cached = this.periodCache.get(key);
+    if (cached && Date.now() - cached.at < TrailAccess.PERIODS_TTL_MS) return cached.periods;
+    if (this.hasSchemaLog === undefined || (!this.hasSchemaLog && Date.now() - this.checkedSchemaLogAt > TrailAccess.PERIODS_TTL_MS)) {
+      const [row] = await this.run<{ exists: boolean }>(schemaLogExistsSql(this.loc), method);
+      this.hasSchemaLog = row.exists;
+      this.checkedSchemaLogAt = Date.now();
+    }
+    const periods = this.hasSchemaLog ? tablePeriods(await this.run<SchemaLogRow>(schemaLogRowsSql(this.loc, schema, table), method)) : undefined;
+    this.periodCache.set(key, { at: Date.now(), periods });
+    return periods;
+  }
+
   async resolve(target: HistoryTarget, method: string, requireTable: boolean): Promise<ResolvedTarget> {
     if (target === undefined || target === null || (typeof target === 'string' && target.trim() === '')) {
       throw new BemiHistoryArgumentError(method, 'entity', `is required, got ${describe(target)}.`);
@@ -78,6 +106,7 @@ export class TrailAccess {
         throw new BemiUnknownEntityError(method, String(target), `No MikroORM entity has that name, there is no table ${resolved.schema}.${resolved.table} and no change of one.`);
       }
     }
+    if (resolved.exists) resolved.periods = await this.periods(resolved.schema, resolved.table, method);
     return resolved;
   }
 }

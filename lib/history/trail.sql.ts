@@ -7,6 +7,7 @@
  * btree ("table", primary_key, committed_at, commit_position, seq) by time, ties in that order.
  */
 import type { ValueKind } from '../trail/json-values';
+import type { TablePeriod } from './table-identity';
 import { ident, qualified, type SqlParams } from './sql-params';
 
 /** The trail's tables, quoted and qualified for SQL, and whose writes to look at (from the TrailLocation). */
@@ -15,6 +16,9 @@ export interface TrailTables {
   captureState: string; // qualified capture state table
   captureStateName: { schema: string; table: string };
   database: string | null; // null: current_database()
+  /** The schema log beside `changes` (qualified, and as one name for to_regclass); absent in hand-made locations. */
+  schemaLog?: string;
+  schemaLogName?: string;
 }
 
 export interface KeyColumn {
@@ -31,6 +35,8 @@ export interface LiveTable {
   keyColumns: KeyColumn[];
   /** False when every column is part of the key (a key-only image is then complete). */
   hasNonKeyColumns?: boolean;
+  /** Its names and column names through time (schema log), when they differ from today's plain reading. */
+  periods?: TablePeriod[];
 }
 
 /** A position (commit_position, seq) parsed from `row(...)::text`, or null. */

@@ -113,6 +113,8 @@ CREATE TABLE IF NOT EXISTS ${schemaLog} (
   -- Primary key column names in key order; [] for none.
   primary_key jsonb NOT NULL,
   dropped boolean NOT NULL DEFAULT false,
+  -- This DDL created the table: history does not look for its changes before it.
+  created boolean NOT NULL DEFAULT false,
   PRIMARY KEY (database, commit_position, position, table_oid)
 );
 `;

@@ -7,12 +7,12 @@ import { captureOptions, changesOf, installTriggers, stopAndDropSlot, syncCaptur
 
 const shape = (over: object = {}) =>
   Buffer.from(
-    JSON.stringify({ oid: 42, schema: 'public', table: 't', dropped: false, columns: [{ attnum: 1, name: 'id', typeOid: 23, type: 'integer', generated: false }], key: ['id'], ...over }),
+    JSON.stringify({ oid: 42, schema: 'public', table: 't', dropped: false, created: false, columns: [{ attnum: 1, name: 'id', typeOid: 23, type: 'integer', generated: false }], key: ['id'], ...over }),
   );
 
 describe('parseTableShape', () => {
   it('reads a shape as the event trigger emits it', () => {
-    expect(parseTableShape(shape())).toEqual({ oid: 42, schema: 'public', table: 't', dropped: false, columns: [{ attnum: 1, name: 'id', typeOid: 23, type: 'integer', generated: false }], primaryKey: ['id'] });
+    expect(parseTableShape(shape())).toEqual({ oid: 42, schema: 'public', table: 't', dropped: false, created: false, columns: [{ attnum: 1, name: 'id', typeOid: 23, type: 'integer', generated: false }], primaryKey: ['id'] });
   });
 
   it.each([
@@ -35,6 +35,7 @@ describe('SchemaLog', () => {
     schema: 'public',
     table: 't',
     dropped: false,
+    created: false,
     columns: [],
     primaryKey: key,
     commitPosition: commit,
