@@ -103,6 +103,7 @@ export type {
 /** Typed history errors: the family, a bad argument, an unknown entity, a moment before capture, ... */
 export {
   BemiBeforeCaptureError,
+  BemiBeforeHorizonError,
   BemiChangeNotFoundError,
   BemiHistoryArgumentError,
   BemiHistoryError,

@@ -84,7 +84,70 @@ export class BemiRevertUnsupportedError extends BemiHistoryError {
   constructor(
     readonly changeId: string,
     reason: string,
+    fix = 'Restore the row with your own write (at() gives its past state where the trail has it).',
   ) {
-    super(`Cannot revert change ${changeId}: ${reason} Nothing was reverted.`, 'Restore the row with your own write (at() gives its past state where the trail has it).');
+    super(`Cannot revert change ${changeId}: ${reason} Nothing was reverted.`, fix);
+  }
+}
+
+/**
+ * The optimistic check cannot tell whether the row changed since: `columns` were recorded masked
+ * (or as HMACs, without the key to recompute them), so their live values cannot be compared.
+ */
+export class BemiRevertUncheckableError extends BemiRevertUnsupportedError {
+  constructor(
+    changeId: string,
+    readonly table: string,
+    readonly columns: string[],
+    readonly hmacKeyMissing: boolean,
+  ) {
+    super(
+      changeId,
+      `${table} column(s) ${columns.join(', ')} ${hmacKeyMissing ? 'were recorded as HMACs and no hmacKey was given' : 'were recorded masked (rules)'}, so whether the row changed since cannot be checked.`,
+      hmacKeyMissing
+        ? 'Give BemiHistory the key the capture hashes with (BemiModule.forRoot({ rules: { hmacKey } }) or BemiHistory.create(orm, { hmacKey })).'
+        : 'Redact these columns with "hmac" instead of "mask" so that reverts can check them, or write the correction yourself.',
+    );
+  }
+}
+
+/**
+ * The inverse statements of a transaction cannot be ordered so that every foreign key holds
+ * after each one (rows that reference each other in a cycle), and the constraints involved are
+ * not DEFERRABLE.
+ */
+export class BemiRevertOrderError extends BemiRevertUnsupportedError {
+  constructor(
+    changeId: string,
+    readonly tables: string[],
+    readonly constraints: string[],
+  ) {
+    super(
+      changeId,
+      `its transaction's rows in ${tables.join(', ')} reference each other in a cycle, so no order of the inverse statements satisfies the foreign key(s) ${constraints.join(', ')}, and they are not DEFERRABLE.`,
+      `Make the foreign key(s) DEFERRABLE (ALTER TABLE ... ALTER CONSTRAINT ... DEFERRABLE), then revert again; or write the correction yourself.`,
+    );
+  }
+}
+
+/**
+ * Retention deleted changes of the table committed up to `horizon`: for an earlier moment the
+ * trail no longer holds every change after it, so its state cannot be told (like a moment before
+ * capture started).
+ */
+export class BemiBeforeHorizonError extends BemiHistoryArgumentError {
+  constructor(
+    method: string,
+    argument: string,
+    readonly requested: string,
+    readonly horizon: string,
+    readonly table: string,
+  ) {
+    super(
+      method,
+      argument,
+      `is ${requested}, before the retention horizon of ${table} (${horizon}): changes committed up to then were pruned, so the state at that moment can no longer be told.`,
+      `Ask for a moment at or after ${horizon}, or keep this table's changes longer (retention maxAge / perTable).`,
+    );
   }
 }

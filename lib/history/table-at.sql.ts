@@ -7,7 +7,7 @@ import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, ident, type BuiltSql } from './sql-params';
 import { databaseIs, keyTextOfRow, liveName, type LiveTable, type TrailTables, type TrailPosition } from './trail.sql';
-import { stateExistsSql, toastFillSql, truncateProbeSql } from './time-travel.sql';
+import { horizonSql, stateExistsSql, toastFillSql, truncateProbeSql } from './time-travel.sql';
 import { imageNow, tableIs } from './table-identity.sql';
 
 /** The same as `(cp, seq)` text, for the preflight of tableAt(). */
@@ -29,7 +29,7 @@ export function preflightSql(loc: TrailTables, live: LiveTable, atUpper: string)
   const deletedIndex = `EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${q.p(loc.changes)}) AND i.indisvalid
       AND pg_get_expr(i.indpred, i.indrelid) = $$(operation = 'DELETE'::text)$$)`;
   return q.build(
-    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
+    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${horizonSql(q, loc, live)} AS horizon, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
       ${settled} AS settled, ${deletedIndex} AS deleted_index`,
   );
 }

@@ -21,10 +21,10 @@ export function schemaLogRowsSql(loc: TrailTables, schema: string, table: string
     ORDER BY l.commit_position, l.position`);
 }
 
-/** Whether the trail has a schema log table (older trails do not). */
-export function schemaLogExistsSql(loc: TrailTables): BuiltSql {
+/** Whether the trail has its schema log and horizon tables (older trails do not). */
+export function trailTablesExistSql(loc: TrailTables, horizonsName: string): BuiltSql {
   const q = new SqlParams();
-  return q.build(`SELECT to_regclass(${q.p(loc.schemaLogName!)}) IS NOT NULL AS exists`);
+  return q.build(`SELECT to_regclass(${q.p(loc.schemaLogName!)}) IS NOT NULL AS log, to_regclass(${q.p(horizonsName)}) IS NOT NULL AS horizons`);
 }
 
 /** `(cp, pos) >= point` for the columns of change alias `a` (or given expressions). */

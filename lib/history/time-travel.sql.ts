@@ -59,13 +59,13 @@ export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string
   const keyMatch = live.keyColumns.map((k, i) => `t.${ident(k.name)} = ${q.p(keyValues[i])}::${k.type}`).join(' AND ');
   const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
   const fill = toastFillSql(q, loc, live, 'd.img', 'd.pk', 'd.src_cp', 'd.src_seq');
-  return q.build(`SELECT s.state_exists AS _bemi_state_exists, s.pk AS _bemi_key, s.decision AS _bemi_decision,
+  return q.build(`SELECT s.state_exists AS _bemi_state_exists, s.horizon AS _bemi_horizon, s.pk AS _bemi_key, s.decision AS _bemi_decision,
       CASE WHEN s.toast IS NOT NULL THEN (SELECT string_agg(u, ', ') FROM jsonb_array_elements_text(s.toast -> 'unresolved') u) END AS _bemi_unresolved, r.*
     FROM (
       SELECT d.*, CASE WHEN d.decision = 'image' AND strpos(d.img::text, ${marker}) > 0
         THEN (SELECT jsonb_strip_nulls(jsonb_build_object('fill', f.fill, 'unresolved', to_jsonb(f.unresolved))) FROM (${fill}) f) END AS toast
       FROM (
-        SELECT b.state_exists, b.pk,
+        SELECT b.state_exists, b.horizon, b.pk,
           CASE
             WHEN ${pCounts} THEN CASE WHEN (b.p).operation = 'DELETE' THEN 'none' ELSE 'image' END
             WHEN (b.tb).id IS NOT NULL THEN 'none'
@@ -82,7 +82,7 @@ export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string
           SELECT k.*, CASE WHEN (k.p).id IS NULL THEN ${change('>')} END AS n
           FROM (
             SELECT k.*, ${change('<=')} AS p, ${truncate('<=')} AS tb, ${truncate('>')} AS ta
-            FROM (SELECT ${stateExistsSql(q, loc)} AS state_exists, ${keyTextOfValues(q, live, keyValues)} AS pk) k OFFSET 0
+            FROM (SELECT ${stateExistsSql(q, loc)} AS state_exists, ${horizonSql(q, loc, live)} AS horizon, ${keyTextOfValues(q, live, keyValues)} AS pk) k OFFSET 0
           ) k OFFSET 0
         ) b OFFSET 0
       ) d OFFSET 0
@@ -120,6 +120,16 @@ export function toastFillSql(q: SqlParams, loc: TrailTables, live: LiveTable, im
         ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1
       ) v ON true
       WHERE strpos(${image}::text, ${quoteLiteral(UNCHANGED_TOAST_MARKER)}) > 0 AND m.value = ${marker}`;
+}
+
+/**
+ * The table's retention horizon as text (null: never pruned, or a trail without the horizon
+ * table): moments before it are refused (see docs/retention.md). Over every name the table had.
+ */
+export function horizonSql(q: SqlParams, loc: TrailTables, live: LiveTable): string {
+  if (!loc.horizons) return 'NULL::text';
+  const names = [...new Set([live.table, ...(live.periods ?? []).map((p) => p.table)])];
+  return `(SELECT ${COMMIT_TS.replace('c.committed_at', 'max(h.horizon)')} FROM ${loc.horizons} h WHERE h."table" IN (${names.map((n) => q.p(n)).join(', ')}))`;
 }
 
 export function captureStartSql(loc: TrailTables): BuiltSql {

@@ -5,7 +5,7 @@
  */
 import { Logger } from '@nestjs/common';
 import type { EntityManager } from '@mikro-orm/core';
-import { BemiBeforeCaptureError, BemiHistoryArgumentError, BemiHistoryUnavailableError } from './history.errors';
+import { BemiBeforeCaptureError, BemiBeforeHorizonError, BemiHistoryArgumentError, BemiHistoryUnavailableError } from './history.errors';
 import type { HistoryInstant, HistoryTarget, TableAtOptions } from './history.interfaces';
 import { checkLimit, isPlainObject } from './history-arguments';
 import { hydrateDetached } from './history-mapper';
@@ -16,7 +16,7 @@ import type { BuiltSql } from './sql-params';
 import { preflightSql, tableAtSql } from './table-at.sql';
 import { captureStartSql, keyCheckSql, recordAtSql } from './time-travel.sql';
 import { BAD_VALUE_CODES, type TrailAccess } from './trail-access';
-import type { LiveTable, TrailPosition } from './trail.sql';
+import type { TrailPosition } from './trail.sql';
 
 type AtDecision = 'image' | 'live' | 'none' | 'noimage' | 'truncated';
 
@@ -40,6 +40,7 @@ export class TimeTravel {
     // One statement: the rule is applied by SQL probes, the image comes back as a typed row.
     const [row] = await this.runAt(recordAtSql(this.trail.loc, resolved, key, instant.upper), resolved, key);
     await this.checkCaptureStart(row._bemi_state_exists as boolean, instant, M, 'at');
+    checkHorizon(row._bemi_horizon as string | null, instant, M, resolved);
     const decision = row._bemi_decision as AtDecision;
     const keyLabel = [String(row._bemi_key)];
     if (decision === 'noimage') throw noImageError(M, resolved, keyLabel, instant.upper);
@@ -103,12 +104,17 @@ export class TimeTravel {
   }
 
   /** Capture start check plus the table's TRUNCATEs around T. */
-  private async preflight(target: LiveTable, instant: Instant, method: string, argument: string) {
-    const [row] = await this.trail.run<{ state_exists: boolean; truncate_before: string | null; truncate_after: string | null; settled: boolean | null; deleted_index: boolean }>(
-      preflightSql(this.trail.loc, target, instant.upper),
-      method,
-    );
+  private async preflight(target: ResolvedTarget, instant: Instant, method: string, argument: string) {
+    const [row] = await this.trail.run<{
+      state_exists: boolean;
+      horizon: string | null;
+      truncate_before: string | null;
+      truncate_after: string | null;
+      settled: boolean | null;
+      deleted_index: boolean;
+    }>(preflightSql(this.trail.loc, target, instant.upper), method);
     await this.checkCaptureStart(row.state_exists, instant, method, argument);
+    checkHorizon(row.horizon, instant, method, target);
     // settled: T is at or after the table's latest change, so each key's latest change decides.
     return {
       truncateBefore: parsePosition(row.truncate_before),
@@ -177,6 +183,13 @@ function whereOf(target: ResolvedTarget, where: unknown, method: string): Array<
     });
     return { column, values };
   });
+}
+
+/** Retention deleted changes of the table committed up to `horizon`: a moment before it cannot be answered. */
+function checkHorizon(horizon: string | null, instant: Instant, method: string, target: ResolvedTarget): void {
+  if (horizon !== null && instant.upperMicros < parseInstant(horizon, method, 'horizon').upperMicros) {
+    throw new BemiBeforeHorizonError(method, 'at', instant.upper, horizon, target.label);
+  }
 }
 
 function noImageError(method: string, target: ResolvedTarget, keys: string[], at: string): BemiHistoryUnavailableError {

@@ -12,10 +12,10 @@ import { TargetResolver, type ResolvedTarget } from './history-target';
 import { describe } from './history-time';
 import { qualified, type BuiltSql } from './sql-params';
 import type { TrailTables } from './trail.sql';
-import { SCHEMA_LOG_TABLE } from '../trail/changes-table';
+import { RETENTION_HORIZON_TABLE, SCHEMA_LOG_TABLE } from '../trail/changes-table';
 import { quoteIdent } from '../shared/sql-quote';
 import { tablePeriods, type SchemaLogRow, type TablePeriod } from './table-identity';
-import { schemaLogExistsSql, schemaLogRowsSql } from './table-identity.sql';
+import { schemaLogRowsSql, trailTablesExistSql } from './table-identity.sql';
 
 /** PostgreSQL errors raised when a key value cannot be cast to the key column's type. */
 export const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '22001', '22023']);
@@ -25,8 +25,11 @@ export class TrailAccess {
   private readonly resolver?: TargetResolver;
   private readonly periodCache = new Map<string, { at: number; periods: TablePeriod[] | undefined }>();
   private hasSchemaLog?: boolean;
-  private checkedSchemaLogAt = 0;
+  private checkedTrailTablesAt = 0;
+  private readonly horizonsName: string;
+  private readonly horizonsQualified: string;
   private static readonly PERIODS_TTL_MS = 30_000;
+  private static readonly MISSING_TABLE_RECHECK_MS = 5_000;
 
   constructor(
     // Optional so that an app without a default MikroORM still boots; methods then say what to do.
@@ -46,6 +49,8 @@ export class TrailAccess {
       schemaLog: qualified(schema, SCHEMA_LOG_TABLE),
       schemaLogName: `${quoteIdent(schema)}.${quoteIdent(SCHEMA_LOG_TABLE)}`,
     };
+    this.horizonsName = `${quoteIdent(schema)}.${quoteIdent(RETENTION_HORIZON_TABLE)}`;
+    this.horizonsQualified = qualified(schema, RETENTION_HORIZON_TABLE);
     this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
   }
 
@@ -84,14 +89,23 @@ export class TrailAccess {
     const key = `${schema}\u0000${table}`;
     const cached = this.periodCache.get(key);
     if (cached && Date.now() - cached.at < TrailAccess.PERIODS_TTL_MS) return cached.periods;
-    if (this.hasSchemaLog === undefined || (!this.hasSchemaLog && Date.now() - this.checkedSchemaLogAt > TrailAccess.PERIODS_TTL_MS)) {
-      const [row] = await this.run<{ exists: boolean }>(schemaLogExistsSql(this.loc), method);
-      this.hasSchemaLog = row.exists;
-      this.checkedSchemaLogAt = Date.now();
-    }
+    await this.findTrailTables(method);
     const periods = this.hasSchemaLog ? tablePeriods(await this.run<SchemaLogRow>(schemaLogRowsSql(this.loc, schema, table), method)) : undefined;
     this.periodCache.set(key, { at: Date.now(), periods });
     return periods;
+  }
+
+  /**
+   * Whether the trail has its schema log and horizon tables (trails made by older versions may
+   * not); a missing one is looked for again after a while, as retention or capture may create it.
+   */
+  private async findTrailTables(method: string): Promise<void> {
+    const complete = this.hasSchemaLog && this.loc.horizons !== undefined;
+    if (complete || (this.hasSchemaLog !== undefined && Date.now() - this.checkedTrailTablesAt < TrailAccess.MISSING_TABLE_RECHECK_MS)) return;
+    const [row] = await this.run<{ log: boolean; horizons: boolean }>(trailTablesExistSql(this.loc, this.horizonsName), method);
+    this.hasSchemaLog = row.log;
+    if (row.horizons) this.loc.horizons = this.horizonsQualified;
+    this.checkedTrailTablesAt = Date.now();
   }
 
   async resolve(target: HistoryTarget, method: string, requireTable: boolean): Promise<ResolvedTarget> {
@@ -106,6 +120,7 @@ export class TrailAccess {
         throw new BemiUnknownEntityError(method, String(target), `No MikroORM entity has that name, there is no table ${resolved.schema}.${resolved.table} and no change of one.`);
       }
     }
+    await this.findTrailTables(method);
     if (resolved.exists) resolved.periods = await this.periods(resolved.schema, resolved.table, method);
     return resolved;
   }

@@ -19,6 +19,8 @@ export interface TrailTables {
   /** The schema log beside `changes` (qualified, and as one name for to_regclass); absent in hand-made locations. */
   schemaLog?: string;
   schemaLogName?: string;
+  /** The retention horizon table, when the trail has it (history then refuses moments before a table's horizon). */
+  horizons?: string;
 }
 
 export interface KeyColumn {

@@ -56,14 +56,17 @@ export async function partitionWhollyExpired(
 const DETACH_LOCK_TIMEOUT = '3s';
 
 /**
- * Detaches the partition (one short transaction), counts its rows and drops it. Returns the row
+ * Detaches the partition (one short transaction, which also raises the horizon of each table it
+ * holds changes of), counts its rows and drops it. Returns the row
  * count, or null when the lock could not be had in time (its rows are then left to the batched
  * DELETE).
  */
-export async function dropPartition(client: Client, sql: RetentionSql, partition: ChangesPartition): Promise<number | null> {
+export async function dropPartition(client: Client, sql: RetentionSql, partition: ChangesPartition, recordHorizons: boolean): Promise<number | null> {
   await client.query('BEGIN');
   try {
     await client.query(`SET LOCAL lock_timeout = '${DETACH_LOCK_TIMEOUT}'`);
+    // In the detaching transaction: history never sees the rows gone without the horizon raised.
+    if (recordHorizons) await client.query(sql.recordPartitionHorizons(partition.name));
     await client.query(sql.detach(partition.name));
     await client.query('COMMIT');
   } catch (e) {

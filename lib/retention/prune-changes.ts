@@ -1,5 +1,5 @@
 import { Client, type ClientConfig } from 'pg';
-import { CHANGES_TABLE } from '../trail/changes-table';
+import { CHANGES_TABLE, retentionHorizonTableSql } from '../trail/changes-table';
 import { dropPartition, partitionWhollyExpired, rangePartitions } from './changes-partitions';
 import { BemiRetentionOptionsError, parseRetentionDuration } from '../options/duration';
 import { checkBatchSize } from '../options/retention-options';
@@ -110,6 +110,21 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
       );
     }
 
+    // Pruning makes moments before what it deletes unanswerable: the horizon says so to history.
+    // A trail created before the horizon table existed gets it now.
+    let horizons = (await client.query<{ exists: boolean }>(sql.horizonExists, [sql.horizonRelation])).rows[0].exists;
+    if (!horizons && !dryRun) {
+      try {
+        await client.query(retentionHorizonTableSql(schema));
+        horizons = true;
+      } catch (e) {
+        logger.warn(
+          `Could not create ${sql.horizonRelation} (${(e as Error).message}): history will not know which moments this run made unanswerable, and may answer for them from an incomplete trail. ` +
+            `Run bemiChangesTableSql().up as the trail's owner.`,
+        );
+      }
+    }
+
     // Cutoffs are computed in SQL so they keep timestamptz's microseconds.
     const now = options.now === undefined ? (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0].now : new Date(options.now).toISOString();
     const cutoffByMs = new Map<number, string>();
@@ -129,7 +144,7 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
       if (ms !== null) cutoffs.set(t, await cutoffFor(ms));
     }
 
-    const deleteBatch = kind === 'p' ? sql.deleteBatchPartitioned : sql.deleteBatch;
+    const deleteBatch = kind === 'p' ? sql.deleteBatchPartitioned(horizons) : sql.deleteBatch(horizons);
     const dropped: number[] = [];
     if (kind === 'p' && partitionKey !== null && /^RANGE \(committed_at\)$/i.test(partitionKey)) {
       for (const partition of await rangePartitions(client, sql, qualified)) {
@@ -140,7 +155,7 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
           rows = Number((await client.query<{ rows: string }>(sql.countAll(partition.name))).rows[0].rows);
         } else {
           try {
-            rows = await dropPartition(client, sql, partition);
+            rows = await dropPartition(client, sql, partition, horizons);
           } catch (e) {
             throw new Error(`Dropping partition ${partition.name} failed (if it is detached, drop it by hand): ${(e as Error).message}`);
           }

@@ -1,4 +1,5 @@
 import { quoteIdent } from '../shared/sql-quote';
+import { RETENTION_HORIZON_TABLE } from '../trail/changes-table';
 
 /** The SQL pruning runs, for one `changes` table (`schema`.`table`). The single place it lives. */
 export interface RetentionSql {
@@ -17,10 +18,19 @@ export interface RetentionSql {
   trailTables(relation: string): string;
   /** $1 trail table, $2 cutoff, $3 excluded partition oids → { rows } */
   count: string;
-  /** $1 trail table, $2 keyset lower bound, $3 cutoff, $4 batch size → { rows, last } */
-  deleteBatch: string;
+  /**
+   * $1 trail table, $2 keyset lower bound, $3 cutoff, $4 batch size → { rows, last }. With
+   * `horizons`, the same statement raises the table's horizon to the latest commit time it deleted.
+   */
+  deleteBatch(horizons: boolean): string;
   /** The same for a partitioned table. */
-  deleteBatchPartitioned: string;
+  deleteBatchPartitioned(horizons: boolean): string;
+  /** The horizon table, quoted. */
+  horizonRelation: string;
+  /** $1 the horizon table (qualified text) → { exists } */
+  horizonExists: string;
+  /** Raises each table's horizon to the latest commit time the (still attached) partition holds for it. */
+  recordPartitionHorizons(partition: string): string;
   /** $1 the changes table (qualified text) → its direct partitions with their bound expression */
   partitions: string;
   /** $1 upper bound (text), $2 cutoffs (text[]) → { older }: the bound is at or before every cutoff */
@@ -32,7 +42,20 @@ export interface RetentionSql {
 
 export function retentionSql(schema: string, table: string): RetentionSql {
   const relation = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+  const horizonRelation = `${quoteIdent(schema)}.${quoteIdent(RETENTION_HORIZON_TABLE)}`;
+  // Never lowers a horizon: an earlier, wider pruning stays known.
+  const raise = `ON CONFLICT ("table") DO UPDATE SET horizon = GREATEST(${horizonRelation}.horizon, EXCLUDED.horizon), updated_at = now()`;
+  const recordGone = (horizons: boolean) =>
+    horizons
+      ? `, horizon AS (
+        INSERT INTO ${horizonRelation} ("table", horizon) SELECT $1, max(committed_at) FROM gone HAVING count(*) > 0 ${raise}
+      )`
+      : '';
   return {
+    horizonRelation,
+    horizonExists: `SELECT pg_catalog.to_regclass($1) IS NOT NULL AS exists`,
+    recordPartitionHorizons: (partition) =>
+      `INSERT INTO ${horizonRelation} ("table", horizon) SELECT "table", max(committed_at) FROM ${partition} GROUP BY "table" ${raise}`,
     relation,
     lockKey: `nestjs-bemi:prune:${schema}.${table}`,
     tryLock: `SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext($1)) AS locked`,
@@ -63,7 +86,7 @@ export function retentionSql(schema: string, table: string): RetentionSql {
     // past the index entries it left dead. Rows are found again by ctid (a TID scan, about half
     // the batch time of primary-key lookups); the predicates are repeated so a reused slot could
     // never match a row outside the range.
-    deleteBatch: `WITH batch AS (
+    deleteBatch: (horizons) => `WITH batch AS (
         SELECT ctid FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
         ORDER BY committed_at
@@ -72,11 +95,11 @@ export function retentionSql(schema: string, table: string): RetentionSql {
         DELETE FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND ctid = ANY(ARRAY(SELECT ctid FROM batch))
         RETURNING committed_at
-      )
+      )${recordGone(horizons)}
       SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
     // A ctid is only unique within one partition: partitioned tables go by primary key, and the
     // outer range lets PostgreSQL skip partitions.
-    deleteBatchPartitioned: `WITH batch AS (
+    deleteBatchPartitioned: (horizons) => `WITH batch AS (
         SELECT id FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
         ORDER BY committed_at
@@ -85,7 +108,7 @@ export function retentionSql(schema: string, table: string): RetentionSql {
         DELETE FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND id IN (SELECT id FROM batch)
         RETURNING committed_at
-      )
+      )${recordGone(horizons)}
       SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
     partitions: `SELECT c.oid::int AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS kind,
         pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound

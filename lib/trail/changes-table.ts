@@ -5,6 +5,7 @@ import { quoteIdent } from '../shared/sql-quote';
 export const CHANGES_TABLE = 'changes';
 export const CAPTURE_STATE_TABLE = '_bemi_capture_state';
 export const SCHEMA_LOG_TABLE = '_bemi_schema_log';
+export const RETENTION_HORIZON_TABLE = '_bemi_retention_horizon';
 
 /**
  * Tables never tracked, whatever the options: the trail itself and MikroORM's migration log.
@@ -28,8 +29,10 @@ export interface ChangesTableSqlOptions {
 
 /**
  * DDL of the audit trail: `changes` (one row per captured row change), `_bemi_capture_state`
- * (one row per replication slot) and `_bemi_schema_log` (one row per table per DDL). The single source of this SQL: the worker's create-when-missing
- * step, `ensureSchema` and migrations all run `up`. Idempotent; `down` drops the three tables.
+ * (one row per replication slot), `_bemi_schema_log` (one row per table per DDL) and
+ * `_bemi_retention_horizon` (one row per pruned trail table). The single source of this SQL: the
+ * worker's create-when-missing step, `ensureSchema` and migrations all run `up`. Idempotent;
+ * `down` drops the four tables.
  */
 export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up: string; down: string } {
   const schema = options.schema ?? DEFAULT_SCHEMA;
@@ -38,6 +41,7 @@ export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up:
   const changes = `${s}.${quoteIdent(CHANGES_TABLE)}`;
   const state = `${s}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   const schemaLog = `${s}.${quoteIdent(SCHEMA_LOG_TABLE)}`;
+  const horizons = `${s}.${quoteIdent(RETENTION_HORIZON_TABLE)}`;
   // Index names are schema-local; a prefix keeps them clear of the user's own.
   const idx = (suffix: string) => quoteIdent(`_bemi_changes_${suffix}`);
   const up = `-- nestjs-bemi: audit trail tables (up)
@@ -117,13 +121,26 @@ CREATE TABLE IF NOT EXISTS ${schemaLog} (
   created boolean NOT NULL DEFAULT false,
   PRIMARY KEY (database, commit_position, position, table_oid)
 );
+${retentionHorizonTableSql(schema)}
 `;
   const down = `-- nestjs-bemi: audit trail tables (down)
+DROP TABLE IF EXISTS ${horizons};
 DROP TABLE IF EXISTS ${schemaLog};
 DROP TABLE IF EXISTS ${state};
 DROP TABLE IF EXISTS ${changes};
 `;
   return { up, down };
+}
+
+/** DDL of `_bemi_retention_horizon` alone (part of `up`; retention creates it on older trails). Idempotent. */
+export function retentionHorizonTableSql(schema: string = DEFAULT_SCHEMA): string {
+  return `-- Per trail table, the latest commit time retention deleted: history refuses moments before it
+-- (the trail no longer knows every change after them), as it refuses moments before capture.
+CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}.${quoteIdent(RETENTION_HORIZON_TABLE)} (
+  "table" text PRIMARY KEY,
+  horizon timestamptz NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);`;
 }
 
 /**

@@ -33,6 +33,9 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
   const partitionExists = async (name: string) => (await db.query(`SELECT to_regclass($1) IS NOT NULL AS e`, [name]))[0].e as boolean;
   const counts = async () => db.query(`SELECT "table", count(*)::int AS n FROM changes GROUP BY 1 ORDER BY 1`);
 
+  const horizons = async () =>
+    (await db.query<{ table: string; horizon: Date }>(`SELECT "table", horizon FROM _bemi_retention_horizon ORDER BY "table"`)).map((r) => ({ table: r.table, horizon: r.horizon.toISOString() }));
+
   it('drops partitions wholly older than the cutoff and deletes the rest in batches; a dry run counts the same', async () => {
     // maxAge 30d from NOW: cutoff 2025-11-15, so October goes whole and November in part.
     await seedChanges(db, [
@@ -59,6 +62,7 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
     ]);
     expect(dryLogger.messages('log')[1]).toMatch(/^Would drop partition public\.changes_2025_10 \(committed_at before 2025-11-01 00:00:00\+00\): 8 rows/);
     expect(await partitionExists('changes_2025_10')).toBe(true);
+    expect(await horizons()).toEqual([]);
     expect(await counts()).toEqual([
       { table: 'orders', n: 3 },
       { table: 'todo', n: 14 },
@@ -73,6 +77,11 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
     expect(await partitionExists('changes_2025_10')).toBe(false);
     expect(await counts()).toEqual([{ table: 'todo', n: 5 }]);
     expect((await db.query(`SELECT min(committed_at) AS m FROM changes`))[0].m.toISOString()).toBe('2025-11-19T23:59:58.000Z');
+    // The latest commit time pruned per table: the dropped partition's for orders, the batches' for todo.
+    expect(await horizons()).toEqual([
+      { table: 'orders', horizon: '2025-10-31T23:59:59.000Z' },
+      { table: 'todo', horizon: '2025-11-14T23:59:59.000Z' },
+    ]);
   });
 
   it('keeps a partition that holds changes of a table kept longer, and deletes its other rows in batches', async () => {

@@ -19,7 +19,7 @@ describe('pruneChanges', () => {
   afterAll(() => db?.drop());
 
   beforeEach(async () => {
-    await db.query(`DROP TABLE IF EXISTS changes, prune_log`);
+    await db.query(`DROP TABLE IF EXISTS changes, prune_log, _bemi_retention_horizon`);
     await createChangesTable(db);
     await db.query(PRUNE_INDEX);
   });
@@ -47,6 +47,29 @@ describe('pruneChanges', () => {
     expect(result).toMatchObject({ dryRun: false, rows: 3, batches: 1, partitions: [], stopped: false });
     expect(result.tables).toEqual([{ table: 'todo', cutoff: expect.stringMatching(/^2025-12-31 00:00:00\+00/), rows: 3, batches: 1 }]);
     expect(result.skipped).toBeUndefined();
+    // The horizon: the latest commit time deleted, written by the deleting statement itself.
+    expect(await db.query(`SELECT "table", to_char(horizon AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') AS h FROM _bemi_retention_horizon`)).toEqual([
+      { table: 'todo', h: '2025-12-30T23:59:59.999999' },
+    ]);
+  });
+
+  it('records a horizon only for what it deleted, never lowers one, and not in a dry run', async () => {
+    await seedChanges(db, [...series('todo', 3, '2025-12-20T00:00:00Z'), ...series('other', 1, '2025-12-31T12:00:00Z')]);
+    await pruneChanges(db.url, { maxAge: '1d', now: NOW, dryRun: true });
+    expect(await db.query(`SELECT * FROM _bemi_retention_horizon`)).toEqual([]);
+    await pruneChanges(db.url, { maxAge: '1d', now: NOW });
+    await pruneChanges(db.url, { maxAge: '20d', now: NOW });
+    // A late, older change (a backfill) pruned afterwards leaves the later horizon in place.
+    await seedChanges(db, series('todo', 1, '2025-12-01T00:00:00Z'));
+    expect((await pruneChanges(db.url, { maxAge: '1d', now: NOW })).rows).toBe(1);
+    expect(await db.query(`SELECT "table", horizon FROM _bemi_retention_horizon`)).toEqual([{ table: 'todo', horizon: new Date('2025-12-20T00:00:00Z') }]);
+  });
+
+  it('creates the horizon table on a trail made before it existed', async () => {
+    await db.query(`DROP TABLE IF EXISTS _bemi_retention_horizon`);
+    await seedChanges(db, series('todo', 1, '2025-12-01T00:00:00Z'));
+    await pruneChanges(db.url, { maxAge: '1d', now: NOW });
+    expect(await db.query(`SELECT "table" FROM _bemi_retention_horizon`)).toEqual([{ table: 'todo' }]);
   });
 
   it('measures age from the database clock by default', async () => {
@@ -165,7 +188,7 @@ describe('pruneChanges', () => {
     const { retentionSql } = await import('../../lib/retention/retention.sql');
     const sql = retentionSql('public', 'changes');
     const plan = await withClient(db.url, async (c) => {
-      await c.query(`PREPARE b(text, timestamptz, timestamptz, int) AS ${sql.deleteBatch}`);
+      await c.query(`PREPARE b(text, timestamptz, timestamptz, int) AS ${sql.deleteBatch(true)}`);
       await c.query('BEGIN');
       const { rows } = await c.query(`EXPLAIN (FORMAT JSON) EXECUTE b('t1', '-infinity', '${CUTOFF}', 1000)`);
       await c.query('ROLLBACK');
