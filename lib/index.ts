@@ -109,6 +109,8 @@ export {
   BemiHistoryError,
   BemiHistoryUnavailableError,
   BemiRevertConflictError,
+  BemiRevertOrderError,
+  BemiRevertUncheckableError,
   BemiRevertUnsupportedError,
   BemiUnknownEntityError,
 } from './history/history.errors';

@@ -37,20 +37,24 @@ export class BemiHistory {
   constructor(
     // Optional so that an app without a default MikroORM still boots; methods then say what to do.
     @Optional() @Inject(MikroORM) maybeOrm: MikroORM | undefined,
-    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: Pick<BemiResolvedOptions, 'trail'> | null,
+    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: Pick<BemiResolvedOptions, 'trail' | 'rules'> | null,
     @Optional() store?: BemiContextStore,
   ) {
     // The trail is where the capture worker writes it, unless told otherwise (resolved at startup).
     const trail = new TrailAccess(maybeOrm, moduleOptions?.trail ?? resolveTrailLocation(undefined));
     this.reader = new HistoryReader(trail);
     this.timeTravel = new TimeTravel(trail, maybeOrm ? new PreparedReader(maybeOrm) : undefined);
-    this.reverter = new Reverter(trail, this.reader, store ?? new BemiContextStore());
+    // The capture's HMAC key lets reverts check HMAC-redacted columns against the live row.
+    this.reverter = new Reverter(trail, this.reader, store ?? new BemiContextStore(), moduleOptions?.rules?.hmacKey);
   }
 
-  /** For use without Nest: `BemiHistory.create(orm, { schema: 'audit' })`. */
-  static create(orm: MikroORM, options: BemiHistoryOptions = {}): BemiHistory {
-    const { store, ...location } = options;
-    return new BemiHistory(orm, { trail: resolveTrailLocation(location) }, store);
+  /**
+   * For use without Nest: `BemiHistory.create(orm, { schema: 'audit' })`. `hmacKey`: the capture's
+   * `rules.hmacKey`, so that reverts can check HMAC-redacted columns.
+   */
+  static create(orm: MikroORM, options: BemiHistoryOptions & { hmacKey?: string } = {}): BemiHistory {
+    const { store, hmacKey, ...location } = options;
+    return new BemiHistory(orm, { trail: resolveTrailLocation(location), rules: hmacKey === undefined ? undefined : { hmacKey } }, store);
   }
 
   // ---- reading the trail ------------------------------------------------------------------
@@ -110,7 +114,10 @@ export class BemiHistory {
     return this.reverter.revert(change, options);
   }
 
-  /** Reverts every change of `change`'s transaction, newest first, all or nothing. */
+  /**
+   * Reverts every change of `change`'s transaction, all or nothing: newest first, except where
+   * foreign keys ask for another order (parents re-inserted before children, children deleted first).
+   */
   async revertTransaction(change: ChangeRef, options: RevertOptions = {}): Promise<void> {
     return this.reverter.revertTransaction(change, options);
   }

@@ -48,3 +48,83 @@ export function revertCreateSql(live: LiveTable, afterJson: string): BuiltSql {
   const L = liveName(live);
   return q.build(`DELETE FROM ${L} AS t USING jsonb_populate_record(NULL::${L}, ${q.p(afterJson)}::jsonb) img WHERE ${keyMatchImage(live, 't', 'img')}`);
 }
+
+/** A foreign key between two tables of a reverted transaction, as the catalog has it now. */
+export interface ForeignKey {
+  /** Schema-qualified, quoted: ready for SET CONSTRAINTS. */
+  name: string;
+  /** For messages: `schema.name`. */
+  label: string;
+  childSchema: string;
+  childTable: string;
+  childColumns: string[];
+  parentSchema: string;
+  parentTable: string;
+  parentColumns: string[];
+  deferrable: boolean;
+}
+
+/**
+ * Every foreign key whose referencing and referenced tables are both among `tables`, in one
+ * catalog query. Column lists keep the constraint's column order, so child column i references
+ * parent column i.
+ */
+export function foreignKeysSql(tables: Array<{ schema: string; table: string }>): BuiltSql {
+  const q = new SqlParams();
+  // Parameters as JSON: MikroORM would expand an array parameter into a list.
+  const involved = `(SELECT x.s, x.t FROM jsonb_to_recordset(${q.p(JSON.stringify(tables.map((t) => ({ s: t.schema, t: t.table }))))}::jsonb) AS x(s text, t text))`;
+  const columnsOf = (keys: string, rel: string) =>
+    `ARRAY(SELECT a.attname::text FROM unnest(con.${keys}) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_attribute a ON a.attrelid = con.${rel} AND a.attnum = k.attnum ORDER BY k.ord)`;
+  return q.build(`SELECT format('%I.%I', cn.nspname, con.conname) AS name, cn.nspname || '.' || con.conname AS label,
+      cs.nspname AS "childSchema", cc.relname AS "childTable", ${columnsOf('conkey', 'conrelid')} AS "childColumns",
+      ps.nspname AS "parentSchema", pc.relname AS "parentTable", ${columnsOf('confkey', 'confrelid')} AS "parentColumns",
+      con.condeferrable AS deferrable
+    FROM pg_constraint con
+    JOIN pg_namespace cn ON cn.oid = con.connamespace
+    JOIN pg_class cc ON cc.oid = con.conrelid JOIN pg_namespace cs ON cs.oid = cc.relnamespace
+    JOIN pg_class pc ON pc.oid = con.confrelid JOIN pg_namespace ps ON ps.oid = pc.relnamespace
+    WHERE con.contype = 'f'
+      AND (cs.nspname::text, cc.relname::text) IN ${involved}
+      AND (ps.nspname::text, pc.relname::text) IN ${involved}`);
+}
+
+/** Defers the given (DEFERRABLE) constraints until commit: names from {@link ForeignKey.name}. */
+export function deferConstraintsSql(names: string[]): BuiltSql {
+  return { sql: `SET CONSTRAINTS ${names.join(', ')} DEFERRED`, params: [] };
+}
+
+/**
+ * The value formats the capture's walsender is pinned to (lib/capture/replication-connection.ts):
+ * an HMAC of a live value only matches the stored one when the value is printed the same way.
+ */
+export const CAPTURE_VALUE_FORMATS: ReadonlyArray<readonly [string, string]> = [
+  ['DateStyle', 'ISO, MDY'],
+  ['TimeZone', 'UTC'],
+  ['IntervalStyle', 'postgres'],
+  ['bytea_output', 'hex'],
+  ['extra_float_digits', '1'],
+];
+
+export function readSettingsSql(names: string[]): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT n AS name, current_setting(n) AS value FROM jsonb_array_elements_text(${q.p(JSON.stringify(names))}::jsonb) AS n`);
+}
+
+/** SET LOCAL of each setting: it ends with the transaction, and the caller's values are put back after use. */
+export function setSettingsSql(settings: ReadonlyArray<readonly [string, string]>): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT set_config(s.key, s.value, true) FROM jsonb_each_text(${q.p(JSON.stringify(Object.fromEntries(settings)))}::jsonb) AS s`);
+}
+
+/**
+ * The live row's `columns` as their types' output functions print them (what pgoutput sends and
+ * the capture hashes): format('%s') calls the output function, where a ::text cast may not
+ * (booleans cast to 'true', print as 't').
+ */
+export function liveTextSql(live: LiveTable, imageJson: string, columns: string[]): BuiltSql {
+  const q = new SqlParams();
+  const L = liveName(live);
+  const list = columns.map((c, i) => `CASE WHEN t.${ident(c)} IS NULL THEN NULL ELSE format('%s', t.${ident(c)}) END AS c${i}`).join(', ');
+  return q.build(`SELECT ${list} FROM ${L} t, jsonb_populate_record(NULL::${L}, ${q.p(imageJson)}::jsonb) img WHERE ${keyMatchImage(live, 't', 'img')}`);
+}
