@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import { EntitySchema } from '@mikro-orm/core';
 import { EntityManager } from '@mikro-orm/postgresql';
-import { BemiHistory, BemiIgnore, BemiRedact, BemiRevertUnsupportedError, BemiService, bemiMigrationSql } from '../../lib';
+import { BemiHistory, BemiIgnore, BemiRedact, BemiRevertUncheckableError, BemiRevertUnsupportedError, BemiService, bemiMigrationSql } from '../../lib';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { TODO_DDL, TodoSchema } from '../support/todo';
 import { createTodoApp, ormOf } from '../support/todo-app';
@@ -188,10 +188,11 @@ describe('redaction and ignore rules, through the real capture path', () => {
     // The password change cannot be undone: its old value was never stored.
     await expect(history.revert(password)).rejects.toThrow(BemiRevertUnsupportedError);
     await expect(history.revert(password)).rejects.toThrow(/password_hash was recorded redacted \(rules\), so the old value is unknown/);
-    // The rename can: redacted columns take no part in the optimistic check and are not written.
-    await history.revert(rename);
+    // Nor the rename: password_hash is masked, so whether the row changed since cannot be checked
+    // (it did: the password changed after the rename), and nothing is written.
+    await expect(history.revert(rename)).rejects.toThrow(BemiRevertUncheckableError);
     const [row] = await db.query(`SELECT name, password_hash, email FROM account WHERE id = $1`, [id]);
-    expect(row).toEqual({ name: 'Bob', password_hash: 'bob-hash-2', email: 'bob@example.com' });
+    expect(row).toEqual({ name: 'Robert', password_hash: 'bob-hash-2', email: 'bob@example.com' });
 
     // A deleted row with redacted values cannot be restored.
     await bemi.run({ userId: 8 }, () => em().nativeDelete(Account, { id }));
