@@ -4,12 +4,13 @@
 // when connections open and close.
 import type { ClientConfig } from 'pg';
 import { PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
+import { VALUE_FORMAT_SETTINGS } from '../shared/value-formats';
 
 /**
  * Session settings of the replication connection. pgoutput formats values with the walsender's
- * own settings, so they are pinned: ISO dates in UTC, hex bytea, shortest exact floats.
+ * own settings, so they are pinned (lib/shared/value-formats.ts, which revert's HMAC check shares).
  */
-const VALUE_FORMAT_OPTIONS = '-c datestyle=ISO,MDY -c timezone=UTC -c intervalstyle=postgres -c bytea_output=hex -c extra_float_digits=1';
+const VALUE_FORMAT_OPTIONS = VALUE_FORMAT_SETTINGS.map(([name, value]) => `-c ${name}=${value}`).join(' ');
 
 export function replicationConfig(source: ClientConfig): ClientConfig {
   return { ...source, options: [source.options, VALUE_FORMAT_OPTIONS].filter(Boolean).join(' ') };

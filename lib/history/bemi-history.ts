@@ -48,11 +48,8 @@ export class BemiHistory {
     this.reverter = new Reverter(trail, this.reader, store ?? new BemiContextStore(), moduleOptions?.rules?.hmacKey);
   }
 
-  /**
-   * For use without Nest: `BemiHistory.create(orm, { schema: 'audit' })`. `hmacKey`: the capture's
-   * `rules.hmacKey`, so that reverts can check HMAC-redacted columns.
-   */
-  static create(orm: MikroORM, options: BemiHistoryOptions & { hmacKey?: string } = {}): BemiHistory {
+  /** For use without Nest: `BemiHistory.create(orm, { schema: 'audit' })`. */
+  static create(orm: MikroORM, options: BemiHistoryOptions = {}): BemiHistory {
     const { store, hmacKey, ...location } = options;
     return new BemiHistory(orm, { trail: resolveTrailLocation(location), rules: hmacKey === undefined ? undefined : { hmacKey } }, store);
   }

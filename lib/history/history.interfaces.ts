@@ -15,10 +15,12 @@ export type HistoryInstant = Date | string;
 /** What a history method is about: an entity class/schema/name, or a table name (`'todo'`, `'audit.todo'`). */
 export type HistoryTarget<T extends object = any> = EntityName<T> | string;
 
-/** `BemiHistory.create(orm, options)`: where the trail is (default `public.changes`), and the context store. */
+/** `BemiHistory.create(orm, options)`: where the trail is (default `public.changes`), the context store, and the HMAC key. */
 export interface BemiHistoryOptions extends TrailLocationOptions {
   /** Context store used to attach `{ revertOf }` to revert writes. Default: the nestjs-cls store. */
   store?: BemiContextStore;
+  /** The capture's `rules.hmacKey`, so that reverts can check HMAC-redacted columns. Default: none (such reverts are refused). */
+  hmacKey?: string;
 }
 
 /** One row of the audit trail, with `before`/`after` keyed by entity property names when the table is mapped. */

@@ -94,18 +94,6 @@ export function deferConstraintsSql(names: string[]): BuiltSql {
   return { sql: `SET CONSTRAINTS ${names.join(', ')} DEFERRED`, params: [] };
 }
 
-/**
- * The value formats the capture's walsender is pinned to (lib/capture/replication-connection.ts):
- * an HMAC of a live value only matches the stored one when the value is printed the same way.
- */
-export const CAPTURE_VALUE_FORMATS: ReadonlyArray<readonly [string, string]> = [
-  ['DateStyle', 'ISO, MDY'],
-  ['TimeZone', 'UTC'],
-  ['IntervalStyle', 'postgres'],
-  ['bytea_output', 'hex'],
-  ['extra_float_digits', '1'],
-];
-
 export function readSettingsSql(names: string[]): BuiltSql {
   const q = new SqlParams();
   return q.build(`SELECT n AS name, current_setting(n) AS value FROM jsonb_array_elements_text(${q.p(JSON.stringify(names))}::jsonb) AS n`);

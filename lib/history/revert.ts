@@ -5,8 +5,9 @@
  */
 import type { EntityManager } from '@mikro-orm/core';
 import type { BemiContextStore } from '../context/bemi-context.store';
-import { createHmac } from 'node:crypto';
+import { redactionHmac } from '../rules/redaction-hmac';
 import { HMAC_PREFIX, isRedactedValue } from '../rules/rules.constants';
+import { VALUE_FORMAT_SETTINGS } from '../shared/value-formats';
 import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { BemiHistoryArgumentError, BemiRevertConflictError, BemiRevertOrderError, BemiRevertUncheckableError, BemiRevertUnsupportedError } from './history.errors';
 import type { RevertOptions } from './history.interfaces';
@@ -14,7 +15,6 @@ import { imageOf, type RawChangeRow } from './history-mapper';
 import type { ChangeRef, HistoryReader } from './history-reader';
 import { describe } from './history-time';
 import {
-  CAPTURE_VALUE_FORMATS,
   deferConstraintsSql,
   foreignKeysSql,
   liveTextSql,
@@ -139,7 +139,7 @@ export class Reverter {
     if (!current[0].same) throw conflict('the row changed since (optimistic check against the change\'s after image failed).');
     if (hashed.length) {
       const texts = await liveTexts(exec, target, afterJson, hashed);
-      const differ = hashed.filter((c, i) => (texts[i] === null ? null : hmacOf(this.hmacKey!, texts[i]!)) !== after[c]);
+      const differ = hashed.filter((c, i) => (texts[i] === null ? null : redactionHmac(this.hmacKey!, texts[i]!)) !== after[c]);
       if (differ.length) throw conflict(`the row changed since (the live value of ${differ.join(', ')} no longer has the HMAC the change recorded).`);
     }
 
@@ -162,18 +162,13 @@ function withoutStandIns(image: Record<string, unknown>): Record<string, unknown
   return Object.fromEntries(Object.entries(image).filter(([, v]) => v !== UNCHANGED_TOAST_MARKER && !isRedactedValue(v)));
 }
 
-/** The stored form of an HMAC-redacted value, computed as the capture does (lib/rules/relation-rules.ts). */
-function hmacOf(key: string, text: string): string {
-  return HMAC_PREFIX + createHmac('sha256', key).update(text, 'utf8').digest('hex');
-}
-
 /**
  * The live row's `columns` printed as the capture's walsender prints them: its value formats are
  * set for this read only (SET LOCAL), then the caller's settings are put back.
  */
 async function liveTexts(exec: (b: BuiltSql) => Promise<any[]>, target: LiveTable, imageJson: string, columns: string[]): Promise<Array<string | null>> {
-  const saved = (await exec(readSettingsSql(CAPTURE_VALUE_FORMATS.map(([name]) => name)))) as Array<{ name: string; value: string }>;
-  await exec(setSettingsSql(CAPTURE_VALUE_FORMATS));
+  const saved = (await exec(readSettingsSql(VALUE_FORMAT_SETTINGS.map(([name]) => name)))) as Array<{ name: string; value: string }>;
+  await exec(setSettingsSql(VALUE_FORMAT_SETTINGS));
   try {
     const [row] = await exec(liveTextSql(target, imageJson, columns));
     return columns.map((_c, i) => (row?.[`c${i}`] ?? null) as string | null);

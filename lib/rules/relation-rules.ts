@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto';
-import { HMAC_PREFIX, REDACTED_OLD_VALUE, REDACTED_VALUE } from './rules.constants';
+import { redactionHmac } from './redaction-hmac';
+import { REDACTED_OLD_VALUE, REDACTED_VALUE } from './rules.constants';
 import type { ColumnTreatment, CompiledRules } from './rules.interfaces';
 import { ruleFor } from './rules-compiler';
 
@@ -69,9 +69,7 @@ export class RelationRules {
    */
   redactedJson(treatment: 'mask' | 'hmac', text: string | null, side: 'before' | 'after', other?: unknown): string {
     if (text === null) return 'null';
-    if (treatment === 'hmac') {
-      return JSON.stringify(HMAC_PREFIX + createHmac('sha256', this.hmacKey!).update(text, 'utf8').digest('hex'));
-    }
+    if (treatment === 'hmac') return JSON.stringify(redactionHmac(this.hmacKey!, text));
     const changed = side === 'before' && other !== undefined && other !== text;
     return JSON.stringify(changed ? REDACTED_OLD_VALUE : REDACTED_VALUE);
   }
