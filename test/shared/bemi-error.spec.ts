@@ -18,6 +18,7 @@ describe('BemiError', () => {
     expect(errorClasses.map(([name]) => name).sort()).toEqual(
       [
         'BemiBeforeCaptureError',
+        'BemiBeforeHorizonError',
         'BemiCaptureOptionsError',
         'BemiCaptureSetupError',
         'BemiChangeNotFoundError',
@@ -28,6 +29,8 @@ describe('BemiError', () => {
         'BemiOptionsError',
         'BemiRetentionOptionsError',
         'BemiRevertConflictError',
+        'BemiRevertOrderError',
+        'BemiRevertUncheckableError',
         'BemiRevertUnsupportedError',
         'BemiRulesError',
         'BemiUnknownEntityError',
