@@ -17,7 +17,7 @@ export interface StoredPosition {
   committedAt: string;
 }
 
-const COLUMNS = `id, primary_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+const COLUMNS = `id, primary_key, previous_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
 
 /** Rows ready for the destination: their COPY text is built before the write they wait for. */
 export interface PreparedBatch {
@@ -64,8 +64,8 @@ export class ChangesWriter {
     // constraint there. Any unique conflict is a re-delivered change: ids are fresh per delivery.
     this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
     this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
-      SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::text[],
-                           $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[])
+      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[],
+                           $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::bigint[], $15::bigint[], $16::int[])
       ON CONFLICT DO NOTHING`;
     this.stateTable = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   }
@@ -148,24 +148,25 @@ export class ChangesWriter {
 
   private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
     const n = rows.length;
-    const cols: unknown[][] = Array.from({ length: 15 }, () => new Array(n));
+    const cols: unknown[][] = Array.from({ length: 16 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       cols[0][i] = this.ids.next();
       cols[1][i] = r.primaryKey;
-      cols[2][i] = r.before;
-      cols[3][i] = r.after;
-      cols[4][i] = r.context;
-      cols[5][i] = r.database;
-      cols[6][i] = r.schema;
-      cols[7][i] = r.table;
-      cols[8][i] = r.operation;
-      cols[9][i] = r.committedAt;
-      cols[10][i] = r.queuedAt;
-      cols[11][i] = r.transactionId;
-      cols[12][i] = r.position;
-      cols[13][i] = r.commitPosition;
-      cols[14][i] = r.seq;
+      cols[2][i] = r.previousKey;
+      cols[3][i] = r.before;
+      cols[4][i] = r.after;
+      cols[5][i] = r.context;
+      cols[6][i] = r.database;
+      cols[7][i] = r.schema;
+      cols[8][i] = r.table;
+      cols[9][i] = r.operation;
+      cols[10][i] = r.committedAt;
+      cols[11][i] = r.queuedAt;
+      cols[12][i] = r.transactionId;
+      cols[13][i] = r.position;
+      cols[14][i] = r.commitPosition;
+      cols[15][i] = r.seq;
     }
     return (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
   }
@@ -205,19 +206,33 @@ function isDataError(code: string | undefined): boolean {
  * position, table and operation, and its key (a digest of it when it is too long to index).
  */
 export function unstorableForm(row: ChangeRow, reason: string, keepContext: boolean): ChangeRow {
-  let key = row.primaryKey === null ? null : row.primaryKey.replace(/\u0000/g, '\uFFFD');
-  // A key too long for the trail's b-tree indexes (about 2.7 kB) is stored as a digest; the whole
-  // key stays in the marker.
-  const fullKey = key !== null && Buffer.byteLength(key) > MAX_STORED_KEY_BYTES ? key : undefined;
-  if (fullKey !== undefined) key = `sha256:${createHash('sha256').update(fullKey).digest('hex')}`;
-  const asText = (json: string) => jsonbSafe(JSON.stringify({ _bemi: { unstorable: reason, text: json, ...(fullKey !== undefined ? { primaryKey: fullKey } : {}) } }));
+  const key = storableKey(row.primaryKey);
+  const previous = storableKey(row.previousKey);
+  const asText = (json: string) =>
+    jsonbSafe(
+      JSON.stringify({
+        _bemi: { unstorable: reason, text: json, ...(key.full !== undefined ? { primaryKey: key.full } : {}), ...(previous.full !== undefined ? { previousKey: previous.full } : {}) },
+      }),
+    );
   return {
     ...row,
-    primaryKey: key,
+    primaryKey: key.stored,
+    previousKey: previous.stored,
     before: asText(row.before),
     after: asText(row.after),
     context: keepContext ? row.context : asText(row.context),
   };
+}
+
+/**
+ * A key as the unstorable form stores it: without U+0000, and when too long for the trail's b-tree
+ * indexes (about 2.7 kB) as a digest, the whole key (`full`) then going into the marker.
+ */
+function storableKey(value: string | null): { stored: string | null; full?: string } {
+  if (value === null) return { stored: null };
+  const key = value.replace(/\u0000/g, '\uFFFD');
+  if (Buffer.byteLength(key) <= MAX_STORED_KEY_BYTES) return { stored: key };
+  return { stored: `sha256:${createHash('sha256').update(key).digest('hex')}`, full: key };
 }
 
 /** Longest primary key text the unstorable form keeps as it is. */
@@ -235,7 +250,7 @@ function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
       contextText = esc(context);
     }
     out +=
-      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${esc(r.database)}\t` +
+      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${esc(r.database)}\t` +
       `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
   }
   return out;

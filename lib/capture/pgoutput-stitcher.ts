@@ -11,6 +11,8 @@ import type { ColumnTreatment, CompiledRules } from '../rules/rules.interfaces';
 /** One row of the `changes` table, with every value already in the form the INSERT binds. */
 export interface ChangeRow {
   primaryKey: string | null;
+  /** The key before an UPDATE that changed it; null otherwise. */
+  previousKey: string | null;
   before: string;
   after: string;
   context: string;
@@ -156,7 +158,10 @@ export class PgoutputStitcher {
       }
       const before = old ? encodeTuple(columns, old, msg.old === null, rules, 'before', msg.new) : '{}';
       const after = encodeTuple(columns, msg.new, false, rules, 'after');
-      return [this.row(tx, position, msg.relation, 'UPDATE', before, after, primaryKeyOf(info, msg.new))];
+      const key = primaryKeyOf(info, msg.new);
+      // pgoutput sends the old key (or, under FULL, the old row) whenever the key changed.
+      const oldKey = old ? primaryKeyOf(info, old) : null;
+      return [this.row(tx, position, msg.relation, 'UPDATE', before, after, key, oldKey !== null && oldKey !== key ? oldKey : null)];
     }
     const old = (msg.old ?? msg.key)!;
     const before = encodeTuple(columns, old, msg.old === null, rules, 'before');
@@ -213,6 +218,7 @@ export class PgoutputStitcher {
     before: string,
     after: string,
     primaryKey: string | null,
+    previousKey: string | null = null,
   ): ChangeRow {
     const info = this.relations.get(relation.relationOid);
     // A table without the context trigger emitted nothing: the context in force is another statement's.
@@ -221,6 +227,7 @@ export class PgoutputStitcher {
     if (info?.keyProblem && operation !== 'TRUNCATE') context = this.markedUnknownKey(context, info.keyProblem);
     return {
       primaryKey,
+      previousKey,
       before,
       after,
       context,

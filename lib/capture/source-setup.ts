@@ -8,6 +8,9 @@ import { excludedTableNames, trackedRelationCondition } from './new-table-publis
 import { BemiError } from '../shared/bemi-error';
 import { LEGACY_SLOT_NAME } from '../options/defaults';
 
+/** Columns of `changes` added after its first release (an older trail created with ensureSchema off lacks them). */
+const ADDED_CHANGES_COLUMNS = ['previous_key'];
+
 /** Thrown when the source or destination cannot be captured as configured; says what to fix. */
 export class BemiCaptureSetupError extends BemiError {}
 
@@ -222,6 +225,18 @@ export async function ensureDestination(client: Client, options: ResolvedCapture
     throw new BemiCaptureSetupError(
       `The destination has no ${options.schema}.${CHANGES_TABLE} / ${options.schema}.${CAPTURE_STATE_TABLE} table. ` +
         `Run the migration (bemiChangesTableSql().up), or let the worker create them (ensureSchema: true; CLI: drop --no-create-table).`,
+    );
+  }
+  // Columns added since the table was first created: the writer names them all.
+  const { rows: columns } = await client.query<{ missing: string[] }>(
+    `SELECT coalesce(array_agg(c ORDER BY c), '{}') AS missing FROM unnest($2::text[]) c
+      WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = c AND NOT a.attisdropped)`,
+    [`${quoteIdent(options.schema)}.${quoteIdent(CHANGES_TABLE)}`, ADDED_CHANGES_COLUMNS],
+  );
+  if (columns[0].missing.length) {
+    throw new BemiCaptureSetupError(
+      `The destination's ${options.schema}.${CHANGES_TABLE} lacks column(s) ${columns[0].missing.join(', ')}, which this version writes. ` +
+        `Run bemiChangesTableSql().up again (it is idempotent and adds them), or let the worker do it (ensureSchema: true).`,
     );
   }
 }

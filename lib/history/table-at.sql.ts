@@ -28,8 +28,11 @@ export function preflightSql(loc: TrailTables, live: LiveTable, atUpper: string)
   // The deleted-keys index the 'live' strategy needs (trails created before it existed lack it).
   const deletedIndex = `EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = to_regclass(${q.p(loc.changes)}) AND i.indisvalid
       AND pg_get_expr(i.indpred, i.indrelid) = $$(operation = 'DELETE'::text)$$)`;
+  // Whether any UPDATE changed a key of the table (the small previous_key index): only then do the
+  // probes look at both trails of such a change (see lastChangeSql).
+  const keyChanges = loc.previousKeys ? `EXISTS (SELECT 1 FROM ${loc.changes} c WHERE ${tableIs(q, live)} AND c.previous_key IS NOT NULL AND ${databaseIs(q, loc)})` : 'false';
   return q.build(
-    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${horizonSql(q, loc, live)} AS horizon, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
+    `SELECT ${stateExistsSql(q, loc)} AS state_exists, ${horizonSql(q, loc, live)} AS horizon, ${keyChanges} AS key_changes, ${truncateSql(q, loc, live, atUpper, '<=')} AS truncate_before, ${truncateSql(q, loc, live, atUpper, '>')} AS truncate_after,
       ${settled} AS settled, ${deletedIndex} AS deleted_index`,
   );
 }
@@ -80,7 +83,11 @@ function trailStateSql(
   // key: such an image cannot tell the earlier state, which is reported ('noimage'), not guessed.
   const keyArray = `ARRAY[${live.keyColumns.map((k) => `${q.p(k.name)}::text`).join(', ')}]`;
   const noImage = live.hasNonKeyColumns === false ? 'false' : `(n.before - ${keyArray}) = '{}'::jsonb`;
-  const probe = (bound: string) => lastChangeSql(q, loc, live, t, 'c.operation, c.after, c.commit_position, c.seq, c.position', bound);
+  const moveColumns = live.keyChanges ? ', c.primary_key, c.previous_key' : ', NULL::text, NULL::text';
+  const probe = (bound: string) => lastChangeSql(q, loc, live, t, `c.operation, c.after, c.commit_position, c.seq, c.position${moveColumns}`, bound);
+  // A key left by an UPDATE of its key no longer exists after it; one reached by it did not exist before.
+  const leaves = live.keyChanges ? ' OR p.previous_key = k.pk' : '';
+  const arrives = live.keyChanges ? ' OR (n.previous_key IS NOT NULL AND n.primary_key = k.pk)' : '';
   // A backward probe reads every entry of the key's run on its index page, up to ~150 for a
   // busy record. Most keys' last change before T is recent, so the window (see windowSql) is
   // probed first: when it holds a change, that is the answer and only the window was read;
@@ -92,7 +99,7 @@ function trailStateSql(
     strategy !== 'latest'
       ? prevProbe
       : // The key's latest change decides when it is at or before T; else probe.
-        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq, k.l_pos WHERE k.l_at <= ${t}
+        `SELECT k.l_op, k.l_after, k.l_cp, k.l_seq, k.l_pos, NULL::text, NULL::text WHERE k.l_at <= ${t}
         UNION ALL
         (${probe('').replace('WHERE ', `WHERE k.l_at > ${t} AND `)})`;
   const marker = quoteLiteral(UNCHANGED_TOAST_MARKER);
@@ -110,24 +117,19 @@ function trailStateSql(
     FROM (
     SELECT k.pk, p.commit_position AS src_cp, p.seq AS src_seq,
       CASE
-        WHEN ${pCounts} THEN CASE WHEN p.operation = 'DELETE' THEN NULL ELSE ${imageNow(q, live, 'p.after', 'p.commit_position', 'p.position')} END
+        WHEN ${pCounts} THEN CASE WHEN p.operation = 'DELETE'${leaves} THEN NULL ELSE ${imageNow(q, live, 'p.after', 'p.commit_position', 'p.position')} END
         WHEN ${tb.cp} IS NOT NULL THEN NULL
-        WHEN ${nCounts} THEN CASE WHEN n.operation = 'CREATE' THEN NULL ELSE ${imageNow(q, live, 'n.before', 'n.commit_position', 'n.position')} END
+        WHEN ${nCounts} THEN CASE WHEN n.operation = 'CREATE'${arrives} THEN NULL ELSE ${imageNow(q, live, 'n.before', 'n.commit_position', 'n.position')} END
       END AS data,
       CASE
         WHEN ${pCounts} OR ${tb.cp} IS NOT NULL THEN 'trail'
-        WHEN ${nCounts} THEN CASE WHEN n.operation <> 'CREATE' AND ${noImage} THEN 'noimage' ELSE 'trail' END
+        WHEN ${nCounts} THEN CASE WHEN n.operation <> 'CREATE'${live.keyChanges ? ` AND NOT (n.previous_key IS NOT NULL AND n.primary_key = k.pk)` : ''} AND ${noImage} THEN 'noimage' ELSE 'trail' END
         WHEN ${ta.cp} IS NOT NULL THEN 'unknown'
         ELSE 'live'
       END AS source
     FROM keys k
-    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq, position) ON true
-    LEFT JOIN LATERAL (
-      SELECT c.operation, c.before, c.commit_position, c.seq, c.position FROM ${loc.changes} c
-      WHERE p.operation IS NULL AND ${tableIs(q, live)} AND c.primary_key = k.pk AND c.committed_at > ${t}
-        AND ${databaseIs(q, loc)}
-      ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1
-    ) n ON true
+    LEFT JOIN LATERAL (${prev}) p(operation, after, commit_position, seq, position, primary_key, previous_key) ON true
+    LEFT JOIN LATERAL (${nextChangeSql(q, loc, live, t)}) n ON true
     WHERE k.pk IS NOT NULL
     OFFSET 0) z
     OFFSET 0) y`;
@@ -160,13 +162,30 @@ function windowSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: str
 /**
  * Key `k.pk`'s last change at or before `t` (ties in stream order), optionally only where
  * `bound` (an extra condition starting with AND) holds: the probe tableAt() makes per key and
- * the one its window is sized by, so both mean the same change.
+ * the one its window is sized by, so both mean the same change. On a table whose keys changed,
+ * an UPDATE of a key is a change of the old key too (previous_key), and the later of the two
+ * probes decides.
  */
 function lastChangeSql(q: SqlParams, loc: TrailTables, live: LiveTable, t: string, columns: string, bound = ''): string {
-  return `SELECT ${columns} FROM ${loc.changes} c
-      WHERE ${tableIs(q, live)} AND c.primary_key = k.pk AND c.committed_at <= ${t}${bound}
+  const probe = (column: string) => `SELECT ${columns}, c.committed_at AS _at, c.commit_position AS _cp, c.seq AS _seq FROM ${loc.changes} c
+      WHERE ${tableIs(q, live)} AND c.${column} = k.pk AND c.committed_at <= ${t}${bound}
         AND ${databaseIs(q, loc)}
       ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
+  if (!live.keyChanges) return probe('primary_key').replace(', c.committed_at AS _at, c.commit_position AS _cp, c.seq AS _seq', '');
+  // The union's output keeps the columns' own names (callers read them as l.committed_at, ...).
+  const names = columns.split(',').map((c, i) => /^c\.([a-z_]+)$/.exec(c.trim())?.[1] ?? `x${i}`);
+  return `SELECT ${names.map((n) => `u.${n}`).join(', ')} FROM ((${probe('primary_key')}) UNION ALL (${probe('previous_key')})) u(${names.join(', ')}, _at, _cp, _seq)
+      ORDER BY u._at DESC, u._cp DESC, u._seq DESC LIMIT 1`;
+}
+
+/** Key `k.pk`'s first change after `t`, when none at or before it counts (`p.operation IS NULL`); both trails as in lastChangeSql. */
+function nextChangeSql(q: SqlParams, loc: TrailTables, live: LiveTable, t: string): string {
+  const probe = (column: string) => `SELECT c.operation, c.before, c.commit_position, c.seq, c.position, c.primary_key, ${loc.previousKeys ? 'c.previous_key' : 'NULL::text'} AS previous_key, c.committed_at FROM ${loc.changes} c
+      WHERE p.operation IS NULL AND ${tableIs(q, live)} AND c.${column} = k.pk AND c.committed_at > ${t}
+        AND ${databaseIs(q, loc)}
+      ORDER BY c.committed_at, c.commit_position, c.seq LIMIT 1`;
+  if (!live.keyChanges) return probe('primary_key');
+  return `SELECT u.* FROM ((${probe('primary_key')}) UNION ALL (${probe('previous_key')})) u ORDER BY u.committed_at, u.commit_position, u.seq LIMIT 1`;
 }
 
 /** Keys sampled to size the window (their probes cost about a millisecond together). */
@@ -183,14 +202,24 @@ function keysSql(q: SqlParams, loc: TrailTables, live: LiveTable, strategy: Tabl
         SELECT ${keyTextOfRow(live, 't')} AS pk FROM ${liveName(live)} t
         UNION
         SELECT d.primary_key FROM ${loc.changes} d
-        WHERE ${tableIs(q, live, 'd')} AND d.operation = 'DELETE' AND d.primary_key IS NOT NULL AND ${databaseIs(q, loc, 'd')}
+        WHERE ${tableIs(q, live, 'd')} AND d.operation = 'DELETE' AND d.primary_key IS NOT NULL AND ${databaseIs(q, loc, 'd')}${
+          // Keys an UPDATE changed are neither live nor deleted, yet had rows before it.
+          live.keyChanges
+            ? `
+        UNION
+        SELECT d.previous_key FROM ${loc.changes} d WHERE ${tableIs(q, live, 'd')} AND d.previous_key IS NOT NULL AND ${databaseIs(q, loc, 'd')}`
+            : ''
+        }
       ) u ORDER BY u.pk
     )`;
   }
-  if (live.periods) {
+  if (live.periods || live.keyChanges) {
     // A table with other names (or a predecessor of its name) in its trail: the skip scans walk
     // one name's keys, so the keys come from every period at once instead (rare and slower).
-    return `keys AS (SELECT DISTINCT c.primary_key AS pk FROM ${loc.changes} c WHERE ${tableIs(q, live)} AND c.primary_key IS NOT NULL AND ${databaseIs(q, loc)})`;
+    const previous = live.keyChanges
+      ? ` UNION SELECT c.previous_key FROM ${loc.changes} c WHERE ${tableIs(q, live)} AND c.previous_key IS NOT NULL AND ${databaseIs(q, loc)}`
+      : '';
+    return `keys AS (SELECT DISTINCT c.primary_key AS pk FROM ${loc.changes} c WHERE ${tableIs(q, live)} AND c.primary_key IS NOT NULL AND ${databaseIs(q, loc)}${previous})`;
   }
   if (strategy === 'keys') {
     return `keys AS (

@@ -46,11 +46,20 @@ export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string
   // one instead of as a join of seven relations, which cost more planning than executing.
   const change = (cmp: '<=' | '>') => {
     const dir = cmp === '<=' ? 'DESC' : 'ASC';
-    return `(SELECT c FROM ${loc.changes} c
-        WHERE ${tableIs(q, live)} AND c.primary_key = k.pk AND c.committed_at ${cmp} ${t}
+    const probe = (column: string) => `(SELECT c FROM ${loc.changes} c
+        WHERE ${tableIs(q, live)} AND c.${column} = k.pk AND c.committed_at ${cmp} ${t}
           AND ${databaseIs(q, loc)}
         ORDER BY c.committed_at ${dir}, c.commit_position ${dir}, c.seq ${dir} LIMIT 1)`;
+    if (!loc.previousKeys) return probe('primary_key');
+    // An UPDATE that changed the key belongs to both trails: the new key's (primary_key) and the
+    // old key's (previous_key, a small partial index). The nearer of the two decides.
+    return `(SELECT u.c FROM (${probe('primary_key')} UNION ALL ${probe('previous_key')}) u(c)
+        ORDER BY (u.c).committed_at ${dir}, (u.c).commit_position ${dir}, (u.c).seq ${dir} LIMIT 1)`;
   };
+  // The key left by an UPDATE of its key (its record no longer exists after), or reached by one
+  // (its record did not exist before): like a DELETE and a CREATE of that key.
+  const leaves = (r: string) => (loc.previousKeys ? ` OR (${r}).previous_key = b.pk` : '');
+  const arrives = (r: string) => (loc.previousKeys ? ` OR ((${r}).previous_key IS NOT NULL AND (${r}).primary_key = b.pk)` : '');
   const truncate = (cmp: '<=' | '>') => `(${truncateProbeSql(q, loc, live, atUpper, cmp, 'c')})`;
   const pos = (r: string) => `((${r}).commit_position, (${r}).seq)`;
   const pCounts = `(b.p).id IS NOT NULL AND ((b.tb).id IS NULL OR ${pos('b.p')} > ${pos('b.tb')})`;
@@ -67,10 +76,10 @@ export function recordAtSql(loc: TrailTables, live: LiveTable, keyValues: string
       FROM (
         SELECT b.state_exists, b.horizon, b.pk,
           CASE
-            WHEN ${pCounts} THEN CASE WHEN (b.p).operation = 'DELETE' THEN 'none' ELSE 'image' END
+            WHEN ${pCounts} THEN CASE WHEN (b.p).operation = 'DELETE'${leaves('b.p')} THEN 'none' ELSE 'image' END
             WHEN (b.tb).id IS NOT NULL THEN 'none'
             WHEN (b.n).id IS NOT NULL AND ((b.ta).id IS NULL OR ${pos('b.n')} < ${pos('b.ta')})
-              THEN CASE WHEN (b.n).operation = 'CREATE' THEN 'none' WHEN ${noImage} THEN 'noimage' ELSE 'image' END
+              THEN CASE WHEN (b.n).operation = 'CREATE'${arrives('b.n')} THEN 'none' WHEN ${noImage} THEN 'noimage' ELSE 'image' END
             WHEN (b.ta).id IS NOT NULL THEN 'truncated'
             ELSE 'live'
           END AS decision,

@@ -80,7 +80,7 @@ export class TimeTravel {
     }
     const limit = options.limit === undefined ? null : checkLimit(options.limit, M, 0, Number.MAX_SAFE_INTEGER, 'options.limit');
     const where = whereOf(resolved, options.where, M);
-    const { truncateBefore, truncateAfter, settled, deletedIndex } = await this.preflight(resolved, instant, M, 'at');
+    const { truncateBefore, truncateAfter, settled, deletedIndex, keyChanges } = await this.preflight(resolved, instant, M, 'at');
     if (truncateAfter && !truncateBefore) {
       throw new BemiHistoryUnavailableError(
         `BemiHistory.tableAt(): ${resolved.label} was truncated after ${instant.upper}; rows that existed then and had not changed before the TRUNCATE were not recorded, so the table at that moment cannot be rebuilt. at() still answers for records that changed in between.`,
@@ -88,12 +88,12 @@ export class TimeTravel {
     }
     // The strategies differ only in speed (see TableAtStrategy); 'live' needs the deleted-keys
     // index and no TRUNCATE after T (rows a TRUNCATE erased are neither live nor deleted).
-    // With periods (a renamed or re-created table) the keys come from every period at once, and
-    // 'latest' settles nothing ahead (see keysSql).
-    const strategy = deletedIndex && !truncateAfter ? 'live' : settled && !resolved.periods ? 'latest' : 'keys';
+    // With periods (a renamed or re-created table) or key changes the keys come from every period
+    // and both trails at once, and 'latest' settles nothing ahead (see keysSql).
+    const strategy = deletedIndex && !truncateAfter ? 'live' : settled && !resolved.periods && !keyChanges ? 'latest' : 'keys';
     if (!deletedIndex) this.warnMissingDeletedIndex();
     const rows = await this.trail.run<Record<string, unknown>>(
-      tableAtSql(this.trail.loc, resolved, instant.upper, truncateBefore, truncateAfter, where, limit, strategy),
+      tableAtSql(this.trail.loc, { ...resolved, keyChanges }, instant.upper, truncateBefore, truncateAfter, where, limit, strategy),
       M,
     );
     const unfilled = rows.filter((r) => r._bemi_state === 'toast');
@@ -112,6 +112,7 @@ export class TimeTravel {
       truncate_after: string | null;
       settled: boolean | null;
       deleted_index: boolean;
+      key_changes: boolean;
     }>(preflightSql(this.trail.loc, target, instant.upper), method);
     await this.checkCaptureStart(row.state_exists, instant, method, argument);
     checkHorizon(row.horizon, instant, method, target);
@@ -121,6 +122,7 @@ export class TimeTravel {
       truncateAfter: parsePosition(row.truncate_after),
       settled: row.settled === true,
       deletedIndex: row.deleted_index === true,
+      keyChanges: row.key_changes === true,
     };
   }
 

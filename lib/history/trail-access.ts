@@ -27,6 +27,7 @@ export class TrailAccess {
   private hasSchemaLog?: boolean;
   private checkedTrailTablesAt = 0;
   private readonly horizonsName: string;
+  private readonly changesName: string;
   private readonly horizonsQualified: string;
   private static readonly PERIODS_TTL_MS = 30_000;
   private static readonly MISSING_TABLE_RECHECK_MS = 5_000;
@@ -50,6 +51,7 @@ export class TrailAccess {
       schemaLogName: `${quoteIdent(schema)}.${quoteIdent(SCHEMA_LOG_TABLE)}`,
     };
     this.horizonsName = `${quoteIdent(schema)}.${quoteIdent(RETENTION_HORIZON_TABLE)}`;
+    this.changesName = `${quoteIdent(schema)}.${quoteIdent(table)}`;
     this.horizonsQualified = qualified(schema, RETENTION_HORIZON_TABLE);
     this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
   }
@@ -96,15 +98,17 @@ export class TrailAccess {
   }
 
   /**
-   * Whether the trail has its schema log and horizon tables (trails made by older versions may
-   * not); a missing one is looked for again after a while, as retention or capture may create it.
+   * Whether the trail has its schema log and horizon tables and `changes` its previous_key column
+   * (trails made by older versions may not); what is missing is looked for again after a while, as
+   * retention or capture may create it.
    */
   private async findTrailTables(method: string): Promise<void> {
-    const complete = this.hasSchemaLog && this.loc.horizons !== undefined;
+    const complete = this.hasSchemaLog && this.loc.horizons !== undefined && this.loc.previousKeys === true;
     if (complete || (this.hasSchemaLog !== undefined && Date.now() - this.checkedTrailTablesAt < TrailAccess.MISSING_TABLE_RECHECK_MS)) return;
-    const [row] = await this.run<{ log: boolean; horizons: boolean }>(trailTablesExistSql(this.loc, this.horizonsName), method);
+    const [row] = await this.run<{ log: boolean; horizons: boolean; previous_keys: boolean }>(trailTablesExistSql(this.loc, this.horizonsName, this.changesName), method);
     this.hasSchemaLog = row.log;
     if (row.horizons) this.loc.horizons = this.horizonsQualified;
+    this.loc.previousKeys = row.previous_keys;
     this.checkedTrailTablesAt = Date.now();
   }
 

@@ -21,6 +21,8 @@ export interface TrailTables {
   schemaLogName?: string;
   /** The retention horizon table, when the trail has it (history then refuses moments before a table's horizon). */
   horizons?: string;
+  /** Whether `changes` has `previous_key` (trails made before it lack it until `up` runs again). */
+  previousKeys?: boolean;
 }
 
 export interface KeyColumn {
@@ -39,6 +41,8 @@ export interface LiveTable {
   hasNonKeyColumns?: boolean;
   /** Its names and column names through time (schema log), when they differ from today's plain reading. */
   periods?: TablePeriod[];
+  /** Some UPDATE changed one of its keys (tableAt() then follows both trails of such a change). */
+  keyChanges?: boolean;
 }
 
 /** A position (commit_position, seq) parsed from `row(...)::text`, or null. */

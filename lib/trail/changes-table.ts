@@ -49,6 +49,8 @@ CREATE SCHEMA IF NOT EXISTS ${s};
 CREATE TABLE IF NOT EXISTS ${changes} (
   id uuid ${partitioned ? 'NOT NULL' : 'PRIMARY KEY'} DEFAULT gen_random_uuid(),
   primary_key text NULL,
+  -- The key before an UPDATE that changed it (NULL otherwise): that record's trail ends here.
+  previous_key text NULL,
   before jsonb NOT NULL DEFAULT '{}',
   after jsonb NOT NULL DEFAULT '{}',
   context jsonb NOT NULL DEFAULT '{}',
@@ -76,12 +78,16 @@ CREATE TABLE IF NOT EXISTS ${s}.${quoteIdent(`${CHANGES_TABLE}_default`)} PARTIT
       : `CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
 );`
   }
+-- Trails created before previous_key existed get it (nullable, no default: no rewrite).
+ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS previous_key text NULL;
 -- A record's trail in history order (at(), tableAt()): the stream position is part of the key so
 -- "the last change at or before T" is one index step, with no sort of same-timestamp changes.
 CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at, commit_position, seq);
 -- Keys whose rows were deleted: with the live table's keys, every key tableAt() must look at,
 -- without walking the whole trail. Only DELETE rows enter it, so it costs ingest almost nothing.
 CREATE INDEX IF NOT EXISTS ${idx('deleted')} ON ${changes} ("table", primary_key) WHERE operation = 'DELETE';
+-- Keys that an UPDATE changed: where such a record's trail ends (only those rows enter it).
+CREATE INDEX IF NOT EXISTS ${idx('previous_key')} ON ${changes} ("table", previous_key, committed_at, commit_position, seq) WHERE previous_key IS NOT NULL;
 -- History pages a table's trail in stream order (BemiHistory.changes / tableAt).
 CREATE INDEX IF NOT EXISTS ${idx('table_position')} ON ${changes} ("table", commit_position, seq);
 CREATE INDEX IF NOT EXISTS ${idx('context')} ON ${changes} USING gin (context jsonb_path_ops);

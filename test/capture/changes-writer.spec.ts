@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database';
 function row(commit: number, seq: number, value: string): ChangeRow {
   return {
     primaryKey: value,
+    previousKey: null,
     before: '{}',
     after: JSON.stringify({ v: value }),
     context: '{"who":"tab\\there"}',

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BemiCaptureSetupError } from '../../lib/capture/source-setup';
+import { bemiChangesTableSql } from '../../lib/trail/changes-table';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { createTestDatabase, urlFor, withClient, type TestDatabase } from '../support/database';
 import { installTriggers, startWorker, stopAndDropSlot, syncCapture, uniqueSlot, waitFor } from './support/capture-helpers';
@@ -45,6 +46,21 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
       expect(await empty.query(`SELECT to_regclass('public.changes') AS t`)).toEqual([{ t: null }]);
     } finally {
       await empty.drop();
+    }
+  });
+
+  it('refuses to start on a trail made before a column it writes, naming the column and the fix', async () => {
+    const older = await createTestDatabase('capture_oldtrail');
+    try {
+      await older.query(bemiChangesTableSql().up);
+      await older.query(`ALTER TABLE changes DROP COLUMN previous_key`);
+      await expect(startWorker(older, { ensureSchema: false })).rejects.toThrow(/changes lacks column\(s\) previous_key, which this version writes\. Run bemiChangesTableSql\(\)\.up again/);
+      // With ensureSchema (the default) the worker adds it itself.
+      const { worker } = await startWorker(older);
+      await stopAndDropSlot(worker, older);
+      expect(await older.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'changes'::regclass AND attname = 'previous_key'`)).toEqual([{ n: 1 }]);
+    } finally {
+      await older.drop();
     }
   });
 

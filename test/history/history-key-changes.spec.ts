@@ -1,0 +1,99 @@
+import 'reflect-metadata';
+import { MikroORM } from '@mikro-orm/core';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
+import { BemiCaptureWorker as Worker } from '../../lib/capture/capture.worker';
+import { BemiChange } from '../../lib/history/bemi-change.entity';
+import { BemiHistory } from '../../lib/history/bemi-history';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { RecordingLogger } from '../support/recording-logger';
+import { captureOptions, changesOf, installTriggers, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
+
+/**
+ * An UPDATE that changes a primary key ends the old key's trail and starts the new key's: the old
+ * key no longer exists after it, the new one did not exist before it (REPLICA IDENTITY FULL and
+ * DEFAULT alike; docs/history.md, "Schema changes and history").
+ */
+describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change, REPLICA IDENTITY %s (real PostgreSQL)', (identity) => {
+  let db: TestDatabase;
+  let worker: BemiCaptureWorker;
+  let orm: MikroORM;
+  let history: BemiHistory;
+  let t1: string;
+  let t2: string;
+
+  const now = async () => (await db.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t;
+  const pause = () => new Promise((r) => setTimeout(r, 20));
+
+  beforeAll(async () => {
+    db = await createTestDatabase(`history_key_change_${identity.toLowerCase()}`);
+    await installTriggers(db);
+    await db.query(`CREATE TABLE pkt (id int PRIMARY KEY, n text); ALTER TABLE pkt REPLICA IDENTITY ${identity}`);
+    worker = new Worker(captureOptions(db, { logger: new RecordingLogger() }));
+    await worker.start();
+    await syncCapture(db);
+    await db.query(`INSERT INTO pkt VALUES (1, 'a'), (2, 'b')`);
+    await pause();
+    t1 = await now();
+    await pause();
+    await db.query(`UPDATE pkt SET id = id + 1000 WHERE id = 1`);
+    await pause();
+    t2 = await now();
+    await syncCapture(db);
+    orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: db.url, entities: [BemiChange], allowGlobalContext: true, debug: false });
+    history = BemiHistory.create(orm);
+  }, 60_000);
+
+  afterAll(async () => {
+    await orm?.close(true);
+    await stopAndDropSlot(worker, db);
+    await db?.drop();
+  });
+
+  it('records the key the UPDATE left', async () => {
+    const rows = await db.query<{ operation: string; primary_key: string; previous_key: string | null }>(
+      `SELECT operation, primary_key, previous_key FROM changes WHERE "table" = 'pkt' ORDER BY commit_position, seq`,
+    );
+    expect(rows).toEqual([
+      { operation: 'CREATE', primary_key: '1', previous_key: null },
+      { operation: 'CREATE', primary_key: '2', previous_key: null },
+      { operation: 'UPDATE', primary_key: '1001', previous_key: '1' },
+    ]);
+    expect((await changesOf(db, 'pkt')).length).toBe(3);
+  });
+
+  it('at(): the new key did not exist before the change, the old one does not after it', async () => {
+    expect(await history.at('pkt', 1001, t1)).toBeNull();
+    expect(await history.at('pkt', 1, t2)).toBeNull();
+    expect(await history.at('pkt', 1, t1)).toEqual({ id: 1, n: 'a' });
+    expect(await history.at('pkt', 1001, t2)).toEqual({ id: 1001, n: 'a' });
+  });
+
+  it('tableAt(): the row once, under the key of each moment', async () => {
+    expect(await history.tableAt('pkt', t1, {})).toEqual([
+      { id: 1, n: 'a' },
+      { id: 2, n: 'b' },
+    ]);
+    expect(await history.tableAt('pkt', t2, {})).toEqual([
+      { id: 2, n: 'b' },
+      { id: 1001, n: 'a' },
+    ]);
+  });
+
+  it('tableAt() gives the same rows when it walks the trail for its keys (no deleted-keys index)', async () => {
+    await db.query(`DROP INDEX _bemi_changes_deleted`);
+    try {
+      const fresh = BemiHistory.create(orm);
+      expect(await fresh.tableAt('pkt', t1, {})).toEqual([
+        { id: 1, n: 'a' },
+        { id: 2, n: 'b' },
+      ]);
+      expect(await fresh.tableAt('pkt', t2, {})).toEqual([
+        { id: 2, n: 'b' },
+        { id: 1001, n: 'a' },
+      ]);
+    } finally {
+      await db.query(`CREATE INDEX _bemi_changes_deleted ON changes ("table", primary_key) WHERE operation = 'DELETE'`);
+    }
+  });
+});
