@@ -13,13 +13,34 @@ import type { LiveTable, TrailTables } from './trail.sql';
 export function schemaLogRowsSql(loc: TrailTables, schema: string, table: string): BuiltSql {
   const q = new SqlParams();
   const log = loc.schemaLog!;
-  return q.build(`SELECT l.commit_position::text AS commit_position, l.position::text AS position, l.schema, l."table", l.columns, l.created, l.dropped
+  return q.build(`SELECT l.commit_position::text AS commit_position, l.position::text AS position, l.schema, l."table", l.columns, l.created, l.dropped,
+      to_char(l.committed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS committed_at,
+      -- The latest drop of another table of the same name: the live table's trail must not reach back past it.
+      (SELECT to_char(max(d.committed_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') FROM ${log} d
+        WHERE d.database = l.database AND d.schema = ${q.p(schema)} AND d."table" = ${q.p(table)} AND d.dropped AND d.table_oid <> l.table_oid) AS predecessor_dropped_at
     FROM ${log} l
     WHERE l.database = coalesce(${q.p(loc.database)}::text, current_database())
       AND l.table_oid = (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                           WHERE n.nspname = ${q.p(schema)} AND c.relname = ${q.p(table)})
     ORDER BY l.commit_position, l.position`);
 }
+
+/**
+ * The current schema and name of the live table that was called schema.table at its latest entry
+ * under that name (none when no live table ever had it). Lets a former name stand for the table.
+ */
+export function renamedTableSql(loc: TrailTables, schema: string, table: string): BuiltSql {
+  const q = new SqlParams();
+  return q.build(`SELECT n.nspname AS schema, c.relname AS "table"
+    FROM ${loc.schemaLog!} l
+    JOIN pg_catalog.pg_class c ON c.oid = l.table_oid::oid
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE l.database = coalesce(${q.p(loc.database)}::text, current_database()) AND l.schema = ${q.p(schema)} AND l."table" = ${q.p(table)} AND NOT l.dropped
+      -- An OID dropped since and taken again by another table is not the same table.
+      AND NOT EXISTS (SELECT 1 FROM ${loc.schemaLog!} d WHERE d.database = l.database AND d.table_oid = l.table_oid AND d.dropped AND d.commit_position > l.commit_position)
+    ORDER BY l.commit_position DESC, l.position DESC LIMIT 1`);
+}
+
 
 /** Whether the trail has its schema log and horizon tables, and `changes` its previous_key column (older trails do not). */
 export function trailTablesExistSql(loc: TrailTables, horizonsName: string, changesName: string): BuiltSql {

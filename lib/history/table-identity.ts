@@ -18,6 +18,11 @@ export interface TablePeriod {
   table: string;
   /** Where it starts; undefined: from the trail's beginning (the table existed before its first entry). */
   from?: StreamPoint;
+  /**
+   * On the first period of a table created where another of its name had been dropped: the commit
+   * times of its CREATE TABLE and of that drop (a moment before it was created is the other table's).
+   */
+  created?: { at: string; predecessorDroppedAt: string };
   /** Where the next period starts; undefined: it lasts until now. */
   to?: StreamPoint;
   /** [name then, name now] of each column renamed since. */
@@ -35,6 +40,10 @@ export interface SchemaLogRow {
   columns: Array<{ attnum: number; name: string }>;
   created: boolean;
   dropped: boolean;
+  /** Commit time, UTC ISO 8601 with microseconds. */
+  committed_at: string;
+  /** The latest drop of another table of the first name, if any. */
+  predecessor_dropped_at?: string | null;
 }
 
 /**
@@ -57,12 +66,15 @@ export function tablePeriods(rows: readonly SchemaLogRow[]): TablePeriod[] | und
         if (names.has(c.name)) shadowed.push(c.name);
       } else if (current !== c.name) renamed.push([c.name, current]);
     }
-    const from = i === 0 && !row.created ? undefined : { commitPosition: row.commit_position, position: row.position };
+    // A table's first period is bounded only where another table had its name before: nothing
+    // else can have left changes under that name earlier.
+    const predecessor = i === 0 && row.created ? (row.predecessor_dropped_at ?? undefined) : undefined;
+    const from = i === 0 && predecessor === undefined ? undefined : { commitPosition: row.commit_position, position: row.position };
     const previous = periods[periods.length - 1];
     // Consecutive periods that read the same way are one (most DDL renames nothing).
     if (previous && previous.schema === row.schema && previous.table === row.table && sameReading(previous, renamed, shadowed)) return;
     if (previous) previous.to = from;
-    periods.push({ schema: row.schema, table: row.table, from, renamed, shadowed });
+    periods.push({ schema: row.schema, table: row.table, from, ...(predecessor ? { created: { at: row.committed_at, predecessorDroppedAt: predecessor } } : {}), renamed, shadowed });
   });
   const plain = periods.length === 1 && periods[0].from === undefined && periods[0].renamed.length === 0 && periods[0].shadowed.length === 0;
   return plain ? undefined : periods;

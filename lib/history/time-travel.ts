@@ -36,6 +36,7 @@ export class TimeTravel {
     const M = 'at';
     const instant = parseInstant(at, M, 'at');
     const resolved = await this.trail.resolve(target, M, true);
+    checkPredecessor(resolved, instant, M);
     const key = keyValues(resolved, primaryKey, M);
     // One statement: the rule is applied by SQL probes, the image comes back as a typed row.
     const [row] = await this.runAt(recordAtSql(this.trail.loc, resolved, key, instant.upper), resolved, key);
@@ -75,6 +76,7 @@ export class TimeTravel {
     const instant = parseInstant(at, M, 'at');
     if (!isPlainObject(options)) throw new BemiHistoryArgumentError(M, 'options', `must be an object, got ${describe(options)}.`);
     const resolved = await this.trail.resolve(target, M, true);
+    checkPredecessor(resolved, instant, M);
     if (resolved.keyColumns.length === 0) {
       throw new BemiHistoryArgumentError(M, 'entity', `${resolved.label} has no primary key, so its rows cannot be told apart in the trail.`);
     }
@@ -185,6 +187,21 @@ function whereOf(target: ResolvedTarget, where: unknown, method: string): Array<
     });
     return { column, values };
   });
+}
+
+/**
+ * The live table was created where another table of its name had been dropped: a moment before
+ * that drop belongs to the other table, whose rows are not this table's (its changes are still
+ * listed by changes() under the name).
+ */
+function checkPredecessor(target: ResolvedTarget, instant: Instant, method: string): void {
+  const created = target.periods?.[0]?.created;
+  if (created && instant.upperMicros < parseInstant(created.predecessorDroppedAt, method, 'at').upperMicros) {
+    throw new BemiHistoryUnavailableError(
+      `BemiHistory.${method}(): ${target.label} was created at ${created.at}; at ${instant.upper} its name belonged to another table, dropped at ${created.predecessorDroppedAt}, ` +
+        `whose rows are not this table's. That table's changes are still listed by changes('${target.schema}.${target.table}', { to: '${created.predecessorDroppedAt}' }).`,
+    );
+  }
 }
 
 /** Retention deleted changes of the table committed up to `horizon`: a moment before it cannot be answered. */

@@ -15,7 +15,7 @@ import type { TrailTables } from './trail.sql';
 import { RETENTION_HORIZON_TABLE, SCHEMA_LOG_TABLE } from '../trail/changes-table';
 import { quoteIdent } from '../shared/sql-quote';
 import { tablePeriods, type SchemaLogRow, type TablePeriod } from './table-identity';
-import { schemaLogRowsSql, trailTablesExistSql } from './table-identity.sql';
+import { renamedTableSql, schemaLogRowsSql, trailTablesExistSql } from './table-identity.sql';
 
 /** PostgreSQL errors raised when a key value cannot be cast to the key column's type. */
 export const BAD_VALUE_CODES = new Set(['22P02', '22003', '22007', '22008', '22001', '22023']);
@@ -116,7 +116,15 @@ export class TrailAccess {
     if (target === undefined || target === null || (typeof target === 'string' && target.trim() === '')) {
       throw new BemiHistoryArgumentError(method, 'entity', `is required, got ${describe(target)}.`);
     }
-    const resolved = await this.targets.resolve(target, method, (sql, params) => this.run({ sql, params }, method), { requireTable });
+    const execute = (sql: string, params: unknown[]) => this.run({ sql, params }, method);
+    await this.findTrailTables(method);
+    let resolved = await this.targets.resolve(target, method, execute, { requireTable: false });
+    // A former name of a table that still exists (renamed since) stands for it.
+    if (!resolved.exists && typeof target === 'string' && this.hasSchemaLog) {
+      const [renamed] = await this.run<{ schema: string; table: string }>(renamedTableSql(this.loc, resolved.schema, resolved.table), method);
+      if (renamed) resolved = await this.targets.resolve(`${renamed.schema}.${renamed.table}`, method, execute, { requireTable });
+    }
+    if (!resolved.exists && requireTable) resolved = await this.targets.resolve(target, method, execute, { requireTable });
     // A table that is gone may still have a trail; a name with neither is most likely a typo.
     if (!resolved.exists && !resolved.meta) {
       const [known] = await this.run(trailHasTableSql(this.loc, resolved.schema, resolved.table), method);
@@ -124,7 +132,6 @@ export class TrailAccess {
         throw new BemiUnknownEntityError(method, String(target), `No MikroORM entity has that name, there is no table ${resolved.schema}.${resolved.table} and no change of one.`);
       }
     }
-    await this.findTrailTables(method);
     if (resolved.exists) resolved.periods = await this.periods(resolved.schema, resolved.table, method);
     return resolved;
   }

@@ -5,6 +5,7 @@ import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
 import { BemiCaptureWorker as Worker } from '../../lib/capture/capture.worker';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history';
+import { BemiHistoryUnavailableError } from '../../lib/history/history.errors';
 import { createTestDatabase, type TestDatabase } from '../support/database';
 import { RecordingLogger } from '../support/recording-logger';
 import { captureOptions, installTriggers, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
@@ -87,9 +88,15 @@ describe.each(['live', 'behind'] as const)('history across schema changes, captu
   it('DROP TABLE then CREATE TABLE: the new table never answers with a row of the dropped one', async () => {
     expect(await history.at('recreated', 6, afterRecreate)).toBeNull();
     expect(await history.at('recreated', 1, afterRecreate)).toEqual({ id: 1, n: 'new' });
-    // The table of that name at T0 was another one: the current table did not exist yet.
-    expect(await history.at('recreated', 1, t0)).toBeNull();
+    // The table of that name at T0 was another one: asked for the current table, that is said, not answered with [] or its rows.
+    await expect(history.at('recreated', 1, t0)).rejects.toThrow(/public\.recreated was created at .*; at .* its name belonged to another table, dropped at/);
+    await expect(history.tableAt('recreated', t0, {})).rejects.toThrow(BemiHistoryUnavailableError);
     expect(await history.tableAt('recreated', afterRecreate, {})).toEqual([{ id: 1, n: 'new' }]);
+  });
+
+  it('RENAME TABLE: the former name still stands for the table', async () => {
+    expect(await history.at('tbl', 1, t0)).toEqual({ id: 1, n: 'n1-upd' });
+    expect(await history.at('tbl', 1, new Date())).toEqual({ id: 1, n: 'n1-late' });
   });
 
   it('a column dropped and added again under its name: the new column has no value at T0', async () => {

@@ -8,6 +8,7 @@ const row = (cp: number, table: string, columns: Array<[number, string]>, extra:
   columns: columns.map(([attnum, name]) => ({ attnum, name })),
   created: false,
   dropped: false,
+  committed_at: `2026-01-01T00:00:${String(cp).padStart(2, '0')}.000000Z`,
   ...extra,
 });
 
@@ -25,12 +26,15 @@ describe('tablePeriods', () => {
     ]);
   });
 
-  it('follows table renames, and starts a table created under the log at its creation', () => {
-    const periods = tablePeriods([row(10, 'old', [[1, 'id']], { created: true }), row(30, 'new', [[1, 'id']])])!;
+  it('follows table renames, and starts a table created where another of its name was dropped at its creation', () => {
+    const periods = tablePeriods([row(10, 'old', [[1, 'id']], { created: true, predecessor_dropped_at: '2026-01-01T00:00:05.000000Z' }), row(30, 'new', [[1, 'id']])])!;
     expect(periods.map((p) => [p.table, p.from?.commitPosition, p.to?.commitPosition])).toEqual([
       ['old', '10', '30'],
       ['new', '30', undefined],
     ]);
+    expect(periods[0].created).toEqual({ at: '2026-01-01T00:00:10.000000Z', predecessorDroppedAt: '2026-01-01T00:00:05.000000Z' });
+    // Without a predecessor nothing else had the name: no bound, and nothing to add at all.
+    expect(tablePeriods([row(10, 't', [[1, 'id']], { created: true })])).toBeUndefined();
   });
 
   it('merges consecutive entries that read alike, and ignores dropped marks', () => {
