@@ -23,7 +23,15 @@ export interface ChangesFilter {
   after?: TrailPosition;
   order: 'asc' | 'desc';
   limit: number;
+  /**
+   * Bound the page's commit_position from `fromLower`/`toUpper` (see timeBoundsSql): only when the
+   * trail has the time-position index, which makes the bound cheap; the rows are the same either way.
+   */
+  timeBounds?: boolean;
 }
+
+/** Name of the BRIN index of (commit_position, committed_at); keep in step with bemiChangesTableSql(). */
+export const TIME_POSITION_INDEX = '_bemi_changes_time_position';
 
 /** A page of changes in commit order, with keyset pagination on (commit_position, seq). */
 export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
@@ -45,8 +53,76 @@ export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   if (f.after) {
     where.push(`(c.commit_position, c.seq) ${dir === 'ASC' ? '>' : '<'} (${q.p(f.after.commitPosition)}::bigint, ${q.p(f.after.seq)}::int)`);
   }
-  return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
+  // A record's or a context's changes come from their own index, already few: no bound needed.
+  const bounds = f.timeBounds && !f.keyText && !f.context && (f.fromLower || f.toUpper) ? timeBoundsSql(q, loc, f) : undefined;
+  if (bounds?.lower) where.push(`c.commit_position >= (SELECT l FROM ${bounds.lower})`);
+  if (bounds?.upper) where.push(`c.commit_position <= (SELECT u FROM ${bounds.upper})`);
+  return q.build(`${bounds ? `WITH RECURSIVE ${bounds.ctes} ` : ''}SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
     ORDER BY c.commit_position ${dir}, c.seq ${dir} LIMIT ${q.p(f.limit)}`);
+}
+
+/**
+ * Commit-position bounds equivalent to the time range, so the page walks the stream-order index
+ * from the first change that can match instead of from the table's first change.
+ *
+ * Commit order and commit time agree only approximately (a backend takes its commit timestamp
+ * before it inserts its commit record; clocks step back), so no single probe gives an exact
+ * bound. Instead: a guess `g`, from a bisection of the stream index on commit_position (~30 index
+ * probes; any value is correct, a good one is cheap), then the exact correction, "the smallest
+ * commit_position below g of a change committed at or after `from`", a quadrant of the
+ * (commit_position, committed_at) plane that no b-tree can bound: a BRIN index of both columns
+ * (per block range of the heap, their minimum and maximum) reads only the block ranges that may
+ * hold such a change, which are few when the heap is in commit order, as capture writes it. The bound is
+ * least(g, that minimum): every matching change lies at or above it, and the page keeps all its
+ * filters and its order, so the rows are exactly those of the unbounded statement. `to` mirrors it.
+ */
+function timeBoundsSql(q: SqlParams, loc: TrailTables, f: ChangesFilter): { ctes: string; lower?: string; upper?: string } {
+  const span = `(SELECT s.commit_position FROM ${loc.changes} s ORDER BY s.commit_position, s.seq LIMIT 1) AS first,
+      (SELECT s.commit_position FROM ${loc.changes} s ORDER BY s.commit_position DESC, s.seq DESC LIMIT 1) AS last`;
+  // The filters a change of the page must pass that cost nothing to check here (a superset is still a bound).
+  const same = (alias: string) =>
+    [databaseIs(q, loc, alias), ...(f.table ? [`${alias}."table" = ${q.p(f.table.table)}`, `${alias}.schema = ${q.p(f.table.schema)}`] : []),
+      ...(f.fromLower ? [`${alias}.committed_at >= ${q.p(f.fromLower)}::timestamptz`] : []),
+      ...(f.toUpper ? [`${alias}.committed_at <= ${q.p(f.toUpper)}::timestamptz`] : [])].join(' AND ');
+  const ctes: string[] = [];
+  let lower: string | undefined;
+  let upper: string | undefined;
+  if (f.fromLower) {
+    const from = q.p(f.fromLower);
+    // Invariant: the first change at or above `hi` is at or after `from` (or there is none).
+    ctes.push(`_bemi_from_guess(lo, hi) AS (
+    SELECT first, last + 1 FROM (SELECT ${span}) e WHERE first IS NOT NULL
+    UNION ALL
+    SELECT CASE WHEN x.later THEN b.lo ELSE x.mid END, CASE WHEN x.later THEN x.mid ELSE b.hi END
+    FROM _bemi_from_guess b CROSS JOIN LATERAL (
+      SELECT m.mid, coalesce((SELECT s.committed_at >= ${from}::timestamptz FROM ${loc.changes} s WHERE s.commit_position >= m.mid ORDER BY s.commit_position, s.seq LIMIT 1), true) AS later
+      FROM (SELECT b.lo + (b.hi - b.lo) / 2 AS mid) m OFFSET 0) x
+    WHERE b.hi - b.lo > 1)`);
+    // OFFSET 0: min() over the quadrant's rows, not min() turned into a walk of the stream index.
+    ctes.push(`_bemi_from_bound(l) AS (
+    SELECT least(g.g, (SELECT min(d.commit_position) FROM (SELECT d.commit_position FROM ${loc.changes} d
+      WHERE d.commit_position < g.g AND ${same('d')} OFFSET 0) d))
+    FROM (SELECT min(hi) AS g FROM _bemi_from_guess) g)`);
+    lower = '_bemi_from_bound';
+  }
+  if (f.toUpper) {
+    const to = q.p(f.toUpper);
+    // Invariant: the last change at or below `lo` is at or before `to` (or there is none).
+    ctes.push(`_bemi_to_guess(lo, hi) AS (
+    SELECT first - 1, last FROM (SELECT ${span}) e WHERE first IS NOT NULL
+    UNION ALL
+    SELECT CASE WHEN x.earlier THEN x.mid ELSE b.lo END, CASE WHEN x.earlier THEN b.hi ELSE x.mid END
+    FROM _bemi_to_guess b CROSS JOIN LATERAL (
+      SELECT m.mid, coalesce((SELECT s.committed_at <= ${to}::timestamptz FROM ${loc.changes} s WHERE s.commit_position <= m.mid ORDER BY s.commit_position DESC, s.seq DESC LIMIT 1), true) AS earlier
+      FROM (SELECT b.lo + (b.hi - b.lo + 1) / 2 AS mid) m OFFSET 0) x
+    WHERE b.hi - b.lo > 1)`);
+    ctes.push(`_bemi_to_bound(u) AS (
+    SELECT greatest(g.g, (SELECT max(d.commit_position) FROM (SELECT d.commit_position FROM ${loc.changes} d
+      WHERE d.commit_position > g.g AND ${same('d')} OFFSET 0) d))
+    FROM (SELECT max(lo) AS g FROM _bemi_to_guess) g)`);
+    upper = '_bemi_to_bound';
+  }
+  return { ctes: ctes.join(',\n  '), lower, upper };
 }
 
 export function changeByIdSql(loc: TrailTables, id: string): BuiltSql {

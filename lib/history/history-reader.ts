@@ -8,7 +8,7 @@ import { BemiChangeNotFoundError, BemiHistoryArgumentError } from './history.err
 import type { ChangeOperation, ChangesQuery, HistoryChange, HistoryDiff, HistoryTarget } from './history.interfaces';
 import { checkLimit, isPlainObject } from './history-arguments';
 import { decodeCursor, diffChange, toHistoryChange, type MappingInfo, type RawChangeRow } from './history-mapper';
-import { changeByIdSql, changesSql, transactionSql } from './history-reader.sql';
+import { changeByIdSql, changesSql, TIME_POSITION_INDEX, transactionSql } from './history-reader.sql';
 import { keyValues, type ResolvedTarget } from './history-target';
 import { describe, parseInstant } from './history-time';
 import type { TrailAccess } from './trail-access';
@@ -21,6 +21,10 @@ const DEFAULT_LIMIT = 1000;
 export type ChangeRef = HistoryChange<any> | BemiChange | string;
 
 export class HistoryReader {
+  /** Whether the trail has the time-position index; a missing one is looked for again after a while (a migration may add it). */
+  private timeIndex?: { present: boolean; at: number };
+  private static readonly MISSING_INDEX_RECHECK_MS = 30_000;
+
   constructor(private readonly trail: TrailAccess) {}
 
   /** changes(target?, query?) with the overloads of BemiHistory.changes() told apart here. */
@@ -54,6 +58,7 @@ export class HistoryReader {
     const order = query.order ?? 'asc';
     if (order !== 'asc' && order !== 'desc') throw new BemiHistoryArgumentError(M, 'order', `must be "asc" or "desc", got ${describe(order)}.`);
 
+    const ranged = (from !== undefined || to !== undefined) && query.primaryKey === undefined && query.context === undefined;
     const built = changesSql(this.trail.loc, {
       table: resolved && { schema: resolved.schema, table: resolved.table },
       keyText: query.primaryKey === undefined ? undefined : { live: resolved!, values: keyValues(resolved!, query.primaryKey, M) },
@@ -65,6 +70,8 @@ export class HistoryReader {
       after: query.after === undefined ? undefined : decodeCursor(query.after, M),
       order,
       limit,
+      // Without the index the bound's correction would read the whole trail: today's plain walk instead.
+      timeBounds: ranged && (await this.hasTimeIndex(M)),
     });
     const rows = await this.trail.run<RawChangeRow>(built, M, 'primaryKey');
     return this.mapChanges(rows, resolved);
@@ -100,6 +107,22 @@ export class HistoryReader {
   /** The stored rows of `row`'s transaction, in order. */
   transactionRows(row: RawChangeRow, method: string): Promise<RawChangeRow[]> {
     return this.trail.run<RawChangeRow>(transactionSql(this.trail.loc, row.commit_position, row.transaction_id), method);
+  }
+
+  private async hasTimeIndex(method: string): Promise<boolean> {
+    const known = this.timeIndex;
+    if (known && (known.present || Date.now() - known.at < HistoryReader.MISSING_INDEX_RECHECK_MS)) return known.present;
+    // Valid only: an index being built CONCURRENTLY (or whose build failed) is not used by plans.
+    const [row] = await this.trail.run<{ present: boolean }>(
+      {
+        sql: `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_namespace n ON n.oid = x.relnamespace
+          WHERE x.relname = ? AND n.nspname = ? AND i.indisvalid) AS present`,
+        params: [TIME_POSITION_INDEX, this.trail.loc.captureStateName.schema],
+      },
+      method,
+    );
+    this.timeIndex = { present: row?.present === true, at: Date.now() };
+    return this.timeIndex.present;
   }
 
   private async fetchChange(id: unknown, method: string): Promise<RawChangeRow> {

@@ -90,6 +90,11 @@ CREATE INDEX IF NOT EXISTS ${idx('deleted')} ON ${changes} ("table", primary_key
 CREATE INDEX IF NOT EXISTS ${idx('previous_key')} ON ${changes} ("table", previous_key, committed_at, commit_position, seq) WHERE previous_key IS NOT NULL;
 -- History pages a table's trail in stream order (BemiHistory.changes / tableAt).
 CREATE INDEX IF NOT EXISTS ${idx('table_position')} ON ${changes} ("table", commit_position, seq);
+-- Per block range of the heap, the least and greatest commit_position and committed_at: lets
+-- changes({ from, to }) bound the commit positions of a time range exactly, even where commit order
+-- and commit time disagree (docs/history.md, "Time-range listing"). A few pages, no ingest cost
+-- to speak of; autosummarize keeps new ranges summarized.
+CREATE INDEX IF NOT EXISTS ${idx('time_position')} ON ${changes} USING brin (commit_position, committed_at) WITH (autosummarize = on);
 CREATE INDEX IF NOT EXISTS ${idx('context')} ON ${changes} USING gin (context jsonb_path_ops);
 ${
   options.indexBeforeAfter
