@@ -13,6 +13,8 @@ import type { ChangeOperation } from './history.interfaces';
 export class BemiChange {
   id!: string;
   primaryKey!: string | null;
+  /** The key an UPDATE changed (the record it ends); null otherwise. */
+  previousKey!: string | null;
   before!: Record<string, unknown>;
   after!: Record<string, unknown>;
   context!: Record<string, unknown>;
@@ -48,6 +50,7 @@ export const BemiChangeSchema = new EntitySchema<BemiChange>({
   properties: {
     id: { type: 'uuid', primary: true, defaultRaw: 'gen_random_uuid()' },
     primaryKey: { type: 'text', fieldName: 'primary_key', nullable: true },
+    previousKey: { type: 'text', fieldName: 'previous_key', nullable: true },
     before: { ...jsonb },
     after: { ...jsonb },
     context: { ...jsonb },

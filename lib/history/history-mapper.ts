@@ -8,6 +8,7 @@ import type { TrailPosition } from './trail.sql';
 export interface RawChangeRow {
   id: string;
   primary_key: string | null;
+  previous_key: string | null;
   /** JSON text (from SQL) or an already parsed object (from a BemiChange entity). */
   before: string | Record<string, unknown> | null;
   after: string | Record<string, unknown> | null;
@@ -55,6 +56,7 @@ export function toHistoryChange(row: RawChangeRow, mapping: MappingInfo | undefi
     table: row.table,
     ...(mapping?.meta ? { entity: mapping.meta.className } : {}),
     primaryKey: row.primary_key,
+    previousKey: row.previous_key,
     operation: row.operation,
     before: mapImage(imageOf(row.before), mapping, platform),
     after: mapImage(imageOf(row.after), mapping, platform),

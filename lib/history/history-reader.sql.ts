@@ -6,14 +6,23 @@ import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
 import { quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, type BuiltSql } from './sql-params';
 import { COMMIT_TS, databaseIs, keyTextOfValues, type LiveTable, type TrailTables, type TrailPosition } from './trail.sql';
+import type { TablePeriod } from './table-identity';
+import { tableIs } from './table-identity.sql';
 
 /** Columns of a change row as the mapper expects them. Images come as text: the mapper parses them keeping numeric digits exact. */
-const CHANGE_COLUMNS = `c.id::text AS id, c.primary_key, c.before::text AS before, c.after::text AS after, c.context, c.database, c.schema, c."table",
-  c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
+function changeColumns(loc: TrailTables): string {
+  return `c.id::text AS id, c.primary_key, ${loc.previousKeys ? 'c.previous_key' : 'NULL::text AS previous_key'}, c.before::text AS before, c.after::text AS after,
+  c.context, c.database, c.schema, c."table", c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
   c.position::text AS position, c.commit_position::text AS commit_position, c.seq`;
+}
+
+/** "Change `alias` is of the filter's table", through every name it had (see table-identity.sql.ts). */
+function ofTable(q: SqlParams, table: NonNullable<ChangesFilter['table']>, alias: string): string {
+  return tableIs(q, { schema: table.schema, table: table.table, keyColumns: [], periods: table.periods }, alias);
+}
 
 export interface ChangesFilter {
-  table?: { schema: string; table: string };
+  table?: { schema: string; table: string; periods?: TablePeriod[] };
   keyText?: { live: LiveTable; values: string[] };
   fromLower?: string;
   toUpper?: string;
@@ -37,8 +46,12 @@ export const TIME_POSITION_INDEX = '_bemi_changes_time_position';
 export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   const q = new SqlParams();
   const where: string[] = [databaseIs(q, loc)];
-  if (f.table) where.push(`c."table" = ${q.p(f.table.table)}`, `c.schema = ${q.p(f.table.schema)}`);
-  if (f.keyText) where.push(`c.primary_key = ${keyTextOfValues(q, f.keyText.live, f.keyText.values)}`);
+  if (f.table) where.push(ofTable(q, f.table, 'c'));
+  if (f.keyText) {
+    const key = () => keyTextOfValues(q, f.keyText!.live, f.keyText!.values);
+    // An UPDATE that changed the key is also the last change of the key it left.
+    where.push(loc.previousKeys ? `(c.primary_key = ${key()} OR c.previous_key = ${key()})` : `c.primary_key = ${key()}`);
+  }
   if (f.fromLower) where.push(`c.committed_at >= ${q.p(f.fromLower)}::timestamptz`);
   if (f.toUpper) where.push(`c.committed_at <= ${q.p(f.toUpper)}::timestamptz`);
   if (f.operations?.length) where.push(`c.operation IN (${f.operations.map((o) => q.p(o)).join(', ')})`);
@@ -57,7 +70,7 @@ export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   const bounds = f.timeBounds && !f.keyText && !f.context && (f.fromLower || f.toUpper) ? timeBoundsSql(q, loc, f) : undefined;
   if (bounds?.lower) where.push(`c.commit_position >= (SELECT l FROM ${bounds.lower})`);
   if (bounds?.upper) where.push(`c.commit_position <= (SELECT u FROM ${bounds.upper})`);
-  return q.build(`${bounds ? `WITH RECURSIVE ${bounds.ctes} ` : ''}SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
+  return q.build(`${bounds ? `WITH RECURSIVE ${bounds.ctes} ` : ''}SELECT ${changeColumns(loc)} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
     ORDER BY c.commit_position ${dir}, c.seq ${dir} LIMIT ${q.p(f.limit)}`);
 }
 
@@ -81,7 +94,7 @@ function timeBoundsSql(q: SqlParams, loc: TrailTables, f: ChangesFilter): { ctes
       (SELECT s.commit_position FROM ${loc.changes} s ORDER BY s.commit_position DESC, s.seq DESC LIMIT 1) AS last`;
   // The filters a change of the page must pass that cost nothing to check here (a superset is still a bound).
   const same = (alias: string) =>
-    [databaseIs(q, loc, alias), ...(f.table ? [`${alias}."table" = ${q.p(f.table.table)}`, `${alias}.schema = ${q.p(f.table.schema)}`] : []),
+    [databaseIs(q, loc, alias), ...(f.table ? [ofTable(q, f.table, alias)] : []),
       ...(f.fromLower ? [`${alias}.committed_at >= ${q.p(f.fromLower)}::timestamptz`] : []),
       ...(f.toUpper ? [`${alias}.committed_at <= ${q.p(f.toUpper)}::timestamptz`] : [])].join(' AND ');
   const ctes: string[] = [];
@@ -127,13 +140,13 @@ function timeBoundsSql(q: SqlParams, loc: TrailTables, f: ChangesFilter): { ctes
 
 export function changeByIdSql(loc: TrailTables, id: string): BuiltSql {
   const q = new SqlParams();
-  return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c WHERE c.id = ${q.p(id)}::uuid`);
+  return q.build(`SELECT ${changeColumns(loc)} FROM ${loc.changes} c WHERE c.id = ${q.p(id)}::uuid`);
 }
 
 /** All changes committed in the same transaction, in order. */
 export function transactionSql(loc: TrailTables, commitPosition: string, transactionId: string): BuiltSql {
   const q = new SqlParams();
-  return q.build(`SELECT ${CHANGE_COLUMNS} FROM ${loc.changes} c
+  return q.build(`SELECT ${changeColumns(loc)} FROM ${loc.changes} c
     WHERE c.commit_position = ${q.p(commitPosition)}::bigint AND c.transaction_id = ${q.p(transactionId)}::bigint
     ORDER BY c.seq`);
 }

@@ -60,7 +60,7 @@ export class HistoryReader {
 
     const ranged = (from !== undefined || to !== undefined) && query.primaryKey === undefined && query.context === undefined;
     const built = changesSql(this.trail.loc, {
-      table: resolved && { schema: resolved.schema, table: resolved.table },
+      table: resolved && { schema: resolved.schema, table: resolved.table, periods: resolved.periods },
       keyText: query.primaryKey === undefined ? undefined : { live: resolved!, values: keyValues(resolved!, query.primaryKey, M) },
       fromLower: from?.lower,
       toUpper: to?.upper,
@@ -178,6 +178,7 @@ function entityToRaw(c: BemiChange): RawChangeRow {
   return {
     id: c.id,
     primary_key: c.primaryKey,
+    previous_key: c.previousKey ?? null,
     before: c.before,
     after: c.after,
     context: c.context,

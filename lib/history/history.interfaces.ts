@@ -35,6 +35,8 @@ export interface HistoryChange<T extends object = Record<string, unknown>> {
   entity?: string;
   /** Text of the primary key (a JSON array string for composite keys), null for TRUNCATE. */
   primaryKey: string | null;
+  /** The key before this UPDATE when it changed the key (the record it ends); null otherwise. */
+  previousKey: string | null;
   operation: ChangeOperation;
   before: Partial<Record<keyof T & string, unknown>> & Record<string, unknown>;
   after: Partial<Record<keyof T & string, unknown>> & Record<string, unknown>;

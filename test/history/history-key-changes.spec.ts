@@ -80,6 +80,14 @@ describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change
     ]);
   });
 
+  it('changes(): the UPDATE of the key is in both records\' histories, saying which key it left', async () => {
+    expect((await history.changes('pkt', { primaryKey: 1 })).map((c) => [c.operation, c.primaryKey, c.previousKey])).toEqual([
+      ['CREATE', '1', null],
+      ['UPDATE', '1001', '1'],
+    ]);
+    expect((await history.changes('pkt', { primaryKey: 1001 })).map((c) => [c.operation, c.primaryKey, c.previousKey])).toEqual([['UPDATE', '1001', '1']]);
+  });
+
   it('tableAt() gives the same rows when it walks the trail for its keys (no deleted-keys index)', async () => {
     await db.query(`DROP INDEX _bemi_changes_deleted`);
     try {

@@ -94,6 +94,15 @@ describe.each(['live', 'behind'] as const)('history across schema changes, captu
     expect(await history.tableAt('recreated', afterRecreate, {})).toEqual([{ id: 1, n: 'new' }]);
   });
 
+  it('RENAME TABLE: changes() of the renamed table lists the changes made under its former name too', async () => {
+    const changes = await history.changes('tbl_renamed', { primaryKey: 6 });
+    expect(changes.map((c) => [c.table, c.operation, c.after.n])).toEqual([
+      ['tbl', 'CREATE', 'six'],
+      ['tbl', 'UPDATE', 'six-2'],
+    ]);
+    expect((await history.changes('tbl_renamed', { from: t0 })).map((c) => c.table)).toEqual(['tbl', 'tbl_renamed']);
+  });
+
   it('RENAME TABLE: the former name still stands for the table', async () => {
     expect(await history.at('tbl', 1, t0)).toEqual({ id: 1, n: 'n1-upd' });
     expect(await history.at('tbl', 1, new Date())).toEqual({ id: 1, n: 'n1-late' });
