@@ -1,4 +1,4 @@
-// `npm run test:pg-matrix [-- 14 18]`: the core trigger and capture suites on the oldest and the
+// `npm run test:pg-matrix [-- 14 18]`: the core trigger, capture and schema-change history suites on the oldest and the
 // newest supported PostgreSQL (the whole suite runs on the default, 17, with `npm test`). Each
 // version is a separate Jest run with its own embedded server, one after the other: the machine
 // has two cores and each run already uses both.
@@ -20,6 +20,11 @@ const SUITES = [
   'test/capture/', // pgoutput stream, slot, publication, exactly-once across crashes
   'test/rules/', // redaction rules applied by the capture worker
   'test/health/', // slot figures from pg_replication_slots
+  // History across schema changes, key changes, retention and reverts, through the real capture path.
+  'test/history/history-schema-changes.spec.ts',
+  'test/history/history-key-changes.spec.ts',
+  'test/history/history-horizon.spec.ts',
+  'test/history/history-revert-order.spec.ts',
 ];
 
 if (process.env.BEMI_TEST_DATABASE_URL) {
