@@ -88,6 +88,24 @@ describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change
     expect((await history.changes('pkt', { primaryKey: 1001 })).map((c) => [c.operation, c.primaryKey, c.previousKey])).toEqual([['UPDATE', '1001', '1']]);
   });
 
+  it('revert() of the key change puts the old key back; the old key\'s CREATE cannot be reverted meanwhile', async () => {
+    const [create, update] = await history.changes('pkt', { primaryKey: 1 });
+    await expect(history.revert(create)).rejects.toThrow(/no longer exists|changed since/);
+    if (identity === 'DEFAULT') {
+      // Without FULL the UPDATE's before image holds only the key: its other old values are unknown.
+      await expect(history.revert(update)).rejects.toThrow(/before image lacks n/);
+      return;
+    }
+    await history.revert(update);
+    expect(await db.query(`SELECT id, n FROM pkt ORDER BY id`)).toEqual([
+      { id: 1, n: 'a' },
+      { id: 2, n: 'b' },
+    ]);
+    // Put the table back as the other tests expect it (and let capture record both writes).
+    await db.query(`UPDATE pkt SET id = 1001 WHERE id = 1`);
+    await syncCapture(db);
+  });
+
   it('tableAt() gives the same rows when it walks the trail for its keys (no deleted-keys index)', async () => {
     await db.query(`DROP INDEX _bemi_changes_deleted`);
     try {
