@@ -58,6 +58,8 @@ export { BEMI_SQL_OBJECTS, bemiMigrationSql, type BemiMigrationSqlOptions } from
 export { renderBemiMigrationFile, type BemiMigrationFileOptions } from './migration/migration-file';
 /** DDL of `changes` and `_bemi_capture_state`, and of a month partition of `changes`. */
 export { bemiChangesPartitionSql, bemiChangesTableSql, type ChangesTableSqlOptions } from './trail/changes-table';
+/** The trail append-only for the application: owned by the capture role, SELECT for readers; or a guard for one-role setups (docs/security.md). */
+export { bemiAppendOnlyGuardSql, bemiTrailRolesSql, type TrailRolesSqlOptions } from './trail/append-only';
 /** Names of the trail's tables. */
 export { CAPTURE_STATE_TABLE, CHANGES_TABLE } from './trail/changes-table';
 /** Stored in `after` for a TOASTed column an UPDATE did not change and the WAL did not carry. */

@@ -1,5 +1,6 @@
 import { Client, type ClientConfig } from 'pg';
 import { CHANGES_TABLE, retentionHorizonTableSql } from '../trail/changes-table';
+import { RETENTION_SETTING } from '../trail/append-only';
 import { dropPartition, partitionWhollyExpired, rangePartitions } from './changes-partitions';
 import { BemiRetentionOptionsError, parseRetentionDuration } from '../options/duration';
 import { checkBatchSize } from '../options/retention-options';
@@ -93,6 +94,8 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
   const client = new Client(typeof connection === 'string' ? { connectionString: connection } : connection);
   await client.connect();
   try {
+    // This session's deletes are retention's own: the append-only guard (if installed) lets them through.
+    await client.query(`SELECT pg_catalog.set_config($1, 'on', false)`, [RETENTION_SETTING]);
     const { rows: lock } = await client.query<{ locked: boolean }>(sql.tryLock, [sql.lockKey]);
     if (!lock[0].locked) {
       logger.warn(`Another pruning run holds the lock on ${qualified}; this run is skipped.`);
