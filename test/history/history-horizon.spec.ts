@@ -1,38 +1,28 @@
-import 'reflect-metadata';
-import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { BemiCaptureWorker as Worker } from '../../lib/capture/capture.worker';
-import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history';
+import type { BemiHistory } from '../../lib/history/bemi-history';
 import { BemiBeforeHorizonError } from '../../lib/history/history.errors';
 import { pruneChanges } from '../../lib/retention/prune-changes';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { RecordingLogger } from '../support/recording-logger';
-import { captureOptions, installTriggers, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
+import { syncCapture } from '../capture/support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { startCapturedTrail, type CapturedTrail } from './captured-trail';
 
 /**
  * After retention pruned a table's old changes, a moment before the horizon it recorded gets a
  * typed error (the trail no longer holds every change after it), and later moments still answer.
  */
 describe('history and the retention horizon (real PostgreSQL, real capture)', () => {
+  let trail: CapturedTrail;
   let db: TestDatabase;
-  let worker: BemiCaptureWorker;
-  let orm: MikroORM;
   let history: BemiHistory;
   const moments: string[] = [];
 
-  const now = async () => (await db.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t;
-  const pause = () => new Promise((r) => setTimeout(r, 20));
-
   beforeAll(async () => {
-    db = await createTestDatabase('history_horizon');
-    await installTriggers(db);
-    await db.query(`CREATE TABLE pruned (id int PRIMARY KEY, n text); ALTER TABLE pruned REPLICA IDENTITY FULL;
-                    CREATE TABLE kept (id int PRIMARY KEY, n text); ALTER TABLE kept REPLICA IDENTITY FULL`);
-    worker = new Worker(captureOptions(db, { logger: new RecordingLogger() }));
-    await worker.start();
-    await syncCapture(db);
+    trail = await startCapturedTrail(
+      'history_horizon',
+      `CREATE TABLE pruned (id int PRIMARY KEY, n text); ALTER TABLE pruned REPLICA IDENTITY FULL;
+       CREATE TABLE kept (id int PRIMARY KEY, n text); ALTER TABLE kept REPLICA IDENTITY FULL`,
+    );
+    ({ db } = trail);
+    const { now, pause } = trail;
     await db.query(`INSERT INTO pruned SELECT i, 'v0' FROM generate_series(1, 5) i; INSERT INTO kept VALUES (1, 'v0')`);
     await pause();
     moments.push(await now()); // 0: every row at v0
@@ -48,15 +38,10 @@ describe('history and the retention horizon (real PostgreSQL, real capture)', ()
     // Prune what was committed before moment 1 (the age is measured from an instant one day later).
     const dayLater = new Date(Date.parse(moments[1]) + 86_400_000).toISOString();
     await pruneChanges(db.url, { maxAge: '1d', perTable: { kept: null }, now: dayLater });
-    orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: db.url, entities: [BemiChange], allowGlobalContext: true, debug: false });
-    history = BemiHistory.create(orm);
+    history = await trail.history();
   }, 60_000);
 
-  afterAll(async () => {
-    await orm?.close(true);
-    await stopAndDropSlot(worker, db);
-    await db?.drop();
-  });
+  afterAll(() => trail?.close());
 
   it('refuses a moment before the horizon, in at() and tableAt(), naming the horizon', async () => {
     const [{ horizon }] = await db.query<{ horizon: string }>(

@@ -1,13 +1,7 @@
-import 'reflect-metadata';
-import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { BemiCaptureWorker as Worker } from '../../lib/capture/capture.worker';
-import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { RecordingLogger } from '../support/recording-logger';
-import { captureOptions, changesOf, installTriggers, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
+import type { BemiHistory } from '../../lib/history/bemi-history';
+import { changesOf, syncCapture } from '../capture/support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { startCapturedTrail, type CapturedTrail } from './captured-trail';
 
 /**
  * An UPDATE that changes a primary key ends the old key's trail and starts the new key's: the old
@@ -15,40 +9,27 @@ import { captureOptions, changesOf, installTriggers, stopAndDropSlot, syncCaptur
  * DEFAULT alike; docs/history.md, "Schema changes and history").
  */
 describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change, REPLICA IDENTITY %s (real PostgreSQL)', (identity) => {
+  let trail: CapturedTrail;
   let db: TestDatabase;
-  let worker: BemiCaptureWorker;
-  let orm: MikroORM;
   let history: BemiHistory;
   let t1: string;
   let t2: string;
 
-  const now = async () => (await db.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`))[0].t;
-  const pause = () => new Promise((r) => setTimeout(r, 20));
-
   beforeAll(async () => {
-    db = await createTestDatabase(`history_key_change_${identity.toLowerCase()}`);
-    await installTriggers(db);
-    await db.query(`CREATE TABLE pkt (id int PRIMARY KEY, n text); ALTER TABLE pkt REPLICA IDENTITY ${identity}`);
-    worker = new Worker(captureOptions(db, { logger: new RecordingLogger() }));
-    await worker.start();
-    await syncCapture(db);
+    trail = await startCapturedTrail(`history_key_change_${identity.toLowerCase()}`, `CREATE TABLE pkt (id int PRIMARY KEY, n text); ALTER TABLE pkt REPLICA IDENTITY ${identity}`);
+    ({ db } = trail);
     await db.query(`INSERT INTO pkt VALUES (1, 'a'), (2, 'b')`);
-    await pause();
-    t1 = await now();
-    await pause();
+    await trail.pause();
+    t1 = await trail.now();
+    await trail.pause();
     await db.query(`UPDATE pkt SET id = id + 1000 WHERE id = 1`);
-    await pause();
-    t2 = await now();
+    await trail.pause();
+    t2 = await trail.now();
     await syncCapture(db);
-    orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: db.url, entities: [BemiChange], allowGlobalContext: true, debug: false });
-    history = BemiHistory.create(orm);
+    history = await trail.history();
   }, 60_000);
 
-  afterAll(async () => {
-    await orm?.close(true);
-    await stopAndDropSlot(worker, db);
-    await db?.drop();
-  });
+  afterAll(() => trail?.close());
 
   it('records the key the UPDATE left', async () => {
     const rows = await db.query<{ operation: string; primary_key: string; previous_key: string | null }>(
@@ -109,7 +90,7 @@ describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change
   it('tableAt() gives the same rows when it walks the trail for its keys (no deleted-keys index)', async () => {
     await db.query(`DROP INDEX _bemi_changes_deleted`);
     try {
-      const fresh = BemiHistory.create(orm);
+      const fresh = await trail.freshHistory();
       expect(await fresh.tableAt('pkt', t1, {})).toEqual([
         { id: 1, n: 'a' },
         { id: 2, n: 'b' },

@@ -1,14 +1,8 @@
-import 'reflect-metadata';
-import { MikroORM } from '@mikro-orm/core';
-import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { BemiCaptureWorker as Worker } from '../../lib/capture/capture.worker';
-import { BemiChange } from '../../lib/history/bemi-change.entity';
-import { BemiHistory } from '../../lib/history/bemi-history';
+import type { BemiHistory } from '../../lib/history/bemi-history';
 import { BemiHistoryUnavailableError } from '../../lib/history/history.errors';
-import { createTestDatabase, type TestDatabase } from '../support/database';
-import { RecordingLogger } from '../support/recording-logger';
-import { captureOptions, installTriggers, stopAndDropSlot, syncCapture } from '../capture/support/capture-helpers';
+import { syncCapture } from '../capture/support/capture-helpers';
+import type { TestDatabase } from '../support/database';
+import { startCapturedTrail, type CapturedTrail } from './captured-trail';
 
 /**
  * History across the DDL of a migration, through the real capture path: row 1 is 'n1-upd' at T0,
@@ -16,9 +10,8 @@ import { captureOptions, installTriggers, stopAndDropSlot, syncCapture } from '.
  * values of T0, never the live ones (docs/history.md, "Schema changes and history").
  */
 describe.each(['live', 'behind'] as const)('history across schema changes, capture %s (real PostgreSQL)', (mode) => {
+  let trail: CapturedTrail;
   let db: TestDatabase;
-  let worker: BemiCaptureWorker;
-  let orm: MikroORM;
   let history: BemiHistory;
   let t0: string;
   let afterRecreate: string;
@@ -26,16 +19,13 @@ describe.each(['live', 'behind'] as const)('history across schema changes, captu
   const TABLES = ['col_renamed', 'key_renamed', 'tbl', 'recreated', 'readded', 'added'];
 
   beforeAll(async () => {
-    db = await createTestDatabase(`history_schema_${mode}`);
-    await installTriggers(db);
-    for (const t of TABLES) await db.query(`CREATE TABLE ${t} (id int PRIMARY KEY, n text); ALTER TABLE ${t} REPLICA IDENTITY FULL`);
-    worker = new Worker(captureOptions(db, { logger: new RecordingLogger() }));
-    await worker.start();
-    await syncCapture(db);
+    trail = await startCapturedTrail(`history_schema_${mode}`, TABLES.map((t) => `CREATE TABLE ${t} (id int PRIMARY KEY, n text); ALTER TABLE ${t} REPLICA IDENTITY FULL;`).join('\n'));
+    const { worker } = trail;
+    ({ db } = trail);
     for (const t of TABLES) await db.query(`INSERT INTO ${t} VALUES (1, 'n1'), (6, 'six'); UPDATE ${t} SET n = 'n1-upd' WHERE id = 1`);
     await syncCapture(db);
-    [{ t: t0 }] = await db.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`);
-    await new Promise((r) => setTimeout(r, 20));
+    t0 = await trail.now();
+    await trail.pause();
     if (mode === 'behind') await worker.stop();
     await db.query(`ALTER TABLE col_renamed RENAME COLUMN n TO n2; UPDATE col_renamed SET n2 = 'n1-late' WHERE id = 1`);
     await db.query(`ALTER TABLE key_renamed RENAME COLUMN id TO sc_id; UPDATE key_renamed SET n = 'n1-late' WHERE sc_id = 1`);
@@ -45,19 +35,14 @@ describe.each(['live', 'behind'] as const)('history across schema changes, captu
     await db.query(`DROP TABLE recreated; CREATE TABLE recreated (id int PRIMARY KEY, n text); ALTER TABLE recreated REPLICA IDENTITY FULL; INSERT INTO recreated VALUES (1, 'new')`);
     await db.query(`ALTER TABLE readded DROP COLUMN n; ALTER TABLE readded ADD COLUMN n text; UPDATE readded SET n = 'n1-late' WHERE id = 1`);
     await db.query(`ALTER TABLE added ADD COLUMN extra text; UPDATE added SET n = 'n1-late', extra = 'x' WHERE id = 1`);
-    await new Promise((r) => setTimeout(r, 20));
-    [{ t: afterRecreate }] = await db.query<{ t: string }>(`SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS t`);
+    await trail.pause();
+    afterRecreate = await trail.now();
     if (mode === 'behind') await worker.start();
     await syncCapture(db);
-    orm = await MikroORM.init({ driver: PostgreSqlDriver, clientUrl: db.url, entities: [BemiChange], allowGlobalContext: true, debug: false });
-    history = BemiHistory.create(orm);
+    history = await trail.history();
   }, 120_000);
 
-  afterAll(async () => {
-    await orm?.close(true);
-    await stopAndDropSlot(worker, db);
-    await db?.drop();
-  });
+  afterAll(() => trail?.close());
 
   it('RENAME COLUMN: the value of T0 under the new name', async () => {
     expect(await history.at('col_renamed', 1, t0)).toEqual({ id: 1, n2: 'n1-upd' });
