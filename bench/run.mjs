@@ -9,6 +9,7 @@ import { printTable, writeResults } from './report.mjs';
 import { runCapture } from './capture.mjs';
 import { runHistory } from './history.mjs';
 import { runWriteOverhead } from './write-overhead.mjs';
+import { runStorage } from './storage.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -20,6 +21,7 @@ const suites = [
   ['write overhead and WAL', runWriteOverhead],
   ['capture', runCapture],
   ['history', runHistory],
+  ['trail storage', runStorage],
 ].filter(([name]) => !only || name.startsWith(only));
 
 /** Which of the two tested stacks runs (test/stacks/stacks.json): the lockfile's, or "next". */

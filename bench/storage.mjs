@@ -1,0 +1,111 @@
+// Trail storage: bytes `changes` takes per change (heap, indexes, TOAST), beside the source
+// table's own bytes per row, for small rows, wide rows and large contexts. One capture run per
+// shape into its own database; sizes are read after VACUUM, so they are what the trail keeps.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { absoluteRow } from './report.mjs';
+
+const require = createRequire(import.meta.url);
+const { Client } = require('pg');
+const { bemiMigrationSql } = require('../dist/index.js');
+const here = dirname(fileURLToPath(import.meta.url));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const WIDE_COLUMNS = 30;
+const SHAPES = [
+  {
+    name: 'small rows',
+    ddl: `CREATE TABLE src (id bigint PRIMARY KEY, name text NOT NULL, amount int NOT NULL)`,
+    insert: (from, n) => `INSERT INTO src SELECT g, 'customer ' || g, g % 1000 FROM generate_series(${from}, ${from + n - 1}) g`,
+    update: (from, n) => `UPDATE src SET amount = amount + 1 WHERE id BETWEEN ${from} AND ${from + n - 1}`,
+    context: { userId: 187234, endpoint: '/orders', method: 'POST' },
+  },
+  {
+    name: 'wide rows (30 columns)',
+    ddl: `CREATE TABLE src (id bigint PRIMARY KEY, ${Array.from({ length: WIDE_COLUMNS }, (_, i) => `c${i} ${i % 3 === 0 ? 'int' : 'text'}`).join(', ')})`,
+    insert: (from, n) =>
+      `INSERT INTO src SELECT g, ${Array.from({ length: WIDE_COLUMNS }, (_, i) => (i % 3 === 0 ? `g + ${i}` : `'value ' || g || ' of column ${i}'`)).join(', ')} FROM generate_series(${from}, ${from + n - 1}) g`,
+    update: (from, n) => `UPDATE src SET c0 = c0 + 1 WHERE id BETWEEN ${from} AND ${from + n - 1}`,
+    context: { userId: 187234, endpoint: '/orders', method: 'POST' },
+  },
+  {
+    name: 'small rows, 2 kB context',
+    ddl: `CREATE TABLE src (id bigint PRIMARY KEY, name text NOT NULL, amount int NOT NULL)`,
+    insert: (from, n) => `INSERT INTO src SELECT g, 'customer ' || g, g % 1000 FROM generate_series(${from}, ${from + n - 1}) g`,
+    update: (from, n) => `UPDATE src SET amount = amount + 1 WHERE id BETWEEN ${from} AND ${from + n - 1}`,
+    context: { userId: 187234, endpoint: '/orders', method: 'POST', trace: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`span${i}`, `frame-${i}-`.padEnd(40, 'x')])) },
+  },
+];
+
+async function connect(url) {
+  const c = new Client({ connectionString: url });
+  await c.connect();
+  return c;
+}
+
+function startWorker(url) {
+  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const ready = new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+    child.on('exit', (code) => reject(new Error(`capture worker exited with ${code}`)));
+  });
+  const stop = () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); });
+  return { ready, stop };
+}
+
+async function measureShape(adminUrl, shape, index, rows, log) {
+  const name = `bench_storage_${index}`;
+  const admin = await connect(adminUrl);
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const db = await connect(url.toString());
+  await db.query(shape.ddl);
+  await db.query(bemiMigrationSql().up);
+  const worker = startWorker(url.toString());
+  await worker.ready;
+  const comment = `/*Bemi ${JSON.stringify(shape.context).replace(/\*/g, '\\u002a')} Bemi*/ `;
+  const perStatement = 100;
+  // Each row once inserted and once updated: half the changes are CREATEs, half UPDATEs (with both images).
+  for (const step of [shape.insert, shape.update]) {
+    for (let from = 1; from <= rows; from += perStatement) await db.query(comment + step(from, Math.min(perStatement, rows - from + 1)));
+  }
+  const expected = 2 * rows;
+  for (const deadline = Date.now() + 300_000; ; ) {
+    const [{ n }] = (await db.query(`SELECT count(*)::int AS n FROM changes WHERE "table" = 'src'`)).rows;
+    if (n >= expected) break;
+    if (Date.now() > deadline) throw new Error(`capture stalled at ${n}/${expected} changes`);
+    await sleep(200);
+  }
+  await worker.stop();
+  await db.query('VACUUM ANALYZE changes');
+  await db.query('VACUUM ANALYZE src');
+  const [sizes] = (
+    await db.query(`SELECT pg_relation_size('changes')::float8 AS heap, pg_indexes_size('changes')::float8 AS indexes,
+        (pg_total_relation_size('changes') - pg_relation_size('changes') - pg_indexes_size('changes'))::float8 AS toast,
+        pg_total_relation_size('src')::float8 AS source,
+        (SELECT count(*) FROM changes)::float8 AS changes,
+        (SELECT string_agg(format('%s %s', i.indexrelid::regclass, pg_size_pretty(pg_relation_size(i.indexrelid))), ', ' ORDER BY pg_relation_size(i.indexrelid) DESC)
+           FROM pg_index i WHERE i.indrelid = 'changes'::regclass) AS breakdown`)
+  ).rows;
+  await db.end();
+  log(`${shape.name}: ${sizes.changes} changes; indexes ${sizes.breakdown}`);
+  const per = (bytes) => bytes / sizes.changes;
+  const total = per(sizes.heap + sizes.indexes + sizes.toast);
+  const sourcePerRow = sizes.source / rows;
+  return [
+    absoluteRow(`trail bytes per change, ${shape.name}`, 'B', total, '(measured)', () => null, `source table: ${Math.round(sourcePerRow)} B/row (heap + indexes)`, sourcePerRow, 'source B/row'),
+    absoluteRow(`  of which heap / indexes / TOAST`, 'B', per(sizes.heap), '(diagnostic)', () => null, `${Math.round(per(sizes.heap))} / ${Math.round(per(sizes.indexes))} / ${Math.round(per(sizes.toast))} B; largest indexes: ${sizes.breakdown.split(', ').slice(0, 3).join(', ')}`),
+  ];
+}
+
+export async function runStorage({ adminUrl, quick, log }) {
+  const rows = quick ? 10_000 : 50_000;
+  const out = [];
+  for (const [i, shape] of SHAPES.entries()) out.push(...(await measureShape(adminUrl, shape, i, rows, log)));
+  return out;
+}
