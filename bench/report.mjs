@@ -76,7 +76,11 @@ export function writeResults(dir, rows, meta, merge = false) {
     const fresh = new Map(rows.map((r) => [r.figure, r]));
     const kept = stored.rows.map((r) => fresh.get(r.figure) ?? r);
     rows = [...kept, ...rows.filter((r) => !stored.rows.some((s) => s.figure === r.figure))];
-    meta = { ...stored.meta, refreshed: [...(stored.meta.refreshed ?? []), { at: meta.startedAt, suites: meta.suites }] };
+    // Each suite keeps its latest refresh only.
+    const earlier = (stored.meta.refreshed ?? [])
+      .map((r) => ({ ...r, suites: r.suites.filter((suite) => !meta.suites.includes(suite)) }))
+      .filter((r) => r.suites.length > 0);
+    meta = { ...stored.meta, refreshed: [...earlier, { at: meta.startedAt, suites: meta.suites }] };
   }
   writeFileSync(join(dir, `${name}.json`), JSON.stringify({ meta, rows }, null, 2) + '\n');
   writeFileSync(join(dir, `${name}.md`), toMarkdown(rows, meta));

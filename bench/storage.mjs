@@ -99,7 +99,7 @@ async function measureShape(adminUrl, shape, index, rows, log) {
   const sourcePerRow = sizes.source / rows;
   return [
     absoluteRow(`trail bytes per change, ${shape.name}`, 'B', total, '(measured)', () => null, `source table: ${Math.round(sourcePerRow)} B/row (heap + indexes)`, sourcePerRow, 'source B/row'),
-    absoluteRow(`  of which heap / indexes / TOAST`, 'B', per(sizes.heap), '(diagnostic)', () => null, `${Math.round(per(sizes.heap))} / ${Math.round(per(sizes.indexes))} / ${Math.round(per(sizes.toast))} B; largest indexes: ${sizes.breakdown.split(', ').slice(0, 3).join(', ')}`),
+    absoluteRow(`trail heap per change, ${shape.name}`, 'B', per(sizes.heap), '(diagnostic)', () => null, `${Math.round(per(sizes.heap))} / ${Math.round(per(sizes.indexes))} / ${Math.round(per(sizes.toast))} B; largest indexes: ${sizes.breakdown.split(', ').slice(0, 3).join(', ')}`),
   ];
 }
 
