@@ -18,13 +18,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const CONTEXT = '/*Bemi {"endpoint":"/events","method":"POST","userId":187234} Bemi*/ ';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function connect(url) {
+export async function connect(url) {
   const c = new Client({ connectionString: url });
   await c.connect();
   return c;
 }
 
-function startWorker(url) {
+/** The capture worker in its own process (bench/capture-child.mjs); `ready` once it streams. */
+export function startWorker(url) {
   const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => String(d).includes('ready') && resolve());

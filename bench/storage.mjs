@@ -1,16 +1,12 @@
 // Trail storage: bytes `changes` takes per change (heap, indexes, TOAST), beside the source
 // table's own bytes per row, for small rows, wide rows and large contexts. One capture run per
 // shape into its own database; sizes are read after VACUUM, so they are what the trail keeps.
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { connect, startWorker } from './capture.mjs';
 import { absoluteRow } from './report.mjs';
 
 const require = createRequire(import.meta.url);
-const { Client } = require('pg');
 const { bemiMigrationSql } = require('../dist/index.js');
-const here = dirname(fileURLToPath(import.meta.url));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const WIDE_COLUMNS = 30;
@@ -38,22 +34,6 @@ const SHAPES = [
     context: { userId: 187234, endpoint: '/orders', method: 'POST', trace: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`span${i}`, `frame-${i}-`.padEnd(40, 'x')])) },
   },
 ];
-
-async function connect(url) {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  return c;
-}
-
-function startWorker(url) {
-  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const ready = new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
-    child.on('exit', (code) => reject(new Error(`capture worker exited with ${code}`)));
-  });
-  const stop = () => new Promise((resolve) => { child.once('exit', resolve); child.kill('SIGTERM'); });
-  return { ready, stop };
-}
 
 async function measureShape(adminUrl, shape, index, rows, log) {
   const name = `bench_storage_${index}`;
