@@ -90,10 +90,6 @@ export class SchemaLog {
     return true;
   }
 
-  has(oid: number): boolean {
-    return this.byOid.has(oid);
-  }
-
   /**
    * The shape of `oid` in force for a change of the transaction committed at `commitPosition`: its
    * latest entry up to that transaction. Entries of that very transaction are present only once

@@ -39,6 +39,7 @@ export class SessionSupervisor {
   private publishing: NewTablePublishing = 'refresh';
   /** Whether sessions read and fill the schema log (its event trigger is in place and the trail has its table). */
   private schemaLogging = false;
+  private readonly schemaLogTable: SchemaLogTable;
 
   /**
    * @param options settled in place: the slot name is derived from the database at the first
@@ -50,7 +51,9 @@ export class SessionSupervisor {
     private readonly logger: CaptureLogger,
     private readonly counters: CaptureCounters,
     private readonly parts: SupervisedParts,
-  ) {}
+  ) {
+    this.schemaLogTable = new SchemaLogTable(options.schema);
+  }
 
   get state(): CaptureStatus['state'] {
     return this.currentState;
@@ -104,7 +107,11 @@ export class SessionSupervisor {
         this.options.slotName = await chooseDefaultSlot(async (sql) => (await source.query(sql)).rows);
       }
       const o = this.options;
-      await withClient(o.destination, (destination) => ensureDestination(destination, o));
+      // One destination connection: the trail's tables, and what the schema log already holds.
+      const logged = await withClient(o.destination, async (destination) => {
+        await ensureDestination(destination, o);
+        return (await this.schemaLogTable.exists(destination)) ? this.schemaLogTable.knownTables(destination, this.database) : undefined;
+      });
       // The publication must exist before the slot: pgoutput looks it up as of each change. The
       // new-table publisher goes in before the tables are listed, so none created meanwhile is missed.
       await ensurePublication(source, o.publicationName);
@@ -118,12 +125,17 @@ export class SessionSupervisor {
             `ALTER PUBLICATION ${quoteIdent(o.publicationName)} ADD TABLE <table>;`,
         );
       }
-      const recorder = await this.installSchemaRecorder(source, first);
+      const recorder = await this.installSchemaRecorder(source, first, logged !== undefined);
       const tables = await trackedTables(source, o);
       if (first) warnAboutTables(tables, this.logger);
       await syncPublication(source, o.publicationName, tables);
       const created = await ensureSlot(source, o.slotName);
-      if (recorder) await this.emitFirstShapes(source, tables.map((t) => t.oid), recorder === 'installed now');
+      if (recorder) {
+        // All of them when the trigger was missing until now (DDL made meanwhile went unrecorded).
+        const missing = tables.map((t) => t.oid).filter((oid) => recorder === 'installed now' || !logged!.has(oid));
+        // After the slot exists, so the messages are streamed.
+        if (missing.length) await source.query(emitShapesSql(), [missing]);
+      }
       if (created && !first) {
         this.logger.error(`Replication slot "${o.slotName}" had disappeared and was created again: changes committed while it was missing are not in the trail (started_at was reset).`);
       } else if (created) {
@@ -138,11 +150,9 @@ export class SessionSupervisor {
    * table; says once why not otherwise (keys of changes decoded after a key change may then be
    * unknown). 'installed now': it was missing, so DDL made meanwhile may have gone unrecorded.
    */
-  private async installSchemaRecorder(source: Client, first: boolean): Promise<'installed now' | 'in place' | undefined> {
+  private async installSchemaRecorder(source: Client, first: boolean, hasTable: boolean): Promise<'installed now' | 'in place' | undefined> {
     const o = this.options;
     const name = schemaRecorderName(o.publicationName);
-    const table = new SchemaLogTable(o.schema);
-    const hasTable = await withClient(o.destination, (destination) => table.exists(destination));
     const present = (await source.query(`SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = $1`, [name])).rows.length > 0;
     const installed = hasTable ? await installEventTrigger(source, schemaRecorderSql(o).up, name) : { ok: false, reason: `the trail has no ${o.schema}.${SCHEMA_LOG_TABLE} table; run bemiChangesTableSql().up again (it is idempotent), or start once with ensureSchema: true` };
     this.schemaLogging = installed.ok;
@@ -154,20 +164,6 @@ export class SessionSupervisor {
       );
     }
     return installed.ok ? (present ? 'in place' : 'installed now') : undefined;
-  }
-
-  /**
-   * Emits the shape of captured tables the schema log has never seen (after the slot exists, so the
-   * messages are streamed); all of them when the event trigger was missing until now.
-   */
-  private async emitFirstShapes(source: Client, oids: number[], all: boolean): Promise<void> {
-    const o = this.options;
-    let missing = oids;
-    if (!all) {
-      const known = await withClient(o.destination, (destination) => new SchemaLogTable(o.schema).knownTables(destination, this.database));
-      missing = oids.filter((oid) => !known.has(oid));
-    }
-    if (missing.length) await source.query(emitShapesSql(), [missing]);
   }
 
   /**
@@ -206,7 +202,7 @@ export class SessionSupervisor {
       await source.connect();
       for (const d of destinations) await d.connect();
       resume = await this.resumePosition(source, destination);
-      shapes = this.schemaLogging ? await new SchemaLogTable(o.schema).load(destination, this.database) : undefined;
+      shapes = this.schemaLogging ? await this.schemaLogTable.load(destination, this.database) : undefined;
     } catch (e) {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
       throw e;
@@ -225,8 +221,7 @@ export class SessionSupervisor {
     let resolveEnded!: (e: Error | undefined) => void;
     const ended = new Promise<Error | undefined>((r) => (resolveEnded = r));
     const ids = new UuidV7Generator(); // one time order for every id either connection stores
-    const schemaLogTable = new SchemaLogTable(o.schema);
-    const schemaLog = this.schemaLogging ? { table: schemaLogTable, database: this.database } : undefined;
+    const schemaLog = this.schemaLogging ? { table: this.schemaLogTable, database: this.database } : undefined;
     const session: Session = {
       service,
       source,
