@@ -167,14 +167,15 @@ function windowSql(q: SqlParams, loc: TrailTables, live: LiveTable, atUpper: str
  * probes decides.
  */
 function lastChangeSql(q: SqlParams, loc: TrailTables, live: LiveTable, t: string, columns: string, bound = ''): string {
-  const probe = (column: string) => `SELECT ${columns}, c.committed_at AS _at, c.commit_position AS _cp, c.seq AS _seq FROM ${loc.changes} c
+  const probe = (column: string, select: string) => `SELECT ${select} FROM ${loc.changes} c
       WHERE ${tableIs(q, live)} AND c.${column} = k.pk AND c.committed_at <= ${t}${bound}
         AND ${databaseIs(q, loc)}
       ORDER BY c.committed_at DESC, c.commit_position DESC, c.seq DESC LIMIT 1`;
-  if (!live.keyChanges) return probe('primary_key').replace(', c.committed_at AS _at, c.commit_position AS _cp, c.seq AS _seq', '');
+  if (!live.keyChanges) return probe('primary_key', columns);
+  const ordered = `${columns}, c.committed_at AS _at, c.commit_position AS _cp, c.seq AS _seq`;
   // The union's output keeps the columns' own names (callers read them as l.committed_at, ...).
   const names = columns.split(',').map((c, i) => /^c\.([a-z_]+)$/.exec(c.trim())?.[1] ?? `x${i}`);
-  return `SELECT ${names.map((n) => `u.${n}`).join(', ')} FROM ((${probe('primary_key')}) UNION ALL (${probe('previous_key')})) u(${names.join(', ')}, _at, _cp, _seq)
+  return `SELECT ${names.map((n) => `u.${n}`).join(', ')} FROM ((${probe('primary_key', ordered)}) UNION ALL (${probe('previous_key', ordered)})) u(${names.join(', ')}, _at, _cp, _seq)
       ORDER BY u._at DESC, u._cp DESC, u._seq DESC LIMIT 1`;
 }
 

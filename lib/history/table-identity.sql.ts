@@ -43,10 +43,10 @@ export function renamedTableSql(loc: TrailTables, schema: string, table: string)
 
 
 /** Whether the trail has its schema log and horizon tables, and `changes` its previous_key column (older trails do not). */
-export function trailTablesExistSql(loc: TrailTables, horizonsName: string, changesName: string): BuiltSql {
+export function trailTablesExistSql(names: { log: string; horizons: string; changes: string }): BuiltSql {
   const q = new SqlParams();
-  return q.build(`SELECT to_regclass(${q.p(loc.schemaLogName!)}) IS NOT NULL AS log, to_regclass(${q.p(horizonsName)}) IS NOT NULL AS horizons,
-      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(changesName)}) AND a.attname = 'previous_key' AND NOT a.attisdropped) AS previous_keys`);
+  return q.build(`SELECT to_regclass(${q.p(names.log)}) IS NOT NULL AS log, to_regclass(${q.p(names.horizons)}) IS NOT NULL AS horizons,
+      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'previous_key' AND NOT a.attisdropped) AS previous_keys`);
 }
 
 /** `(cp, pos) >= point` for the columns of change alias `a` (or given expressions). */

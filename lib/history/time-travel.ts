@@ -41,7 +41,7 @@ export class TimeTravel {
     // One statement: the rule is applied by SQL probes, the image comes back as a typed row.
     const [row] = await this.runAt(recordAtSql(this.trail.loc, resolved, key, instant.upper), resolved, key);
     await this.checkCaptureStart(row._bemi_state_exists as boolean, instant, M, 'at');
-    checkHorizon(row._bemi_horizon as string | null, instant, M, resolved);
+    checkHorizon(row._bemi_horizon as string | null, instant, M, 'at', resolved);
     const decision = row._bemi_decision as AtDecision;
     const keyLabel = [String(row._bemi_key)];
     if (decision === 'noimage') throw noImageError(M, resolved, keyLabel, instant.upper);
@@ -117,7 +117,7 @@ export class TimeTravel {
       key_changes: boolean;
     }>(preflightSql(this.trail.loc, target, instant.upper), method);
     await this.checkCaptureStart(row.state_exists, instant, method, argument);
-    checkHorizon(row.horizon, instant, method, target);
+    checkHorizon(row.horizon, instant, method, argument, target);
     // settled: T is at or after the table's latest change, so each key's latest change decides.
     return {
       truncateBefore: parsePosition(row.truncate_before),
@@ -205,9 +205,9 @@ function checkPredecessor(target: ResolvedTarget, instant: Instant, method: stri
 }
 
 /** Retention deleted changes of the table committed up to `horizon`: a moment before it cannot be answered. */
-function checkHorizon(horizon: string | null, instant: Instant, method: string, target: ResolvedTarget): void {
+function checkHorizon(horizon: string | null, instant: Instant, method: string, argument: string, target: ResolvedTarget): void {
   if (horizon !== null && instant.upperMicros < parseInstant(horizon, method, 'horizon').upperMicros) {
-    throw new BemiBeforeHorizonError(method, 'at', instant.upper, horizon, target.label);
+    throw new BemiBeforeHorizonError(method, argument, instant.upper, horizon, target.label);
   }
 }
 

@@ -26,8 +26,8 @@ export class TrailAccess {
   private readonly periodCache = new Map<string, { at: number; periods: TablePeriod[] | undefined }>();
   private hasSchemaLog?: boolean;
   private checkedTrailTablesAt = 0;
-  private readonly horizonsName: string;
-  private readonly changesName: string;
+  /** The trail's tables as to_regclass() text (a parameter, so not MikroORM-escaped like `loc`). */
+  private readonly regclassNames: { log: string; horizons: string; changes: string };
   private readonly horizonsQualified: string;
   private static readonly PERIODS_TTL_MS = 30_000;
   private static readonly MISSING_TABLE_RECHECK_MS = 5_000;
@@ -48,10 +48,9 @@ export class TrailAccess {
       captureStateName: { schema, table: stateTable },
       database: trail.database ?? null,
       schemaLog: qualified(schema, SCHEMA_LOG_TABLE),
-      schemaLogName: `${quoteIdent(schema)}.${quoteIdent(SCHEMA_LOG_TABLE)}`,
     };
-    this.horizonsName = `${quoteIdent(schema)}.${quoteIdent(RETENTION_HORIZON_TABLE)}`;
-    this.changesName = `${quoteIdent(schema)}.${quoteIdent(table)}`;
+    const regclass = (name: string) => `${quoteIdent(schema)}.${quoteIdent(name)}`;
+    this.regclassNames = { log: regclass(SCHEMA_LOG_TABLE), horizons: regclass(RETENTION_HORIZON_TABLE), changes: regclass(table) };
     this.horizonsQualified = qualified(schema, RETENTION_HORIZON_TABLE);
     this.resolver = maybeOrm ? new TargetResolver(maybeOrm) : undefined;
   }
@@ -85,13 +84,13 @@ export class TrailAccess {
 
   /**
    * The table's periods from the schema log (see table-identity.ts), cached like the catalog: they
-   * change only with DDL. Undefined without a schema log or when it adds nothing.
+   * change only with DDL. Undefined without a schema log or when it adds nothing. After
+   * findTrailTables().
    */
-  async periods(schema: string, table: string, method: string): Promise<TablePeriod[] | undefined> {
+  private async periods(schema: string, table: string, method: string): Promise<TablePeriod[] | undefined> {
     const key = `${schema}\u0000${table}`;
     const cached = this.periodCache.get(key);
     if (cached && Date.now() - cached.at < TrailAccess.PERIODS_TTL_MS) return cached.periods;
-    await this.findTrailTables(method);
     const periods = this.hasSchemaLog ? tablePeriods(await this.run<SchemaLogRow>(schemaLogRowsSql(this.loc, schema, table), method)) : undefined;
     this.periodCache.set(key, { at: Date.now(), periods });
     return periods;
@@ -105,7 +104,7 @@ export class TrailAccess {
   private async findTrailTables(method: string): Promise<void> {
     const complete = this.hasSchemaLog && this.loc.horizons !== undefined && this.loc.previousKeys === true;
     if (complete || (this.hasSchemaLog !== undefined && Date.now() - this.checkedTrailTablesAt < TrailAccess.MISSING_TABLE_RECHECK_MS)) return;
-    const [row] = await this.run<{ log: boolean; horizons: boolean; previous_keys: boolean }>(trailTablesExistSql(this.loc, this.horizonsName, this.changesName), method);
+    const [row] = await this.run<{ log: boolean; horizons: boolean; previous_keys: boolean }>(trailTablesExistSql(this.regclassNames), method);
     this.hasSchemaLog = row.log;
     if (row.horizons) this.loc.horizons = this.horizonsQualified;
     this.loc.previousKeys = row.previous_keys;

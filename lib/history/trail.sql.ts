@@ -16,9 +16,8 @@ export interface TrailTables {
   captureState: string; // qualified capture state table
   captureStateName: { schema: string; table: string };
   database: string | null; // null: current_database()
-  /** The schema log beside `changes` (qualified, and as one name for to_regclass); absent in hand-made locations. */
+  /** The schema log beside `changes` (qualified); absent in hand-made locations. */
   schemaLog?: string;
-  schemaLogName?: string;
   /** The retention horizon table, when the trail has it (history then refuses moments before a table's horizon). */
   horizons?: string;
   /** Whether `changes` has `previous_key` (trails made before it lack it until `up` runs again). */
