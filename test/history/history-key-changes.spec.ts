@@ -50,16 +50,19 @@ describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change
     expect(await history.at('pkt', 1001, t2)).toEqual({ id: 1001, n: 'a' });
   });
 
-  it('tableAt(): the row once, under the key of each moment', async () => {
-    expect(await history.tableAt('pkt', t1, {})).toEqual([
+  /** The table before the key change (t1) and after it (t2): the row once, under the key of its moment. */
+  const expectTableAt = async (h: BemiHistory) => {
+    expect(await h.tableAt('pkt', t1, {})).toEqual([
       { id: 1, n: 'a' },
       { id: 2, n: 'b' },
     ]);
-    expect(await history.tableAt('pkt', t2, {})).toEqual([
+    expect(await h.tableAt('pkt', t2, {})).toEqual([
       { id: 2, n: 'b' },
       { id: 1001, n: 'a' },
     ]);
-  });
+  };
+
+  it('tableAt(): the row once, under the key of each moment', () => expectTableAt(history));
 
   it('changes(): the UPDATE of the key is in both records\' histories, saying which key it left', async () => {
     expect((await history.changes('pkt', { primaryKey: 1 })).map((c) => [c.operation, c.primaryKey, c.previousKey])).toEqual([
@@ -90,15 +93,7 @@ describe.each(['FULL', 'DEFAULT'] as const)('history across a primary key change
   it('tableAt() gives the same rows when it walks the trail for its keys (no deleted-keys index)', async () => {
     await db.query(`DROP INDEX _bemi_changes_deleted`);
     try {
-      const fresh = await trail.freshHistory();
-      expect(await fresh.tableAt('pkt', t1, {})).toEqual([
-        { id: 1, n: 'a' },
-        { id: 2, n: 'b' },
-      ]);
-      expect(await fresh.tableAt('pkt', t2, {})).toEqual([
-        { id: 2, n: 'b' },
-        { id: 1001, n: 'a' },
-      ]);
+      await expectTableAt(await trail.freshHistory());
     } finally {
       await db.query(`CREATE INDEX _bemi_changes_deleted ON changes ("table", primary_key) WHERE operation = 'DELETE'`);
     }
