@@ -19,6 +19,8 @@ export const COMMANDS: Record<string, CliCommand> = {
   capture: { summary: 'Stream changes and their context from the WAL into the "changes" table.', run: (argv, io) => import('./commands/capture.command').then((m) => m.runCaptureCommand(argv, io)) },
   'capture:drop-slot': { summary: "Drop the capture worker's replication slot (and publication).", run: (argv, io) => import('./commands/capture-drop-slot.command').then((m) => m.runDropSlotCommand(argv, io)) },
   prune: { summary: 'Delete changes older than a given age, in short batches (--dry-run counts).', run: (argv, io) => import('./commands/prune.command').then((m) => m.runPruneCommand(argv, io)) },
+  'trail:roles': { summary: 'Give the trail to the capture role; the application may only read it.', run: (argv, io) => import('./commands/trail-roles.command').then((m) => m.runTrailRolesCommand(argv, io)) },
+  'trail:guard': { summary: 'Refuse UPDATE, DELETE and TRUNCATE of "changes" outside retention (one-role setups).', run: (argv, io) => import('./commands/trail-guard.command').then((m) => m.runTrailGuardCommand(argv, io)) },
 };
 
 export function usage(): string {

@@ -25,40 +25,83 @@ export interface TrailRolesSqlOptions {
 const TRAIL_TABLES = [CHANGES_TABLE, CAPTURE_STATE_TABLE, SCHEMA_LOG_TABLE, RETENTION_HORIZON_TABLE];
 
 /**
- * The recommended layout, idempotent: every trail table (and partition of `changes`) owned by
- * `owner`, nothing granted to PUBLIC, each reader allowed USAGE on the schema and SELECT on the
- * tables and nothing else (privileges it had are revoked). Run it as a superuser or as a member of
- * both the current owner and `owner`. Readers cannot change the trail nor disable its triggers
- * (only owners may); `owner` can, which is why it should be a role the application never uses.
+ * The recommended layout, idempotent: every trail table (and every partition of `changes`, at any
+ * depth) owned by `owner`, nothing granted to PUBLIC, each reader allowed USAGE on the schema and
+ * SELECT on the tables and nothing else (privileges it had are revoked); the append-only guard's
+ * function, when installed, owned by `owner` too. Run it as a superuser or as a member of both the
+ * current owner and `owner`. Readers cannot change the trail nor disable its triggers (only owners
+ * may); `owner` can, which is why it should be a role the application never uses.
+ *
+ * It refuses, changing nothing: a role that does not exist (SQLSTATE 42704), a trail with any of
+ * its four tables missing (42P01: a reader would get no SELECT on a table created later by the
+ * owner), and a reader that is a superuser or a member of `owner` (42501: it could change the
+ * trail anyway). It warns when a reader owns the schema (a schema's owner may drop its tables).
  */
 export function bemiTrailRolesSql(options: TrailRolesSqlOptions): string {
   const schema = options.schema ?? DEFAULT_SCHEMA;
   for (const [name, value] of [['owner', options.owner], ...options.readers.map((r) => ['readers', r])] as const) {
     if (typeof value !== 'string' || value === '' || value.length > 63) throw new TypeError(`bemiTrailRolesSql: "${name}" must be a role name of 1-63 characters, got ${JSON.stringify(value)}.`);
   }
+  // The names are quoted literals inside a $bemi$ body: that delimiter would end the body early.
+  for (const value of [schema, options.owner, ...options.readers]) {
+    if (value.includes('$bemi$')) throw new TypeError(`bemiTrailRolesSql: names cannot contain "$bemi$", got ${JSON.stringify(value)}.`);
+  }
   if (options.readers.includes(options.owner)) throw new TypeError(`bemiTrailRolesSql: the owner "${options.owner}" cannot also be a reader (an owner may change the trail).`);
+  const owner = quoteLiteral(options.owner);
+  const readers = `${textArray(options.readers)}::text[]`;
+  const nsp = quoteLiteral(schema);
+  const changes = quoteLiteral(`${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`);
+  const guard = quoteLiteral(`${quoteIdent(schema)}.${quoteIdent(APPEND_ONLY_GUARD)}()`);
   return `-- nestjs-bemi: the trail owned by ${options.owner}, read-only for ${options.readers.join(', ') || 'nobody'}
 DO $bemi$
 DECLARE
   t regclass;
   r text;
+  missing text;
 BEGIN
+  SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x), ', ' ORDER BY i) INTO missing FROM pg_catalog.unnest(ARRAY[${owner}]::text[] || ${readers}) WITH ORDINALITY AS u(x, i)
+   WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = x);
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'nestjs-bemi: role(s) % do not exist', missing USING ERRCODE = 'undefined_object',
+      HINT = 'Create them first (CREATE ROLE <name> LOGIN PASSWORD ...), then run this again.';
+  END IF;
+  -- All four or nothing: a table the owner creates later would have no SELECT for the readers.
+  SELECT pg_catalog.string_agg(pg_catalog.format('%I.%I', ${nsp}, x), ', ' ORDER BY i) INTO missing FROM pg_catalog.unnest(${textArray(TRAIL_TABLES)}) WITH ORDINALITY AS u(x, i)
+   WHERE pg_catalog.to_regclass(pg_catalog.format('%I.%I', ${nsp}, x)) IS NULL;
+  IF missing IS NOT NULL THEN
+    RAISE EXCEPTION 'nestjs-bemi: the trail is not there yet: no table %', missing USING ERRCODE = 'undefined_table',
+      HINT = 'Start the capture worker once (it creates the trail tables) or run bemiChangesTableSql().up first, then run this again.';
+  END IF;
+  FOREACH r IN ARRAY ${readers} LOOP
+    IF (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = r) OR pg_catalog.pg_has_role(r, ${owner}, 'MEMBER') THEN
+      RAISE EXCEPTION 'nestjs-bemi: reader % is a superuser or a member of the owner %: it could change the trail', pg_catalog.quote_ident(r), pg_catalog.quote_ident(${owner})
+        USING ERRCODE = 'insufficient_privilege', HINT = pg_catalog.format('Use a reader that is neither (REVOKE %I FROM %I; ALTER ROLE %I NOSUPERUSER).', ${owner}, r, r);
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_namespace n WHERE n.nspname = ${nsp} AND pg_catalog.pg_has_role(r, n.nspowner, 'MEMBER')) THEN
+      RAISE WARNING 'nestjs-bemi: reader % owns schema %, so it may still drop the trail tables', pg_catalog.quote_ident(r), pg_catalog.quote_ident(${nsp})
+        USING HINT = 'Give the schema to another role (ALTER SCHEMA ... OWNER TO ...), or keep the trail in a schema of its own.';
+    END IF;
+  END LOOP;
   FOR t IN
-    SELECT c.oid::regclass FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = ${quoteLiteral(schema)} AND c.relname = ANY (${textArray(TRAIL_TABLES)})
+    SELECT pg_catalog.to_regclass(pg_catalog.format('%I.%I', ${nsp}, x)) FROM pg_catalog.unnest(${textArray(TRAIL_TABLES)}) x
     UNION
-    SELECT i.inhrelid::regclass FROM pg_catalog.pg_inherits i
-     WHERE i.inhparent = pg_catalog.to_regclass(${quoteLiteral(`${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`)})
+    -- ALTER TABLE ... OWNER does not recurse, and a reader that owned a partition could change it directly.
+    SELECT relid FROM pg_catalog.pg_partition_tree(pg_catalog.to_regclass(${changes}))
   LOOP
-    EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', t, ${quoteLiteral(options.owner)});
+    EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %I', t, ${owner});
     EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM PUBLIC', t);
-    FOREACH r IN ARRAY ${textArray(options.readers)}::text[] LOOP
+    FOREACH r IN ARRAY ${readers} LOOP
       EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %I', t, r);
       EXECUTE pg_catalog.format('GRANT SELECT ON %s TO %I', t, r);
     END LOOP;
   END LOOP;
-  FOREACH r IN ARRAY ${textArray(options.readers)}::text[] LOOP
-    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', ${quoteLiteral(schema)}, r);
+  -- The guard runs as whoever deletes from changes (retention, as the owner): a reader that owned
+  -- its function could replace the body and run its own statements as the owner.
+  IF pg_catalog.to_regprocedure(${guard}) IS NOT NULL THEN
+    EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', pg_catalog.to_regprocedure(${guard}), ${owner});
+  END IF;
+  FOREACH r IN ARRAY ${readers} LOOP
+    EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %I', ${nsp}, r);
   END LOOP;
 END
 $bemi$;
