@@ -35,7 +35,8 @@ export function defaultRequestContext(ctx: ExecutionContext): BemiContextValue {
       endpoint: routePattern(req),
       method: req.method,
     };
-    if (req.params && typeof req.params === 'object' && Object.keys(req.params).length) out.params = { ...req.params };
+    // Frozen (route params are strings) so that the ORM hook may reuse the context's encoding.
+    if (req.params && typeof req.params === 'object' && Object.keys(req.params).length) out.params = Object.freeze({ ...req.params });
     const userId = req.user?.id;
     if (userId !== undefined && userId !== null) out.userId = userId;
     return out;

@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { types } from 'node:util';
 import type { MikroORM } from '@mikro-orm/core';
 import { DEFAULT_MAX_CONTEXT_SIZE } from '../options/defaults';
 import type { BemiContextValue } from '../options/bemi-options.interfaces';
@@ -54,8 +55,11 @@ export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql:
   const logger = options.logger ?? new Logger('BemiModule');
   const maxBytes = options.maxContextSize ?? DEFAULT_MAX_CONTEXT_SIZE;
   const isSecret = secretKeyMatcher(options.redactContextKeys);
-  // Context objects are replaced, never mutated, so one encoding per object is enough.
-  const encoded = new WeakMap<object, string | null>();
+  // The comment of a context object is reused only while nothing in it can change (see
+  // isUnchangeable): the store freezes the object it keeps, but values inside it may be the
+  // caller's own objects, mutable between two statements. Others are encoded per statement.
+  const comments = new WeakMap<object, string | null>();
+  const changeable = new WeakSet<object>(); // skips the walk next time; a wrong entry only costs an encoding
   const warned = new Set<string>();
 
   const warnOnce = (context: BemiContextValue, kind: 'size' | 'serialise', message: string) => {
@@ -79,23 +83,47 @@ export function createContextAttacher(options: BemiQueryHookOptions = {}): (sql:
       warnOnce(context, 'size', `is ${size} bytes, over maxContextSize (${maxBytes}); put less into context or raise maxContextSize.`);
       return null;
     }
-    return text === '{}' ? null : text;
+    return text === '{}' ? null : contextComment(text);
   };
 
   return (sql: string): string => {
     try {
       const context = store.get();
       if (!context || typeof sql !== 'string' || !isDataModifying(sql)) return sql;
-      let text = encoded.get(context);
-      if (text === undefined) {
-        text = encode(context);
-        encoded.set(context, text);
+      let comment = comments.get(context);
+      if (comment === undefined) {
+        comment = encode(context);
+        if (!changeable.has(context)) {
+          if (isUnchangeable(context, new Set())) comments.set(context, comment);
+          else changeable.add(context);
+        }
       }
-      return text === null ? sql : contextComment(text) + sql;
+      return comment === null ? sql : comment + sql;
     } catch {
       return sql; // never break the user's statement
     }
   };
+}
+
+/**
+ * True when encoding `value` again could never give another result: primitives, and frozen
+ * plain objects and arrays of such values, with no getters, no `toJSON` and no proxy. A `Date`,
+ * `Map` or `Set` stays mutable when frozen, so any of them makes the context changeable.
+ */
+function isUnchangeable(value: unknown, visited: Set<object>): boolean {
+  // Functions are dropped by the encoder whatever they hold.
+  if (value === null || typeof value !== 'object') return true;
+  const obj = value as object;
+  if (visited.has(obj)) return true; // its own check decides
+  visited.add(obj);
+  const proto = Object.getPrototypeOf(obj);
+  const plain = proto === Object.prototype || proto === null || (Array.isArray(obj) && proto === Array.prototype);
+  if (!plain || !Object.isFrozen(obj) || types.isProxy(obj) || typeof (obj as { toJSON?: unknown }).toJSON === 'function') return false;
+  for (const key of Object.keys(obj)) {
+    const descriptor = Object.getOwnPropertyDescriptor(obj, key);
+    if (!descriptor || !('value' in descriptor) || !isUnchangeable(descriptor.value, visited)) return false;
+  }
+  return true;
 }
 
 function describeEndpoint(context: BemiContextValue): string {
