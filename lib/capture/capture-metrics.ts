@@ -26,14 +26,14 @@ export interface BemiCaptureMetrics {
   changesWritten: number | null;
   /**
    * What the in-process worker stored with a marker instead of as received (null without one):
-   * context messages replaced by the invalid-context marker, changes stored without their key,
+   * context messages replaced by the invalid-context marker or not believed, changes stored without their key,
    * changes the destination refused (stored as text; the last one's position and reason).
    */
   stored: Pick<CaptureStatus, StoredFigure> | null;
   measuredAt: Date;
 }
 
-type StoredFigure = 'invalidContexts' | 'unknownKeys' | 'unstorableChanges' | 'lastUnstorable';
+type StoredFigure = 'invalidContexts' | 'untrustedContexts' | 'unknownKeys' | 'unstorableChanges' | 'lastUnstorable';
 
 /** Runs one query and returns its rows (MikroORM's connection or a pg client fit). */
 export type RowsQuery = (sql: string) => Promise<Array<Record<string, unknown>>>;
@@ -74,7 +74,7 @@ export async function readCaptureMetrics(query: RowsQuery, target: MetricsTarget
     newestChangeAt: newest,
     newestChangeAgeSeconds: newest ? Math.max(0, (now.getTime() - newest.getTime()) / 1000) : null,
     changesWritten: worker ? worker.changesWritten : null,
-    stored: worker ? { invalidContexts: worker.invalidContexts, unknownKeys: worker.unknownKeys, unstorableChanges: worker.unstorableChanges, lastUnstorable: worker.lastUnstorable } : null,
+    stored: worker ? { invalidContexts: worker.invalidContexts, untrustedContexts: worker.untrustedContexts, unknownKeys: worker.unknownKeys, unstorableChanges: worker.unstorableChanges, lastUnstorable: worker.lastUnstorable } : null,
     measuredAt: now,
   };
 }

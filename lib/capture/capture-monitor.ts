@@ -23,6 +23,7 @@ export interface MonitoredParts {
 export class CaptureMonitor {
   private timers: NodeJS.Timeout[] = [];
   private progressMark = { at: Date.now(), changes: 0 };
+  private heartbeatRefused = false;
 
   constructor(
     private readonly options: SettledCaptureOptions,
@@ -72,9 +73,17 @@ export class CaptureMonitor {
     const session = this.parts.session();
     if (!session || session.failed) return;
     this.parts.acknowledger.repeat(session);
-    if (this.options.heartbeatMessages && this.parts.handler.idle()) {
+    if (this.options.heartbeatMessages && !this.heartbeatRefused && this.parts.handler.idle()) {
       // Something of ours to decode on an otherwise quiet database: its position can be confirmed.
-      await session.source.query(`SELECT pg_catalog.pg_logical_emit_message(false, $1, now()::text)`, [HEARTBEAT_MESSAGE_PREFIX]);
+      await session.source.query(`SELECT pg_catalog.pg_logical_emit_message(false, $1, now()::text)`, [HEARTBEAT_MESSAGE_PREFIX]).catch((e: { code?: string }) => {
+        if (e.code !== '42501') throw e;
+        // The trigger migration took pg_logical_emit_message from PUBLIC (docs/security.md).
+        this.heartbeatRefused = true;
+        this.logger.warn(
+          `This worker's role may not call pg_logical_emit_message, so it sends no heartbeat messages: on a database with no tracked writes, its slot's position ` +
+            `then moves only with other decoded traffic. To restore them: GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <this role>; or set heartbeatMessages: false.`,
+        );
+      });
     }
   }
 

@@ -35,6 +35,8 @@ export interface CaptureStatus {
   maxQueuedMessages: number;
   /** Context messages stored as the invalid-context marker (malformed, not an object, too large or too deep). */
   invalidContexts: number;
+  /** Context messages not believed (their role is not trusted, or not the trigger's format), stored under "_bemi"."untrusted". */
+  untrustedContexts: number;
   /** Changes stored without a primary key although their table has one (it could not be told; see docs/capture.md). */
   unknownKeys: number;
   /** Changes the destination refused, stored in their unstorable form (values as text, with the reason). */
@@ -60,6 +62,9 @@ export class CaptureCounters {
   maxBufferedRows = 0;
   maxQueuedMessages = 0;
   invalidContexts = 0;
+  untrustedContexts = 0;
+  /** Reasons already logged for untrusted context (each is logged once per worker). */
+  readonly untrustedReasons = new Set<string>();
   unknownKeys = 0;
   unstorableChanges = 0;
   lastUnstorable: { position: string; reason: string } | null = null;
@@ -112,6 +117,12 @@ export function stitcherReports(counters: CaptureCounters, logger: CaptureLogger
     invalidContext: (reason, lsn) => {
       counters.invalidContexts++;
       logger.warn(`A _bemi context message at ${lsn} was stored as the invalid-context marker {"_bemi":{"invalidContext":...}}: ${reason}.`);
+    },
+    untrustedContext: (reason, lsn) => {
+      counters.untrustedContexts++;
+      if (counters.untrustedReasons.has(reason) || counters.untrustedReasons.size >= 100) return;
+      counters.untrustedReasons.add(reason);
+      logger.warn(`A _bemi context message at ${lsn} was not believed (${reason}): its context is stored under "_bemi"."untrusted". Further ones like it are counted in status().untrustedContexts. See docs/security.md.`);
     },
     unknownKey: (problem, first) => {
       counters.unknownKeys++;

@@ -88,6 +88,7 @@ export class BemiCaptureWorker {
       maxBufferedRows: c.maxBufferedRows,
       maxQueuedMessages: c.maxQueuedMessages,
       invalidContexts: c.invalidContexts,
+      untrustedContexts: c.untrustedContexts,
       unknownKeys: c.unknownKeys,
       unstorableChanges: c.unstorableChanges,
       lastUnstorable: c.lastUnstorable,

@@ -17,7 +17,7 @@ export interface StoredPosition {
   committedAt: string;
 }
 
-const COLUMNS = `id, primary_key, previous_key, before, after, context, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+const COLUMNS = `id, primary_key, previous_key, before, after, context, role, session_role, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
 
 /** Rows ready for the destination: their COPY text is built before the write they wait for. */
 export interface PreparedBatch {
@@ -64,8 +64,8 @@ export class ChangesWriter {
     // constraint there. Any unique conflict is a re-delivered change: ids are fresh per delivery.
     this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
     this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
-      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[],
-                           $11::timestamptz[], $12::timestamptz[], $13::bigint[], $14::bigint[], $15::bigint[], $16::int[])
+      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[])
       ON CONFLICT DO NOTHING`;
     this.stateTable = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   }
@@ -148,7 +148,7 @@ export class ChangesWriter {
 
   private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
     const n = rows.length;
-    const cols: unknown[][] = Array.from({ length: 16 }, () => new Array(n));
+    const cols: unknown[][] = Array.from({ length: 18 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       cols[0][i] = this.ids.next();
@@ -157,16 +157,18 @@ export class ChangesWriter {
       cols[3][i] = r.before;
       cols[4][i] = r.after;
       cols[5][i] = r.context;
-      cols[6][i] = r.database;
-      cols[7][i] = r.schema;
-      cols[8][i] = r.table;
-      cols[9][i] = r.operation;
-      cols[10][i] = r.committedAt;
-      cols[11][i] = r.queuedAt;
-      cols[12][i] = r.transactionId;
-      cols[13][i] = r.position;
-      cols[14][i] = r.commitPosition;
-      cols[15][i] = r.seq;
+      cols[6][i] = r.role;
+      cols[7][i] = r.sessionRole;
+      cols[8][i] = r.database;
+      cols[9][i] = r.schema;
+      cols[10][i] = r.table;
+      cols[11][i] = r.operation;
+      cols[12][i] = r.committedAt;
+      cols[13][i] = r.queuedAt;
+      cols[14][i] = r.transactionId;
+      cols[15][i] = r.position;
+      cols[16][i] = r.commitPosition;
+      cols[17][i] = r.seq;
     }
     return (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
   }
@@ -241,16 +243,28 @@ const MAX_STORED_KEY_BYTES = 1024;
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
 function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
   let out = '';
-  // Rows of one transaction share their context string: escape it once.
+  // Rows of one transaction share their context and roles: escape them once.
   let context = '';
   let contextText = '';
+  let role: string | null = '';
+  let roleText = '';
+  let sessionRole: string | null = '';
+  let sessionRoleText = '';
   for (const r of rows) {
     if (r.context !== context) {
       context = r.context;
       contextText = esc(context);
     }
+    if (r.role !== role) {
+      role = r.role;
+      roleText = role === null ? '\\N' : esc(role);
+    }
+    if (r.sessionRole !== sessionRole) {
+      sessionRole = r.sessionRole;
+      sessionRoleText = sessionRole === null ? '\\N' : esc(sessionRole);
+    }
     out +=
-      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${esc(r.database)}\t` +
+      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
       `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
   }
   return out;

@@ -50,6 +50,61 @@ export function normalizeContext(content: Buffer, limits: ContextLimits = DEFAUL
   return { json: jsonbSafe(text) };
 }
 
+/** The database roles a context message names: the role the session acted as, and the one that logged in. */
+export interface MessageRoles {
+  role: string;
+  sessionRole: string;
+}
+
+/** A `_bemi` message as stored: its context JSON, and the roles it names (none in the old format). */
+export interface ContextMessage {
+  json: string;
+  problem?: string;
+  /** Undefined for the old format (the context JSON alone), which names no role. */
+  roles?: MessageRoles;
+}
+
+const NEWLINE = 0x0a;
+const OPEN_BRACKET = 0x5b;
+
+/**
+ * Splits a `_bemi` message: today's trigger sends `["<role>","<session role>"]`, a newline and
+ * the context JSON (nothing when the statement had none); older triggers sent the context alone
+ * (a JSON object never starts with `[`). A malformed role header gives the invalid-context
+ * marker and no roles. Never throws.
+ */
+export function parseContextMessage(content: Buffer, limits: ContextLimits = DEFAULT_CONTEXT_LIMITS): ContextMessage {
+  if (content[0] !== OPEN_BRACKET) return normalizeContext(content, limits);
+  const split = content.indexOf(NEWLINE);
+  const roles = split > 0 && split <= MAX_ROLE_HEADER_BYTES ? parseRoles(content.subarray(0, split)) : undefined;
+  if (!roles) return { json: invalidContextJson('context message has no valid role header'), problem: 'context message has no valid role header' };
+  const body = content.subarray(split + 1);
+  return { ...(body.length === 0 ? { json: '{}' } : normalizeContext(body, limits)), roles };
+}
+
+/** Two role names of at most 63 bytes each, JSON-escaped: far below this. */
+const MAX_ROLE_HEADER_BYTES = 1024;
+
+function parseRoles(header: Buffer): MessageRoles | undefined {
+  try {
+    const parsed: unknown = JSON.parse(UTF8.decode(header));
+    if (Array.isArray(parsed) && parsed.length >= 2 && typeof parsed[0] === 'string' && typeof parsed[1] === 'string') {
+      return { role: parsed[0], sessionRole: parsed[1] };
+    }
+  } catch {
+    // not JSON, or not UTF-8: no roles
+  }
+  return undefined;
+}
+
+/**
+ * A context that is not believed (see ContextTrust), kept apart where no query for the real
+ * actor finds it: `{"_bemi":{"untrusted":"<why>","context":<what it said>}}`.
+ */
+export function untrustedContextJson(json: string, reason: string): string {
+  return `{"_bemi":{"untrusted":${JSON.stringify(reason)},"context":${json}}}`;
+}
+
 /**
  * `context` (a stored context: a JSON object's text) with `name: value` added to its `"_bemi"`
  * member, keeping what that member held. The rest of the text stays exactly as it was: the member

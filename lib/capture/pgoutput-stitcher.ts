@@ -1,7 +1,8 @@
 import type { Pgoutput } from 'pg-logical-replication';
-import { BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
+import { BEMI_MESSAGE_PREFIX, BEMI_TRUST_MESSAGE_PREFIX } from '../shared/wire-format';
 import { UNCHANGED_TOAST_MARKER, valueToJson, type ValueKind } from '../trail/json-values';
-import { DEFAULT_CONTEXT_LIMITS, normalizeContext, withContextMarker, type ContextLimits } from './context-message';
+import { DEFAULT_CONTEXT_LIMITS, parseContextMessage, untrustedContextJson, withContextMarker, type ContextLimits } from './context-message';
+import { ContextTrust } from './context-trust';
 import { lsnToDecimal, parseLsn } from './lsn';
 import type { RelationInfo } from './relation-catalog';
 import { parseTableShape, type SchemaLogEntry } from './schema-log';
@@ -16,6 +17,10 @@ export interface ChangeRow {
   before: string;
   after: string;
   context: string;
+  /** The role the statement's session acted as (SET ROLE, else the login role); null when no trigger said. */
+  role: string | null;
+  /** The role that logged in; null when no trigger said. */
+  sessionRole: string | null;
   database: string;
   schema: string;
   table: string;
@@ -37,6 +42,9 @@ interface OpenTransaction {
   queuedAt: string;
   /** Context of the latest `_bemi` message so far (JSON text, `{}` for none). */
   context: string;
+  /** Roles named by that message (null: none yet, or the old format). */
+  role: string | null;
+  sessionRole: string | null;
   seq: number;
 }
 
@@ -62,6 +70,8 @@ export class PgoutputStitcher {
     private readonly rules?: CompiledRules,
     private readonly limits: ContextLimits = DEFAULT_CONTEXT_LIMITS,
     private readonly report: StitcherReports = {},
+    /** Whose context is believed; by default any role's. */
+    private readonly trust: ContextTrust = new ContextTrust(undefined, true),
   ) {}
 
   get inTransaction(): boolean {
@@ -95,16 +105,27 @@ export class PgoutputStitcher {
       committedAt: microsToIso(msg.commitTime as bigint),
       queuedAt: receivedAt.toISOString(),
       context: '{}',
+      role: null,
+      sessionRole: null,
       seq: 0,
     };
   }
 
-  /** A logical message. Returns true when it was a context message of the open transaction. */
+  /** A logical message. Returns true when it was a context message (or the trigger migration's) of the open transaction. */
   message(msg: Pgoutput.MessageMessage, content: Buffer): boolean {
-    if (!this.tx || !msg.transactional || msg.prefix !== BEMI_MESSAGE_PREFIX) return false;
-    const { json, problem } = normalizeContext(content, this.limits);
-    this.tx.context = json;
+    if (!this.tx || !msg.transactional) return false;
+    if (msg.prefix === BEMI_TRUST_MESSAGE_PREFIX) {
+      this.trust.triggerUpgraded();
+      return true;
+    }
+    if (msg.prefix !== BEMI_MESSAGE_PREFIX) return false;
+    const { json, problem, roles } = parseContextMessage(content, this.limits);
     if (problem) this.report.invalidContext?.(problem, msg.messageLsn ?? '');
+    const doubt = json === '{}' ? undefined : this.trust.doubt(roles);
+    if (doubt) this.report.untrustedContext?.(doubt, msg.messageLsn ?? '');
+    this.tx.context = doubt ? untrustedContextJson(json, doubt) : json;
+    this.tx.role = roles?.role ?? null;
+    this.tx.sessionRole = roles?.sessionRole ?? null;
     return true;
   }
 
@@ -221,8 +242,9 @@ export class PgoutputStitcher {
     previousKey: string | null = null,
   ): ChangeRow {
     const info = this.relations.get(relation.relationOid);
-    // A table without the context trigger emitted nothing: the context in force is another statement's.
-    let context = info?.contextTrigger === false ? '{}' : tx.context;
+    // A table without the context trigger emitted nothing: the context and roles in force are another statement's.
+    const triggered = info?.contextTrigger !== false;
+    let context = triggered ? tx.context : '{}';
     // A key that could not be told is said in the row itself, not only in the logs.
     if (info?.keyProblem && operation !== 'TRUNCATE') context = this.markedUnknownKey(context, info.keyProblem);
     return {
@@ -231,6 +253,8 @@ export class PgoutputStitcher {
       before,
       after,
       context,
+      role: triggered ? tx.role : null,
+      sessionRole: triggered ? tx.sessionRole : null,
       database: this.database,
       schema: relation.schema,
       table: relation.name,
@@ -303,6 +327,8 @@ export interface StitcherReports {
   invalidContext?(reason: string, position: string): void;
   /** A row is stored without its key (`first`: the first such row under this relation message). */
   unknownKey?(problem: string, first: boolean): void;
+  /** A context message was not believed, for `reason`; it is stored under `"_bemi"."untrusted"`. */
+  untrustedContext?(reason: string, position: string): void;
 }
 
 /** ISO 8601 text with all six fractional digits (commit times are microseconds since 1970). */

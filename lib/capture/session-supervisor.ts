@@ -16,6 +16,7 @@ import { SCHEMA_LOG_TABLE } from '../trail/changes-table';
 import { emitShapesSql, schemaRecorderName, schemaRecorderSql } from './schema-log.sql';
 import { DEFAULT_CONTEXT_LIMITS } from './context-message';
 import { PgoutputStitcher } from './pgoutput-stitcher';
+import { readContextTrust, type ContextTrust } from './context-trust';
 import { queriesInTurn } from './queries-in-turn';
 import { replicationConfig, TextPgoutputPlugin } from './replication-connection';
 import { checkSchemas, checkSource, chooseDefaultSlot, ensureDestination, ensurePublication, ensureSlot, ensureStateRow, syncPublication, trackedTables, warnAboutTables } from './source-setup';
@@ -39,6 +40,8 @@ export class SessionSupervisor {
   private publishing: NewTablePublishing = 'refresh';
   /** Whether sessions read and fill the schema log (its event trigger is in place and the trail has its table). */
   private schemaLogging = false;
+  /** Whose context is believed, read from the source at each session start (the stream may tighten it). */
+  private trust?: ContextTrust;
   private readonly schemaLogTable: SchemaLogTable;
 
   /**
@@ -126,6 +129,7 @@ export class SessionSupervisor {
         );
       }
       const recorder = await this.installSchemaRecorder(source, first, logged !== undefined);
+      this.trust = await readContextTrust(source, o.trustedRoles, this.logger, first);
       const tables = await trackedTables(source, o);
       if (first) warnAboutTables(tables, this.logger);
       await syncPublication(source, o.publicationName, tables);
@@ -134,7 +138,16 @@ export class SessionSupervisor {
         // All of them when the trigger was missing until now (DDL made meanwhile went unrecorded).
         const missing = tables.map((t) => t.oid).filter((oid) => recorder === 'installed now' || !logged!.has(oid));
         // After the slot exists, so the messages are streamed.
-        if (missing.length) await source.query(emitShapesSql(), [missing]);
+        if (missing.length) {
+          await source.query(emitShapesSql(), [missing]).catch((e: { code?: string }) => {
+            if (e.code !== '42501') throw e;
+            // PUBLIC lost pg_logical_emit_message to the trigger migration (docs/security.md).
+            this.logger.warn(
+              `This worker's role may not call pg_logical_emit_message, so ${missing.length} table(s) got no first schema log entry: until their next DDL, ` +
+                `their keys are read from the catalog. Run the worker once as a superuser, or GRANT EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) TO <this role>.`,
+            );
+          });
+        }
       }
       if (created && !first) {
         this.logger.error(`Replication slot "${o.slotName}" had disappeared and was created again: changes committed while it was missing are not in the trail (started_at was reset).`);
@@ -227,7 +240,7 @@ export class SessionSupervisor {
       source,
       destinations,
       writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger), schemaLog)),
-      stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger)),
+      stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger), this.trust),
       schemaLog: shapes && {
         log: shapes,
         invalid: (reason, position) => this.logger.warn(`A _bemi_schema message at ${position} was not used (${reason}); changes after it read their key from the catalog.`),

@@ -9,7 +9,7 @@ import { BemiError } from '../shared/bemi-error';
 import { LEGACY_SLOT_NAME } from '../options/defaults';
 
 /** Columns of `changes` added after its first release (an older trail created with ensureSchema off lacks them). */
-const ADDED_CHANGES_COLUMNS = ['previous_key'];
+const ADDED_CHANGES_COLUMNS = ['previous_key', 'role', 'session_role'];
 
 /** Thrown when the source or destination cannot be captured as configured; says what to fix. */
 export class BemiCaptureSetupError extends BemiError {}

@@ -17,7 +17,12 @@ export class BemiChange {
   previousKey!: string | null;
   before!: Record<string, unknown>;
   after!: Record<string, unknown>;
+  /** Untrusted context is under `_bemi.untrusted` (docs/security.md). */
   context!: Record<string, unknown>;
+  /** The database role the writing session acted as (SET ROLE, else its login role); null when no trigger said. */
+  role!: string | null;
+  /** The database role that logged in. */
+  sessionRole!: string | null;
   database!: string;
   schema!: string;
   table!: string;
@@ -54,6 +59,8 @@ export const BemiChangeSchema = new EntitySchema<BemiChange>({
     before: { ...jsonb },
     after: { ...jsonb },
     context: { ...jsonb },
+    role: { type: 'text', nullable: true },
+    sessionRole: { type: 'text', fieldName: 'session_role', nullable: true },
     database: { type: 'text' },
     schema: { type: 'text' },
     table: { type: 'text' },

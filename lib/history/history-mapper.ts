@@ -13,6 +13,8 @@ export interface RawChangeRow {
   before: string | Record<string, unknown> | null;
   after: string | Record<string, unknown> | null;
   context: Record<string, unknown> | null;
+  role: string | null;
+  session_role: string | null;
   database: string;
   schema: string;
   table: string;
@@ -61,6 +63,8 @@ export function toHistoryChange(row: RawChangeRow, mapping: MappingInfo | undefi
     before: mapImage(imageOf(row.before), mapping, platform),
     after: mapImage(imageOf(row.after), mapping, platform),
     context: row.context ?? {},
+    role: row.role,
+    sessionRole: row.session_role,
     committedAt: new Date(row.commit_ts),
     commitTimestamp: row.commit_ts,
     transactionId: row.transaction_id,

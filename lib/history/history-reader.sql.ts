@@ -12,7 +12,7 @@ import { tableIs } from './table-identity.sql';
 /** Columns of a change row as the mapper expects them. Images come as text: the mapper parses them keeping numeric digits exact. */
 function changeColumns(loc: TrailTables): string {
   return `c.id::text AS id, c.primary_key, ${loc.previousKeys ? 'c.previous_key' : 'NULL::text AS previous_key'}, c.before::text AS before, c.after::text AS after,
-  c.context, c.database, c.schema, c."table", c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
+  c.context, ${loc.roles ? 'c.role, c.session_role' : 'NULL::text AS role, NULL::text AS session_role'}, c.database, c.schema, c."table", c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
   c.position::text AS position, c.commit_position::text AS commit_position, c.seq`;
 }
 
@@ -28,6 +28,8 @@ export interface ChangesFilter {
   toUpper?: string;
   operations?: string[];
   context?: string; // JSON text
+  /** Changes whose session acted as, or logged in as, one of these roles. */
+  roles?: string[];
   changedColumns?: string[];
   after?: TrailPosition;
   order: 'asc' | 'desc';
@@ -56,6 +58,10 @@ export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   if (f.toUpper) where.push(`c.committed_at <= ${q.p(f.toUpper)}::timestamptz`);
   if (f.operations?.length) where.push(`c.operation IN (${f.operations.map((o) => q.p(o)).join(', ')})`);
   if (f.context) where.push(`c.context @> ${q.p(f.context)}::jsonb`);
+  if (f.roles?.length) {
+    const list = () => f.roles!.map((r) => q.p(r)).join(', ');
+    where.push(loc.roles ? `(c.role IN (${list()}) OR c.session_role IN (${list()}))` : 'false');
+  }
   if (f.changedColumns?.length) {
     const marker = `${quoteLiteral(JSON.stringify(UNCHANGED_TOAST_MARKER))}::jsonb`;
     where.push(

@@ -14,7 +14,7 @@ import { describe, parseInstant } from './history-time';
 import type { TrailAccess } from './trail-access';
 
 const OPERATIONS: readonly ChangeOperation[] = ['CREATE', 'UPDATE', 'DELETE', 'TRUNCATE'];
-const QUERY_KEYS = new Set(['primaryKey', 'from', 'to', 'operation', 'context', 'changedFields', 'limit', 'after', 'order']);
+const QUERY_KEYS = new Set(['primaryKey', 'from', 'to', 'operation', 'context', 'role', 'changedFields', 'limit', 'after', 'order']);
 const DEFAULT_LIMIT = 1000;
 
 /** What the methods taking "a change" accept: one returned by BemiHistory, a BemiChange, or its id. */
@@ -38,6 +38,7 @@ export class HistoryReader {
       if (!QUERY_KEYS.has(key)) throw new BemiHistoryArgumentError(M, 'query', `has an unknown option "${key}"; known: ${[...QUERY_KEYS].join(', ')}.`);
     }
     const resolved = target === undefined ? undefined : await this.trail.resolve(target, M, false);
+    if (!resolved) await this.trail.findTrailTables(M); // which columns the trail has (resolve() finds them too)
     if (query.primaryKey !== undefined && !resolved) {
       throw new BemiHistoryArgumentError(M, 'primaryKey', 'needs an entity or table: changes(Todo, { primaryKey: 26 }).');
     }
@@ -53,6 +54,10 @@ export class HistoryReader {
     if (query.context !== undefined && !isPlainObject(query.context)) {
       throw new BemiHistoryArgumentError(M, 'context', `must be a plain object to match against, got ${describe(query.context)}.`);
     }
+    const roles = query.role === undefined ? undefined : [query.role].flat();
+    if (roles && (roles.length === 0 || roles.some((r) => typeof r !== 'string' || r.length === 0))) {
+      throw new BemiHistoryArgumentError(M, 'role', `must be a role name or a non-empty array of them, got ${describe(query.role)}.`);
+    }
     const changedColumns = query.changedFields === undefined ? undefined : columnsOf(resolved, query.changedFields, M, 'changedFields');
     const limit = checkLimit(query.limit, M, DEFAULT_LIMIT);
     const order = query.order ?? 'asc';
@@ -66,6 +71,7 @@ export class HistoryReader {
       toUpper: to?.upper,
       operations,
       context: query.context === undefined ? undefined : JSON.stringify(query.context),
+      roles,
       changedColumns,
       after: query.after === undefined ? undefined : decodeCursor(query.after, M),
       order,
@@ -105,7 +111,8 @@ export class HistoryReader {
   }
 
   /** The stored rows of `row`'s transaction, in order. */
-  transactionRows(row: RawChangeRow, method: string): Promise<RawChangeRow[]> {
+  async transactionRows(row: RawChangeRow, method: string): Promise<RawChangeRow[]> {
+    await this.trail.findTrailTables(method);
     return this.trail.run<RawChangeRow>(transactionSql(this.trail.loc, row.commit_position, row.transaction_id), method);
   }
 
@@ -129,6 +136,7 @@ export class HistoryReader {
     if (typeof id !== 'string' || !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) {
       throw new BemiHistoryArgumentError(method, 'change', `must be a change, a BemiChange or a change id (uuid), got ${describe(id)}.`);
     }
+    await this.trail.findTrailTables(method);
     const [row] = await this.trail.run<RawChangeRow>(changeByIdSql(this.trail.loc, id), method);
     if (!row) throw new BemiChangeNotFoundError(id);
     return row;
@@ -182,6 +190,8 @@ function entityToRaw(c: BemiChange): RawChangeRow {
     before: c.before,
     after: c.after,
     context: c.context,
+    role: c.role ?? null,
+    session_role: c.sessionRole ?? null,
     database: c.database,
     schema: c.schema,
     table: c.table,

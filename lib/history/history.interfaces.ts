@@ -40,7 +40,15 @@ export interface HistoryChange<T extends object = Record<string, unknown>> {
   operation: ChangeOperation;
   before: Partial<Record<keyof T & string, unknown>> & Record<string, unknown>;
   after: Partial<Record<keyof T & string, unknown>> & Record<string, unknown>;
+  /**
+   * The application context of the statement. A context capture did not believe (its role is not
+   * trusted) is under `_bemi.untrusted` instead: `{ _bemi: { untrusted: "<why>", context: {...} } }`.
+   */
   context: Record<string, unknown>;
+  /** The database role the writing session acted as (SET ROLE, else its login role); null when no trigger said (older trails). */
+  role: string | null;
+  /** The database role that logged in (the same unless SET ROLE); null when no trigger said. */
+  sessionRole: string | null;
   /** Commit time (milliseconds; see `commitTimestamp` for the exact value). */
   committedAt: Date;
   /** Commit time with microseconds, UTC ISO 8601: lossless input for `at()` and `from`/`to`. */
@@ -63,6 +71,8 @@ export interface ChangesQuery {
   operation?: ChangeOperation | ChangeOperation[];
   /** Changes whose context contains this object (JSON containment, GIN-indexed). */
   context?: Record<string, unknown>;
+  /** Changes whose session acted as (SET ROLE), or logged in as, this database role (or one of these). */
+  role?: string | string[];
   /** Only changes where at least one of these properties (or columns) differs between before and after. */
   changedFields?: string[];
   /** Page size, 1..10000. Default 1000. */

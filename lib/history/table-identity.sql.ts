@@ -42,11 +42,12 @@ export function renamedTableSql(loc: TrailTables, schema: string, table: string)
 }
 
 
-/** Whether the trail has its schema log and horizon tables, and `changes` its previous_key column (older trails do not). */
+/** Whether the trail has its schema log and horizon tables, and `changes` its previous_key and role columns (older trails do not). */
 export function trailTablesExistSql(names: { log: string; horizons: string; changes: string }): BuiltSql {
   const q = new SqlParams();
   return q.build(`SELECT to_regclass(${q.p(names.log)}) IS NOT NULL AS log, to_regclass(${q.p(names.horizons)}) IS NOT NULL AS horizons,
-      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'previous_key' AND NOT a.attisdropped) AS previous_keys`);
+      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'previous_key' AND NOT a.attisdropped) AS previous_keys,
+      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'session_role' AND NOT a.attisdropped) AS roles`);
 }
 
 /** `(cp, pos) >= point` for the columns of change alias `a` (or given expressions). */

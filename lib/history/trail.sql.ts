@@ -22,6 +22,8 @@ export interface TrailTables {
   horizons?: string;
   /** Whether `changes` has `previous_key` (trails made before it lack it until `up` runs again). */
   previousKeys?: boolean;
+  /** Whether `changes` has `role` and `session_role` (the same). */
+  roles?: boolean;
 }
 
 export interface KeyColumn {

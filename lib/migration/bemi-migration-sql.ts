@@ -1,4 +1,4 @@
-import { BEMI_COMMENT_END, BEMI_COMMENT_START, BEMI_MESSAGE_PREFIX } from '../shared/wire-format';
+import { BEMI_COMMENT_END, BEMI_COMMENT_START, BEMI_MESSAGE_PREFIX, BEMI_TRUST_MESSAGE_PREFIX, CONTEXT_MESSAGE_VERSION } from '../shared/wire-format';
 import { quoteIdent, quoteLiteral, textArray } from '../shared/sql-quote';
 import { DEFAULT_SCHEMA } from '../shared/postgres-names';
 import { NEVER_TRACKED_TABLES } from '../trail/changes-table';
@@ -65,29 +65,68 @@ BEGIN
 END
 $bemi$;
 
--- Emits the context of the current statement. Reads only a comment that STARTS the query text:
--- no string literal can start a statement, so data written by a query can never pose as context,
--- and the cost depends on the size of the context, not of the statement.
+-- Emits the context of the current statement, with the database roles that ran it. Reads only a
+-- comment that STARTS the query text: no string literal can start a statement, so data written by
+-- a query can never pose as context, and the cost depends on the size of the context, not of the
+-- statement. SECURITY DEFINER so that it keeps working once PUBLIC may no longer call
+-- pg_logical_emit_message (below); its search_path is fixed so no caller's schema can intercept it.
 CREATE OR REPLACE FUNCTION ${fn(o.emitFunction)}() RETURNS trigger
-LANGUAGE plpgsql AS $bemi$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $bemi$
 DECLARE
   query text := pg_catalog.current_query();
+  -- current_user is this function's owner in here; the session's role is what SET ROLE chose, if any.
+  acting text := pg_catalog.current_setting('role');
+  roles text;
   stop integer;
 BEGIN
+  IF acting = 'none' THEN
+    acting := session_user;
+  END IF;
+  roles := pg_catalog.json_build_array(acting, session_user)::text;
   IF pg_catalog.starts_with(query, ${commentStart}) THEN
     stop := pg_catalog.strpos(query, ${commentEnd});
     IF stop > ${BEMI_COMMENT_START.length} THEN
-      PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, pg_catalog.substr(query, ${BEMI_COMMENT_START.length + 1}, stop - ${BEMI_COMMENT_START.length + 1}));
-      PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, 'on', true);
+      PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, roles || E'\\n' || pg_catalog.substr(query, ${BEMI_COMMENT_START.length + 1}, stop - ${BEMI_COMMENT_START.length + 1}));
+      PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, '+', true);
       RETURN NULL;
     END IF;
   END IF;
-  -- No context on this statement: reset the one an earlier statement of this transaction set.
-  IF pg_catalog.current_setting(${quoteLiteral(o.emittedSetting)}, true) = 'on' THEN
-    PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, '{}');
-    PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, 'off', true);
+  -- No context on this statement: say so (and who runs it) once per transaction and role, which
+  -- also resets the context an earlier statement of this transaction set.
+  IF pg_catalog.current_setting(${quoteLiteral(o.emittedSetting)}, true) IS DISTINCT FROM roles THEN
+    PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, roles || E'\\n');
+    PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, roles, true);
   END IF;
   RETURN NULL;
+END
+$bemi$;
+
+-- Only the trigger may emit context: PUBLIC loses EXECUTE on pg_logical_emit_message, which only
+-- its owner (a superuser) can take away. The function above must keep it, or every write would fail.
+DO $bemi$
+DECLARE
+  f record;
+  open text[] := '{}';
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure AS proc, p.proowner, p.proacl
+    FROM pg_catalog.pg_proc p
+    WHERE p.proname = 'pg_logical_emit_message' AND p.pronamespace = 'pg_catalog'::regnamespace
+  LOOP
+    IF pg_catalog.pg_has_role(current_user, f.proowner, 'USAGE') THEN
+      EXECUTE pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f.proc);
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.aclexplode(COALESCE(f.proacl, pg_catalog.acldefault('f', f.proowner))) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') THEN
+      open := open || f.proc::text;
+    END IF;
+    IF NOT pg_catalog.has_function_privilege(current_user, f.proc, 'EXECUTE') THEN
+      RAISE EXCEPTION 'nestjs-bemi: role "%" may not execute %, so the context trigger it would own could not emit and every write would fail', current_user, f.proc
+        USING HINT = pg_catalog.format('Run this migration as a superuser, or first: GRANT EXECUTE ON FUNCTION %s TO %I;', f.proc, current_user);
+    END IF;
+  END LOOP;
+  IF pg_catalog.cardinality(open) > 0 THEN
+    RAISE WARNING 'nestjs-bemi: role "%" may not revoke EXECUTE on pg_logical_emit_message from PUBLIC, so any role can still emit a context message of its own and name any role in it; changes keep the roles and context it claims (see docs/security.md)', current_user
+      USING HINT = 'Have a superuser run: ' || (SELECT pg_catalog.string_agg(pg_catalog.format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC;', x), ' ') FROM pg_catalog.unnest(open) x);
+  END IF;
 END
 $bemi$;
 
@@ -169,6 +208,10 @@ EXCEPTION WHEN insufficient_privilege THEN
   RAISE NOTICE 'nestjs-bemi: role "%" may not create event triggers, so tables created later will not be tracked automatically. After creating a table, run: SELECT ${fn(o.trackFunction).replace(/'/g, "''")}(''my_table''::regclass); or run this migration again (it is idempotent), or have a superuser run it.', current_user;
 END
 $bemi$;
+
+-- From here in the WAL, context comes only in the trigger's format above: capture stops believing
+-- messages in the old one (which only an old trigger, or a role emitting its own, still sends).
+SELECT pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_TRUST_MESSAGE_PREFIX)}, ${quoteLiteral(String(CONTEXT_MESSAGE_VERSION))});
 `;
 
   const down = `-- nestjs-bemi: statement-level context triggers (down)
@@ -203,6 +246,22 @@ DROP FUNCTION IF EXISTS ${fn(o.onCreateFunction)}();
 DROP FUNCTION IF EXISTS ${fn(o.trackFunction)}(oid);
 DROP FUNCTION IF EXISTS ${fn(o.isTrackedFunction)}(oid);
 DROP FUNCTION IF EXISTS ${fn(o.emitFunction)}();
+
+-- PostgreSQL's default again: PUBLIC may call pg_logical_emit_message (where this role may grant it).
+DO $bemi$
+DECLARE
+  f record;
+BEGIN
+  FOR f IN
+    SELECT p.oid::regprocedure AS proc, p.proowner FROM pg_catalog.pg_proc p
+    WHERE p.proname = 'pg_logical_emit_message' AND p.pronamespace = 'pg_catalog'::regnamespace
+  LOOP
+    IF pg_catalog.pg_has_role(current_user, f.proowner, 'USAGE') THEN
+      EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.proc);
+    END IF;
+  END LOOP;
+END
+$bemi$;
 `;
   return { up, down };
 }

@@ -66,6 +66,13 @@ export interface BemiCaptureOptions {
    * module use `BemiModule.forRoot({ rules })` instead: it also reads the entity decorators.
    */
   rules?: BemiRules | CompiledRules;
+  /**
+   * Database roles whose context is believed: a change's context is stored as the actor only when
+   * the role its session acted as, or the role that logged in, is one of these. Context from any
+   * other role is kept under `"_bemi"."untrusted"` (docs/security.md). Default: the roles that own
+   * the trigger functions (the role the trigger migration ran as) and the worker's source role.
+   */
+  trustedRoles?: string[];
 }
 
 export interface ResolvedCaptureOptions {
@@ -91,6 +98,8 @@ export interface ResolvedCaptureOptions {
   maxReconnectDelayMs: number;
   logger?: CaptureLogger;
   rules?: CompiledRules;
+  /** Undefined: the default (see BemiCaptureOptions.trustedRoles), read from the source. */
+  trustedRoles?: string[];
 }
 
 /** Thrown when capture options are wrong; the message names the option and the fix. */
@@ -107,7 +116,7 @@ export class BemiCaptureOptionsError extends BemiError {
 const KNOWN = new Set([
   'source', 'destination', 'schema', 'schemas', 'excludeTables', 'slotName', 'publicationName', 'ensureSchema',
   'indexBeforeAfter', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
-  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules',
+  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules', 'trustedRoles',
 ]);
 
 /** Validated options whose connections may still be missing (the module can supply MikroORM's). */
@@ -144,6 +153,7 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
     maxReconnectDelayMs: int(o.maxReconnectDelayMs, 'maxReconnectDelayMs', CAPTURE_DEFAULTS.maxReconnectDelayMs, 1),
     logger: logger(o.logger),
     rules: rules(o.rules),
+    trustedRoles: o.trustedRoles === undefined ? undefined : names(o.trustedRoles, 'trustedRoles', false),
   };
 }
 

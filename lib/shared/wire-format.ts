@@ -1,8 +1,19 @@
-// The wire format shared by the trigger (migration), the ORM hook and the capture worker.
-// It is Bemi's format, so trails written by either side can be read by the other.
+// The wire format shared by the trigger (migration), the ORM hook and the capture worker. The
+// comment is Bemi's format, so either side's ORM hooks work with the other's trigger.
 
-/** Prefix of the transactional logical messages the trigger emits. */
+/**
+ * Prefix of the transactional logical messages the trigger emits. Their content is
+ * `["<role>","<session role>"]`, a newline, then the context JSON (nothing: no context). Older
+ * triggers emitted the context JSON alone.
+ */
 export const BEMI_MESSAGE_PREFIX = '_bemi';
+
+/**
+ * Prefix of the message the trigger migration emits in its own transaction: from there on, the
+ * trigger sends context in format {@link CONTEXT_MESSAGE_VERSION}.
+ */
+export const BEMI_TRUST_MESSAGE_PREFIX = '_bemi_trust';
+export const CONTEXT_MESSAGE_VERSION = 2;
 
 /** Opening and closing markers of the SQL comment that carries the context. */
 export const BEMI_COMMENT_START = '/*Bemi ';

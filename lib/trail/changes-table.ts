@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS ${changes} (
   before jsonb NOT NULL DEFAULT '{}',
   after jsonb NOT NULL DEFAULT '{}',
   context jsonb NOT NULL DEFAULT '{}',
+  -- The database role the writing session acted as (SET ROLE, else its login role) and the role
+  -- that logged in, as the trigger saw them; NULL where no trigger said (docs/security.md).
+  role text NULL,
+  session_role text NULL,
   database text NOT NULL,
   schema text NOT NULL,
   "table" text NOT NULL,
@@ -78,8 +82,10 @@ CREATE TABLE IF NOT EXISTS ${s}.${quoteIdent(`${CHANGES_TABLE}_default`)} PARTIT
       : `CONSTRAINT _bemi_changes_stream_position UNIQUE (commit_position, seq)
 );`
   }
--- Trails created before previous_key existed get it (nullable, no default: no rewrite).
+-- Trails created before these columns existed get them (nullable, no default: no rewrite).
 ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS previous_key text NULL;
+ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS role text NULL;
+ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS session_role text NULL;
 -- A record's trail in history order (at(), tableAt()): the stream position is part of the key so
 -- "the last change at or before T" is one index step, with no sort of same-timestamp changes.
 CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at, commit_position, seq);

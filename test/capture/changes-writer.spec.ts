@@ -12,6 +12,8 @@ function row(commit: number, seq: number, value: string): ChangeRow {
     before: '{}',
     after: JSON.stringify({ v: value }),
     context: '{"who":"tab\\there"}',
+    role: 'app\tuser',
+    sessionRole: null,
     database: 'db',
     schema: 'public',
     table: 'odd\ttable\nname\\x',
@@ -53,7 +55,7 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
     expect(await writer.insert(writer.prepare(again))).toBe(2);
     await writer.commit({ commitPosition: 200n, commitEndPosition: 220n, committedAt: '2024-01-01T00:00:01Z' });
 
-    const rows = await db.query(`SELECT primary_key, "table", after->>'v' AS v, context->>'who' AS who, commit_position::int, seq FROM audit.changes ORDER BY commit_position, seq`);
+    const rows = await db.query(`SELECT primary_key, "table", after->>'v' AS v, context->>'who' AS who, role, session_role, commit_position::int, seq FROM audit.changes ORDER BY commit_position, seq`);
     expect(rows.map((r) => [r.commit_position, r.seq, r.primary_key, r.v])).toEqual([
       [100, 0, 'a\tb', 'a\tb'],
       [100, 1, 'c\nd', 'c\nd'],
@@ -61,7 +63,7 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
       [200, 0, 'g', 'g'],
       [200, 1, 'h', 'h'],
     ]);
-    expect(rows.every((r) => r.table === 'odd\ttable\nname\\x' && r.who === 'tab\there')).toBe(true);
+    expect(rows.every((r) => r.table === 'odd\ttable\nname\\x' && r.who === 'tab\there' && r.role === 'app\tuser' && r.session_role === null)).toBe(true);
     const [state] = await db.query(`SELECT last_commit_position::int AS c, last_commit_end_position::int AS e FROM audit._bemi_capture_state`);
     expect(state).toEqual({ c: 200, e: 220 });
   });
@@ -105,10 +107,11 @@ describe('ChangesWriter (destination writes, real PostgreSQL)', () => {
     expect(refused[0][1]).toMatch(/invalid input syntax for type json.*\(SQLSTATE 22P02\)/);
     expect(refused[1][1]).toMatch(/SQLSTATE 22021/);
     expect(refused[2][1]).toMatch(/SQLSTATE 54001/);
-    const stored = await db.query(`SELECT seq, primary_key, before, after, context FROM audit.changes WHERE commit_position = 700 ORDER BY seq`);
+    const stored = await db.query(`SELECT seq, primary_key, before, after, context, role, session_role FROM audit.changes WHERE commit_position = 700 ORDER BY seq`);
     expect(stored.map((r) => r.seq)).toEqual(rows.map((r) => r.seq));
     expect(stored.filter((r) => ![7, 19, 31].includes(r.seq)).every((r) => r.after.v === r.primary_key)).toBe(true);
-    expect(stored[7]).toMatchObject({ primary_key: 'r7', context: { who: 'tab\there' } });
+    // the INSERT path keeps the roles too
+    expect(stored[7]).toMatchObject({ primary_key: 'r7', context: { who: 'tab\there' }, role: 'app\tuser', session_role: null });
     expect(stored[7].after._bemi).toEqual({ unstorable: refused[0][1], text: '{"v": not json}' });
     expect(stored[19].after._bemi.text).toBe('{"v": "nul \uFFFD byte"}');
     expect(stored[7].before._bemi).toEqual({ unstorable: refused[0][1], text: '{}' });

@@ -1,4 +1,5 @@
-import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext, withContextMarker } from '../../lib/capture/context-message';
+import { DEFAULT_CONTEXT_LIMITS, MAX_CONTEXT_DEPTH, normalizeContext, parseContextMessage, untrustedContextJson, withContextMarker } from '../../lib/capture/context-message';
+import { ContextTrust } from '../../lib/capture/context-trust';
 
 const nested = (depth: number) => '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
 
@@ -46,5 +47,59 @@ describe('withContextMarker: a marker added to a stored context', () => {
     const marked = withContextMarker('{"_bemi":{"invalidContext":"not JSON"}}', 'unknownKey', 'why');
     expect(JSON.parse(marked)).toEqual({ _bemi: { invalidContext: 'not JSON', unknownKey: 'why' } });
     expect(JSON.parse(withContextMarker('{"_bemi": "forged"}', 'unknownKey', 'why'))._bemi).toEqual({ unknownKey: 'why' });
+  });
+});
+
+describe('parseContextMessage: the roles header of the trigger, or the old format', () => {
+  it('splits the roles from the context at the first newline (a context may hold more)', () => {
+    expect(parseContextMessage(Buffer.from('["app", "login"]\n{"a":"x\\ny"}'))).toEqual({ json: '{"a":"x\\ny"}', roles: { role: 'app', sessionRole: 'login' } });
+    expect(parseContextMessage(Buffer.from('["app", "app"]\n'))).toEqual({ json: '{}', roles: { role: 'app', sessionRole: 'app' } });
+    // role names are JSON strings: any character, escaped
+    expect(parseContextMessage(Buffer.from('["we\\"ird\\n", "x"]\n{}')).roles).toEqual({ role: 'we"ird\n', sessionRole: 'x' });
+  });
+
+  it('reads the old format (the context alone) without roles', () => {
+    expect(parseContextMessage(Buffer.from('{"userId":1}'))).toEqual({ json: '{"userId":1}' });
+  });
+
+  it.each([
+    ['no newline', '["app", "app"]'],
+    ['not JSON', '[app]\n{}'],
+    ['one role', '["app"]\n{}'],
+    ['a number', '["app", 7]\n{}'],
+    ['an oversized header', `[${JSON.stringify('x'.repeat(2000))}, "a"]\n{}`],
+  ])('gives the invalid-context marker and no roles for a malformed header: %s', (_what, content) => {
+    const parsed = parseContextMessage(Buffer.from(content));
+    expect(parsed.roles).toBeUndefined();
+    expect(JSON.parse(parsed.json)).toEqual({ _bemi: { invalidContext: 'context message has no valid role header' } });
+  });
+
+  it('still validates the context after a valid header', () => {
+    expect(parseContextMessage(Buffer.from('["app", "app"]\n[1]'))).toMatchObject({ problem: expect.stringMatching(/not a JSON object/), roles: { role: 'app' } });
+  });
+});
+
+describe('ContextTrust: whose context is believed', () => {
+  const roles = (role: string, sessionRole = role) => ({ role, sessionRole });
+
+  it('believes a trusted role, as the role acted as or as the login', () => {
+    const trust = new ContextTrust(new Set(['app']), false);
+    expect(trust.doubt(roles('app'))).toBeUndefined();
+    expect(trust.doubt(roles('tenant_7', 'app'))).toBeUndefined();
+    expect(trust.doubt(roles('app', 'mallory'))).toBeUndefined();
+    expect(trust.doubt(roles('mallory'))).toBe('role "mallory" is not trusted');
+    expect(trust.doubt(roles('x', 'mallory'))).toBe('roles "x" (session "mallory") are not trusted');
+  });
+
+  it('believes the old format only while an old trigger may send it, until the migration says it ran', () => {
+    const trust = new ContextTrust(new Set(['app']), true);
+    expect(trust.doubt(undefined)).toBeUndefined();
+    trust.triggerUpgraded();
+    expect(trust.doubt(undefined)).toMatch(/without roles/);
+    expect(new ContextTrust(undefined, false).doubt(roles('anyone'))).toBeUndefined();
+  });
+
+  it('keeps a doubted context whole, apart from the real actor', () => {
+    expect(JSON.parse(untrustedContextJson('{"userId":"admin"}', 'role "m" is not trusted'))).toEqual({ _bemi: { untrusted: 'role "m" is not trusted', context: { userId: 'admin' } } });
   });
 });

@@ -61,7 +61,7 @@ describe('BemiHealthIndicator with @nestjs/terminus', () => {
         slot: { name: slot, exists: true, active: true, walStatus: expect.any(String), lagBytes: expect.any(Number) },
         lagSeconds: expect.any(Number),
         newestChangeAt: expect.any(String),
-        stored: { invalidContexts: 0, unknownKeys: 0, unstorableChanges: 0, lastUnstorable: null },
+        stored: { invalidContexts: 0, untrustedContexts: 0, unknownKeys: 0, unstorableChanges: 0, lastUnstorable: null },
       });
       const metrics = await app.get(BemiCaptureService).metrics();
       expect(metrics.changesWritten).toBeGreaterThanOrEqual(1);

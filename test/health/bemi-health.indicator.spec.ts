@@ -8,7 +8,7 @@ const healthy: BemiCaptureMetrics = {
   newestChangeAt: new Date(),
   newestChangeAgeSeconds: 5,
   changesWritten: 10,
-  stored: { invalidContexts: 0, unknownKeys: 0, unstorableChanges: 0, lastUnstorable: null },
+  stored: { invalidContexts: 0, untrustedContexts: 0, unknownKeys: 0, unstorableChanges: 0, lastUnstorable: null },
   measuredAt: new Date(),
 };
 

@@ -135,7 +135,7 @@ describe('bemiMigrationSql (run against PostgreSQL)', () => {
     it('emits one transactional message per statement (not per row), before its rows', async () => {
       await db.query(`/*Bemi {"userId":1} Bemi*/ INSERT INTO todo (task) SELECT 'task ' || g FROM generate_series(1, 100) g`);
       const [tx] = await wal.read();
-      expect(tx.events.filter((e) => e.kind === 'message')).toEqual([{ kind: 'message', transactional: true, prefix: '_bemi', content: '{"userId":1}' }]);
+      expect(tx.events.filter((e) => e.kind === 'message')).toEqual([{ kind: 'message', transactional: true, prefix: '_bemi', content: '["postgres", "postgres"]\n{"userId":1}' }]);
       expect(tx.events[0].kind).toBe('message');
       expect(tx.events.filter((e) => e.kind === 'change')).toHaveLength(100);
     });
@@ -145,8 +145,9 @@ describe('bemiMigrationSql (run against PostgreSQL)', () => {
       await db.query(` /*Bemi {"userId":2} Bemi*/ INSERT INTO todo (task) VALUES ('leading space')`);
       await db.query(`INSERT INTO todo (task) VALUES ('x') /*Bemi {"userId":3} Bemi*/`);
       const events = (await wal.read()).flatMap((t) => t.events);
-      expect(events.filter((e) => e.kind === 'message')).toEqual([]);
-      expect(events).toHaveLength(3);
+      // each transaction says who ran it, and that it had no context
+      expect(events.filter((e) => e.kind === 'message').map((e) => (e as { content: string }).content)).toEqual(Array(3).fill('["postgres", "postgres"]\n'));
+      expect(events.filter((e) => e.kind === 'change')).toHaveLength(3);
     });
 
     it('attributes statements of one transaction separately: X, Y, then none', async () => {
@@ -159,8 +160,9 @@ describe('bemiMigrationSql (run against PostgreSQL)', () => {
         await c.query('COMMIT');
       });
       const [tx] = await wal.read();
-      // the reset ({}) is emitted once, by the first statement without context
-      expect(tx.events.filter((e) => e.kind === 'message').map((e) => (e as { content: string }).content)).toEqual(['{"who":"X"}', '{"who":"Y"}', '{}']);
+      // the reset (no context) is emitted once, by the first statement without context
+      const r = '["postgres", "postgres"]\n';
+      expect(tx.events.filter((e) => e.kind === 'message').map((e) => (e as { content: string }).content)).toEqual([`${r}{"who":"X"}`, `${r}{"who":"Y"}`, r]);
       const changes = attribute([tx]);
       expect(changes.map((c) => [c.operation, c.table, c.context])).toEqual([
         ['INSERT', 'public.todo', { who: 'X' }],
@@ -183,7 +185,109 @@ describe('bemiMigrationSql (run against PostgreSQL)', () => {
       await db.query(`INSERT INTO "UpperCase" VALUES (5)`);
       const txs = await wal.read();
       expect(txs).toHaveLength(1);
-      expect(txs[0].events).toEqual([expect.objectContaining({ kind: 'change', table: 'public."UpperCase"' })]);
+      expect(txs[0].events).toEqual([expect.objectContaining({ kind: 'message', content: '["postgres", "postgres"]\n' }), expect.objectContaining({ kind: 'change', table: 'public."UpperCase"' })]);
+    });
+
+    it('names the role the session acts as (SET ROLE) and the role that logged in, once per transaction and role', async () => {
+      const role = `${db.name}_acting`;
+      await db.query(`CREATE ROLE ${role}; GRANT ALL ON todo, todo_id_seq TO ${role}`);
+      try {
+        await withClient(db.url, async (c) => {
+          await c.query('BEGIN');
+          await c.query(`INSERT INTO todo (task) VALUES ('a')`);
+          await c.query(`INSERT INTO todo (task) VALUES ('b')`);
+          await c.query(`SET LOCAL ROLE ${role}`);
+          await c.query(`INSERT INTO todo (task) VALUES ('c')`);
+          await c.query(`/*Bemi {"userId":9} Bemi*/ INSERT INTO todo (task) VALUES ('d')`);
+          await c.query('COMMIT');
+        });
+        const changes = await wal.readChanges();
+        expect(changes.map((c) => [c.roles, c.context])).toEqual([
+          [['postgres', 'postgres'], null],
+          [['postgres', 'postgres'], null],
+          [[role, 'postgres'], null],
+          [[role, 'postgres'], { userId: 9 }],
+        ]);
+      } finally {
+        await db.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+      }
+    });
+
+    it('runs as its owner with a fixed search_path, so a caller cannot intercept what it calls', async () => {
+      const [fn] = await db.query<{ prosecdef: boolean; proconfig: string[] }>(`SELECT prosecdef, proconfig FROM pg_proc WHERE proname = $1`, [O.emitFunction]);
+      expect(fn).toEqual({ prosecdef: true, proconfig: ['search_path=pg_catalog, pg_temp'] });
+    });
+  });
+
+  describe('who may emit context', () => {
+    const grantees = (db: TestDatabase) =>
+      db.query<{ proc: string; public: boolean }>(
+        `SELECT p.oid::regprocedure::text AS proc,
+                EXISTS (SELECT 1 FROM aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public
+         FROM pg_proc p WHERE p.proname = 'pg_logical_emit_message' ORDER BY 1`,
+      );
+
+    afterEach(() => db.query(bemiMigrationSql().down));
+
+    it('takes pg_logical_emit_message away from PUBLIC (every overload) and gives it back on down', async () => {
+      expect((await grantees(db)).every((g) => g.public)).toBe(true);
+      await db.query(bemiMigrationSql().up);
+      const revoked = await grantees(db);
+      expect(revoked.length).toBeGreaterThanOrEqual(2);
+      expect(revoked.some((g) => g.public)).toBe(false);
+      await db.query(bemiMigrationSql().down);
+      expect((await grantees(db)).every((g) => g.public)).toBe(true);
+      await db.query(bemiMigrationSql().up); // afterEach runs down
+    });
+
+    it('leaves a role that may write but not emit with working writes, and unable to forge a message', async () => {
+      await db.query(bemiMigrationSql().up);
+      const role = `${db.name}_writer`;
+      await db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'; GRANT ALL ON todo, todo_id_seq TO ${role}`);
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = 'pw';
+      const wal = await WalReader.create(db.url);
+      try {
+        await withClient(url.toString(), async (c) => {
+          await c.query(`/*Bemi {"userId":"admin"} Bemi*/ INSERT INTO todo (task) VALUES ('x')`);
+          await expect(c.query(`SELECT pg_logical_emit_message(true, '_bemi', '{"userId":"admin"}')`)).rejects.toMatchObject({ code: '42501' });
+        });
+        const [change] = await wal.readChanges();
+        // the statement's context is kept, with the role that sent it: capture decides what to believe
+        expect([change.roles, change.context]).toEqual([[role, role], { userId: 'admin' }]);
+      } finally {
+        await wal.close();
+        await db.query(`DROP OWNED BY ${role}; DROP ROLE ${role}`);
+      }
+    });
+
+    it('warns, with the statement to run, when the role may not revoke it; and refuses to install a trigger that could not emit', async () => {
+      const role = `${db.name}_owner`;
+      await db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'; ALTER SCHEMA public OWNER TO ${role}; ALTER TABLE todo OWNER TO ${role};
+        ALTER TABLE "UpperCase" OWNER TO ${role}; ALTER TABLE "with-dash" OWNER TO ${role}; ALTER TABLE "with space" OWNER TO ${role};
+        ALTER TABLE "with""quote" OWNER TO ${role}; ALTER TABLE parted OWNER TO ${role}; ALTER TABLE parted_2024 OWNER TO ${role};`);
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = 'pw';
+      const notices: { message?: string; hint?: string; severity?: string }[] = [];
+      try {
+        await withClient(url.toString(), async (c) => {
+          c.on('notice', (n) => notices.push(n));
+          await c.query(bemiMigrationSql().up);
+        });
+        const warning = notices.find((n) => n.severity === 'WARNING' && /may not revoke EXECUTE on pg_logical_emit_message/.test(n.message ?? ''));
+        expect(warning?.hint).toMatch(/^Have a superuser run: (REVOKE EXECUTE ON FUNCTION pg_logical_emit_message\(boolean,text,(text|bytea)(,boolean)?\) FROM PUBLIC; ?){2,}$/);
+        expect((await grantees(db)).every((g) => g.public)).toBe(true);
+        // once PUBLIC may not emit, this role's trigger could not: the migration says so instead of breaking writes
+        for (const { proc } of await grantees(db)) await db.query(`REVOKE EXECUTE ON FUNCTION ${proc} FROM PUBLIC`);
+        await withClient(url.toString(), async (c) => {
+          await expect(c.query(bemiMigrationSql().up)).rejects.toMatchObject({ message: expect.stringMatching(/may not execute pg_logical_emit_message/), hint: expect.stringMatching(/^Run this migration as a superuser, or first: GRANT EXECUTE ON FUNCTION/) });
+        });
+      } finally {
+        await db.query(`REASSIGN OWNED BY ${role} TO postgres; DROP OWNED BY ${role}`);
+        await db.query(`DROP ROLE ${role}`);
+      }
     });
   });
 });

@@ -145,7 +145,7 @@ describe('pruning a changes table partitioned by month of committed_at', () => {
         await db.query(`CREATE TABLE IF NOT EXISTS _bemi_capture_state (slot_name text PRIMARY KEY, database text NOT NULL, started_at timestamptz NOT NULL DEFAULT now(), last_commit_position bigint, last_commit_end_position bigint, last_committed_at timestamptz, updated_at timestamptz)`);
         const writer = new ChangesWriter(client, 'public', 'none');
         const row = (seq: number): ChangeRow => ({
-          primaryKey: String(seq), previousKey: null, before: '{}', after: '{}', context: '{}', database: db.name, schema: 'public', table: 'todo', operation: 'CREATE',
+          primaryKey: String(seq), previousKey: null, before: '{}', after: '{}', context: '{}', role: null, sessionRole: null, database: db.name, schema: 'public', table: 'todo', operation: 'CREATE',
           committedAt: '2025-12-01T00:00:00Z', queuedAt: '2025-12-01T00:00:00Z', transactionId: '7', position: '900', commitPosition: '900', seq,
         });
         await writer.insert(writer.prepare([row(0), row(1)]));

@@ -3,7 +3,7 @@ import { attribute, groupTransactions } from './wal-reader';
 // test_decoding output (include-xids, skip-empty-xacts) of one transaction: message, insert,
 // message, insert. PostgreSQL 14 prints the first message before BEGIN; 15 and later after it.
 const msg = (content: string) => `message: transactional: 1 prefix: _bemi, sz: ${content.length} content:${content}`;
-const pg17 = ['BEGIN 740', msg('{"a":1}'), 'table public.t: INSERT: id[integer]:1', msg('{"b":1}'), 'table public.t: INSERT: id[integer]:2', 'COMMIT 740'];
+const pg17 = ['BEGIN 740', msg('["app", "app"]\n{"a":1}'), 'table public.t: INSERT: id[integer]:1', msg('["app", "app"]\n{"b":1}'), 'table public.t: INSERT: id[integer]:2', 'COMMIT 740'];
 const pg14 = [pg17[1], pg17[0], ...pg17.slice(2)];
 const rows = (lines: string[], xid = '740') => lines.map((data) => ({ xid, data }));
 

@@ -16,8 +16,19 @@ export interface AttributedChange {
   table: string;
   operation: string;
   data: string;
-  /** Parsed content of the latest `_bemi` message before the change in its transaction, or null. */
+  /** Parsed context of the latest `_bemi` message before the change in its transaction, or null. */
   context: Record<string, unknown> | null;
+  /** The roles that message names: `[role, session role]` (null before any message). */
+  roles: [string, string] | null;
+}
+
+/** A `_bemi` message's parts: `["<role>","<session role>"]`, a newline, the context JSON (or nothing). */
+export function contextMessageParts(content: string): { roles: [string, string]; context: Record<string, unknown> | null } {
+  const split = content.indexOf('\n');
+  if (!content.startsWith('[') || split < 0) throw new Error(`Not a context message of the trigger: ${content.slice(0, 200)}`);
+  const context = content.slice(split + 1);
+  const parsed = context === '' ? null : (JSON.parse(context) as Record<string, unknown>);
+  return { roles: JSON.parse(content.slice(0, split)) as [string, string], context: parsed && Object.keys(parsed).length ? parsed : null };
 }
 
 /**
@@ -97,13 +108,13 @@ export function attribute(transactions: WalTransaction[]): AttributedChange[] {
   const out: AttributedChange[] = [];
   for (const tx of transactions) {
     let context: Record<string, unknown> | null = null;
+    let roles: [string, string] | null = null;
     for (const event of tx.events) {
       if (event.kind === 'message') {
         if (event.prefix !== '_bemi') continue;
-        const parsed = JSON.parse(event.content);
-        context = parsed && Object.keys(parsed).length ? parsed : null;
+        ({ context, roles } = contextMessageParts(event.content));
       } else {
-        out.push({ xid: tx.xid, table: event.table, operation: event.operation, data: event.data, context });
+        out.push({ xid: tx.xid, table: event.table, operation: event.operation, data: event.data, context, roles });
       }
     }
   }

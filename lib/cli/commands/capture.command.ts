@@ -28,6 +28,8 @@ Options:
   --heartbeat-interval <ms>  Status update / idle heartbeat interval. Default: 10000.
   --rules <file.json>        Redaction and ignore rules (docs/redaction.md), with column names.
                              The hmacKey may come from $BEMI_HMAC_KEY instead of the file.
+  --trusted-roles <a,b>      Database roles whose context is believed (docs/security.md). Default: the
+                             trigger functions' owners and the role of --database-url.
   -h, --help                 Show this help.
 `;
 
@@ -43,7 +45,7 @@ export function cliCaptureLogger(io: CliIo): CaptureLogger {
 
 type CaptureFlags = Partial<
   Record<
-    'database-url' | 'source' | 'destination' | 'schema' | 'schemas' | 'exclude-tables' | 'slot' | 'publication' | 'batch-size' | 'progress-interval' | 'heartbeat-interval' | 'rules',
+    'database-url' | 'source' | 'destination' | 'schema' | 'schemas' | 'exclude-tables' | 'slot' | 'publication' | 'batch-size' | 'progress-interval' | 'heartbeat-interval' | 'rules' | 'trusted-roles',
     string
   >
 > & { 'no-create-table'?: boolean; 'index-before-after'?: boolean; help?: boolean };
@@ -71,6 +73,7 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
       'progress-interval': { type: 'string' },
       'heartbeat-interval': { type: 'string' },
       rules: { type: 'string' },
+      'trusted-roles': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     }) as CaptureFlags;
     if (values.help) {
@@ -92,6 +95,7 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
       heartbeatIntervalMs: number(values['heartbeat-interval'], '--heartbeat-interval'),
       logger,
       rules: values.rules === undefined ? undefined : readRules(values.rules),
+      trustedRoles: list(values['trusted-roles']),
     };
     for (const key of Object.keys(options) as Array<keyof BemiCaptureOptions>) if (options[key] === undefined) delete options[key];
     if (!options.source) throw new Error(`${databaseUrlRequired(CAPTURE_DATABASE_ENV)}.`);
