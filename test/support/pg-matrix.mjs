@@ -25,6 +25,7 @@ const SUITES = [
   'test/history/history-key-changes.spec.ts',
   'test/history/history-horizon.spec.ts',
   'test/history/history-revert-order.spec.ts',
+  'test/history/history-roles.spec.ts', // the roles the trigger names (SET ROLE, session_user)
 ];
 
 if (process.env.BEMI_TEST_DATABASE_URL) {
