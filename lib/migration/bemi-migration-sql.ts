@@ -76,26 +76,27 @@ DECLARE
   query text := pg_catalog.current_query();
   -- current_user is this function's owner in here; the session's role is what SET ROLE chose, if any.
   acting text := pg_catalog.current_setting('role');
-  roles text;
+  who text;
   stop integer;
 BEGIN
   IF acting = 'none' THEN
     acting := session_user;
   END IF;
-  roles := pg_catalog.json_build_array(acting, session_user)::text;
   IF pg_catalog.starts_with(query, ${commentStart}) THEN
     stop := pg_catalog.strpos(query, ${commentEnd});
     IF stop > ${BEMI_COMMENT_START.length} THEN
-      PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, roles || E'\\n' || pg_catalog.substr(query, ${BEMI_COMMENT_START.length + 1}, stop - ${BEMI_COMMENT_START.length + 1}));
+      PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, pg_catalog.json_build_array(acting, session_user)::text || E'\\n' || pg_catalog.substr(query, ${BEMI_COMMENT_START.length + 1}, stop - ${BEMI_COMMENT_START.length + 1}));
       PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, '+', true);
       RETURN NULL;
     END IF;
   END IF;
-  -- No context on this statement: say so (and who runs it) once per transaction and role, which
-  -- also resets the context an earlier statement of this transaction set.
-  IF pg_catalog.current_setting(${quoteLiteral(o.emittedSetting)}, true) IS DISTINCT FROM roles THEN
-    PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, roles || E'\\n');
-    PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, roles, true);
+  -- No context on this statement: say so (and who runs it) once per transaction and roles, which
+  -- also resets the context an earlier statement of this transaction set. The key names both
+  -- roles unambiguously (the first one's length first); the JSON is built only to emit.
+  who := pg_catalog.length(acting) || ':' || acting || session_user;
+  IF pg_catalog.current_setting(${quoteLiteral(o.emittedSetting)}, true) IS DISTINCT FROM who THEN
+    PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_MESSAGE_PREFIX)}, pg_catalog.json_build_array(acting, session_user)::text || E'\\n');
+    PERFORM pg_catalog.set_config(${quoteLiteral(o.emittedSetting)}, who, true);
   END IF;
   RETURN NULL;
 END

@@ -1,5 +1,5 @@
 // nestjs-bemi: context triggers for the audit trail.
-// Generated 2026-12-04T03:08:15Z by `npx nestjs-bemi migration:create --path sample/src/migrations --name bemi_roles`.
+// Generated 2026-12-04T03:22:02Z by `npx nestjs-bemi migration:create --path sample/src/migrations --name bemi_roles`.
 // Schemas: "public". REPLICA IDENTITY FULL: yes.
 //
 // up() installs, on every table of those schemas (except "changes", "mikro_orm_migrations"
@@ -45,26 +45,27 @@ DECLARE
   query text := pg_catalog.current_query();
   -- current_user is this function's owner in here; the session's role is what SET ROLE chose, if any.
   acting text := pg_catalog.current_setting('role');
-  roles text;
+  who text;
   stop integer;
 BEGIN
   IF acting = 'none' THEN
     acting := session_user;
   END IF;
-  roles := pg_catalog.json_build_array(acting, session_user)::text;
   IF pg_catalog.starts_with(query, '/*Bemi ') THEN
     stop := pg_catalog.strpos(query, ' Bemi*/');
     IF stop > 7 THEN
-      PERFORM pg_catalog.pg_logical_emit_message(true, '_bemi', roles || E'\\n' || pg_catalog.substr(query, 8, stop - 8));
+      PERFORM pg_catalog.pg_logical_emit_message(true, '_bemi', pg_catalog.json_build_array(acting, session_user)::text || E'\\n' || pg_catalog.substr(query, 8, stop - 8));
       PERFORM pg_catalog.set_config('bemi.context_emitted', '+', true);
       RETURN NULL;
     END IF;
   END IF;
-  -- No context on this statement: say so (and who runs it) once per transaction and role, which
-  -- also resets the context an earlier statement of this transaction set.
-  IF pg_catalog.current_setting('bemi.context_emitted', true) IS DISTINCT FROM roles THEN
-    PERFORM pg_catalog.pg_logical_emit_message(true, '_bemi', roles || E'\\n');
-    PERFORM pg_catalog.set_config('bemi.context_emitted', roles, true);
+  -- No context on this statement: say so (and who runs it) once per transaction and roles, which
+  -- also resets the context an earlier statement of this transaction set. The key names both
+  -- roles unambiguously (the first one's length first); the JSON is built only to emit.
+  who := pg_catalog.length(acting) || ':' || acting || session_user;
+  IF pg_catalog.current_setting('bemi.context_emitted', true) IS DISTINCT FROM who THEN
+    PERFORM pg_catalog.pg_logical_emit_message(true, '_bemi', pg_catalog.json_build_array(acting, session_user)::text || E'\\n');
+    PERFORM pg_catalog.set_config('bemi.context_emitted', who, true);
   END IF;
   RETURN NULL;
 END
@@ -225,7 +226,7 @@ END
 $bemi$;
 `;
 
-export class Migration20261204030815_bemi_roles extends Migration {
+export class Migration20261204032202_bemi_roles extends Migration {
   override async up(): Promise<void> {
     this.addSql(BEMI_UP);
   }
