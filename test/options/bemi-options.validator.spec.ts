@@ -31,6 +31,19 @@ describe('validateBemiOptions', () => {
   });
 });
 
+it.each([
+  [{ trustedRoles: 'app' }, /Capture option "trustedRoles" must be a non-empty array of names/],
+  [{ trustedRoles: [] }, /Capture option "trustedRoles" must be a non-empty array of names/],
+  [{ trustedRoles: ['app', ''] }, /Capture option "trustedRoles" must be a name of 1-63 characters/],
+])('rejects capture %j naming the option', (capture, message) => {
+  expect(() => validateBemiOptions({ capture } as any)).toThrow(message);
+});
+
+it('keeps capture.trustedRoles (without duplicates) and leaves it unset by default', () => {
+  expect(validateBemiOptions({ capture: { trustedRoles: ['app', 'jobs', 'app'] } }).capture?.trustedRoles).toEqual(['app', 'jobs']);
+  expect(validateBemiOptions({ capture: {} }).capture?.trustedRoles).toBeUndefined();
+});
+
 describe('validateBemiOptions: history', () => {
   it('accepts where the trail lives and rejects unknown keys', () => {
     expect(validateBemiOptions({ history: { schema: 'audit' } }).trail).toEqual({ schema: 'audit', table: 'changes', captureStateTable: '_bemi_capture_state' });
