@@ -93,10 +93,10 @@ describe('nestjs-bemi capture', () => {
       const slot = uniqueSlot();
       const before = new Set(process.listeners('SIGTERM'));
       const { result, written } = await processOutputDuring(async () => {
-        const run = runCaptureCommand(['--database-url', db.url, '--slot', slot, '--publication', slot, '--progress-interval', '0'], io);
+        const run = runCaptureCommand(['--database-url', db.url, '--slot', slot, '--publication', slot, '--progress-interval', '0', '--trusted-roles', 'jobs, ops'], io);
         try {
           await waitFor(() => io.stdout.includes('Streaming (slot'), 'capture to start');
-          await db.query(`INSERT INTO todo VALUES (1, 'a')`);
+          await db.query(`/*Bemi {"userId":1} Bemi*/ INSERT INTO todo VALUES (1, 'a')`);
           await syncCapture(db);
         } finally {
           // What SIGTERM runs, without sending it to the test process.
@@ -106,7 +106,11 @@ describe('nestjs-bemi capture', () => {
       });
       try {
         expect(result).toBe(0);
-        expect(await db.query(`SELECT operation FROM changes WHERE "table" = 'todo'`)).toEqual([{ operation: 'CREATE' }]);
+        // --trusted-roles: postgres, which wrote it, is not one of them
+        expect(await db.query(`SELECT operation, context, role FROM changes WHERE "table" = 'todo'`)).toEqual([
+          { operation: 'CREATE', context: { _bemi: { untrusted: 'role "postgres" is not trusted', context: { userId: 1 } } }, role: 'postgres' },
+        ]);
+        expect(io.stdout).toMatch(/\[capture\] Context is believed from role\(s\) "jobs", "ops"; /);
         expect(io.stdout).toMatch(/^\S+Z \[capture\] Streaming \(slot "bemi_test_\w+"\)\. Stop with SIGTERM or Ctrl-C\.$/m);
         expect(io.stdout).toMatch(/\[capture\] SIGTERM received: storing and acknowledging/);
         expect(io.stdout).toMatch(/\[capture\] Stopped at [0-9A-F]+\/[0-9A-F]+ after \d+ changes\./);
