@@ -3,6 +3,7 @@ import { BemiRulesError, compileRules } from '../rules/rules-compiler';
 import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
 import { BemiError } from '../shared/bemi-error';
 import { DEFAULT_SCHEMA } from '../shared/postgres-names';
+import { checkChainOption, type BemiChainOption, type ResolvedChainOption } from './chain-options';
 import { CAPTURE_DEFAULTS, DEFAULT_LAG_LIMIT_BYTES, DEFAULT_LAG_LIMIT_SECONDS, DEFAULT_PUBLICATION_NAME } from './defaults';
 
 /** Where log lines go. Nest's `Logger` fits; the CLI prints to the console. */
@@ -66,6 +67,12 @@ export interface BemiCaptureOptions {
    * module use `BemiModule.forRoot({ rules })` instead: it also reads the entity decorators.
    */
   rules?: BemiRules | CompiledRules;
+  /**
+   * Hash chain over the trail, for `BemiHistory.verify()` / `nestjs-bemi verify` (docs/verify.md):
+   * `true` links each change to the one before with SHA-256, `{ key }` with HMAC-SHA256 (a role
+   * that can edit `changes` but lacks the key cannot forge links). Default off.
+   */
+  chain?: BemiChainOption;
 }
 
 export interface ResolvedCaptureOptions {
@@ -91,6 +98,8 @@ export interface ResolvedCaptureOptions {
   maxReconnectDelayMs: number;
   logger?: CaptureLogger;
   rules?: CompiledRules;
+  /** Undefined: the chain is off. */
+  chain?: ResolvedChainOption;
 }
 
 /** Thrown when capture options are wrong; the message names the option and the fix. */
@@ -107,7 +116,7 @@ export class BemiCaptureOptionsError extends BemiError {
 const KNOWN = new Set([
   'source', 'destination', 'schema', 'schemas', 'excludeTables', 'slotName', 'publicationName', 'ensureSchema',
   'indexBeforeAfter', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
-  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules',
+  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules', 'chain',
 ]);
 
 /** Validated options whose connections may still be missing (the module can supply MikroORM's). */
@@ -144,6 +153,9 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
     maxReconnectDelayMs: int(o.maxReconnectDelayMs, 'maxReconnectDelayMs', CAPTURE_DEFAULTS.maxReconnectDelayMs, 1),
     logger: logger(o.logger),
     rules: rules(o.rules),
+    chain: checkChainOption(o.chain, (option, problem, fix) => {
+      throw new BemiCaptureOptionsError(option, problem, fix);
+    }),
   };
 }
 
