@@ -50,6 +50,8 @@ export class ChangesWriter {
   private savepoint = false;
   /** On the row-by-row path with the chain on: where the rows stored so far end. */
   private cursor: ChainPoint | null = null;
+  /** Changes already reported as unstorable. */
+  private readonly reported = new WeakSet<ChangeRow>();
   private readonly insertSql: string;
   private readonly copySql: string;
   private readonly stateTable: string;
@@ -174,7 +176,9 @@ export class ChangesWriter {
         return (await this.insertIsolating(rows.slice(0, half))) + (await this.insertIsolating(rows.slice(half)));
       }
       const reason = `${(e as Error).message} (SQLSTATE ${code})`;
-      this.onUnstorable?.(rows[0], reason);
+      // A batch written again to mend the chain (joinChain) meets its refused changes a second time.
+      if (!this.reported.has(rows[0])) this.onUnstorable?.(rows[0], reason);
+      this.reported.add(rows[0]);
       // The context (who made the change) is kept when it was not what the database refused.
       await this.client.query('SAVEPOINT bemi_part');
       try {

@@ -1,0 +1,52 @@
+import { ChainLinks, type ChainPoint } from '../../lib/capture/chain-links';
+import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
+import { chainContent, linkHash } from '../../lib/trail/change-chain';
+
+function row(commitPosition: string, seq: number): ChangeRow {
+  return {
+    primaryKey: String(seq),
+    previousKey: null,
+    before: '{}',
+    after: `{"id":${seq}}`,
+    context: '{}',
+    database: 'app',
+    schema: 'public',
+    table: 'item',
+    operation: 'CREATE',
+    committedAt: '2026-01-02T03:04:05.123456Z',
+    queuedAt: '2026-01-02T03:04:05.200Z',
+    transactionId: '7',
+    position: commitPosition,
+    commitPosition,
+    seq,
+  };
+}
+
+describe('ChainLinks', () => {
+  it('starts a chain with no predecessor and links each row to the one before', () => {
+    const chain = new ChainLinks(undefined, null);
+    const { rows, chain: batch } = chain.link([row('100', 0), row('100', 1), row('200', 0)]);
+    expect(rows.map((r) => r.chain!.previous)).toEqual([null, { commitPosition: '100', seq: 0 }, { commitPosition: '100', seq: 1 }]);
+    expect(batch.start).toBeNull();
+    expect(batch.end).toMatchObject({ commitPosition: '200', seq: 0, hash: rows[2].chain!.hash });
+  });
+
+  it('hashes the content with the committed time in microseconds', () => {
+    const [r] = new ChainLinks(undefined, null).link([row('100', 0)]).rows;
+    const content = chainContent((c) => (c.kind === 'micros' ? '1767323045123456' : ((r as unknown as Record<string, string | number | null>)[c.field] ?? null)));
+    expect(r.chain!.hash.equals(linkHash(null, content))).toBe(true);
+    expect(new ChainLinks('k'.repeat(16), null).link([row('100', 0)]).rows[0].chain!.hash.equals(r.chain!.hash)).toBe(false);
+  });
+
+  it('leaves out rows at or before the stored head (a re-delivery), whatever the length of their positions', () => {
+    const head: ChainPoint = { commitPosition: '100', seq: 1, hash: Buffer.alloc(32, 1) };
+    const { rows } = new ChainLinks(undefined, head).link([row('99', 5), row('100', 0), row('100', 1), row('100', 2), row('1000', 0)]);
+    expect(rows.map((r) => [r.commitPosition, r.seq])).toEqual([['100', 2], ['1000', 0]]);
+    expect(rows[0].chain!.previous).toEqual({ commitPosition: '100', seq: 1 });
+  });
+
+  it('starts a new chain after a head written with the chain off', () => {
+    const { rows } = new ChainLinks(undefined, { commitPosition: '100', seq: 0, hash: null }).link([row('100', 0), row('200', 0)]);
+    expect(rows.map((r) => [r.commitPosition, r.chain!.previous])).toEqual([['200', null]]);
+  });
+});
