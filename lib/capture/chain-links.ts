@@ -106,8 +106,9 @@ function after(row: ChangeRow, point: ChainPoint): boolean {
 /** The last change of `database` the destination holds, where a session's chain continues; null for none. */
 export async function loadChainHead(client: Client, schema: string, database: string): Promise<ChainPoint | null> {
   const { rows } = await client.query<{ commit_position: string; seq: number; chain_hash: Buffer | null }>(
-    `SELECT commit_position::text, seq, chain_hash FROM ${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}
-      WHERE database = $1 ORDER BY commit_position DESC, seq DESC LIMIT 1`,
+    // Ordered by the table's columns (c.), not by the text alias of the select list.
+    `SELECT c.commit_position::text AS commit_position, c.seq, c.chain_hash FROM ${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)} AS c
+      WHERE c.database = $1 ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1`,
     [database],
   );
   return rows[0] ? { commitPosition: rows[0].commit_position, seq: rows[0].seq, hash: rows[0].chain_hash } : null;

@@ -19,6 +19,7 @@ export const COMMANDS: Record<string, CliCommand> = {
   capture: { summary: 'Stream changes and their context from the WAL into the "changes" table.', run: (argv, io) => import('./commands/capture.command').then((m) => m.runCaptureCommand(argv, io)) },
   'capture:drop-slot': { summary: "Drop the capture worker's replication slot (and publication).", run: (argv, io) => import('./commands/capture-drop-slot.command').then((m) => m.runDropSlotCommand(argv, io)) },
   prune: { summary: 'Delete changes older than a given age, in short batches (--dry-run counts).', run: (argv, io) => import('./commands/prune.command').then((m) => m.runPruneCommand(argv, io)) },
+  verify: { summary: "Check the trail's hash chain (capture --chain); exit 1 at the first broken link.", run: (argv, io) => import('./commands/verify.command').then((m) => m.runVerifyCommand(argv, io)) },
 };
 
 export function usage(): string {

@@ -66,9 +66,10 @@ export class TrailVerifySql {
       (p) => `SELECT ${id('database')} AS database, ${id('commit_position')}::text AS commit_position, ${id('seq')} AS seq,
           encode(${id(CHAIN_HASH_COLUMN)}, 'hex') AS hash, ${id(CHAIN_PREVIOUS_POSITION_COLUMN)}::text AS previous_position, ${id(CHAIN_PREVIOUS_SEQ_COLUMN)} AS previous_seq,
           ${this.columns}
-        FROM ${this.changes}
-        ${after ? `WHERE (${id('commit_position')}, ${id('seq')}) > (${p(after.commitPosition)}::bigint, ${p(after.seq)}::int)` : ''}
-        ORDER BY ${id('commit_position')}, ${id('seq')}
+        FROM ${this.changes} AS t
+        ${after ? `WHERE (t.${id('commit_position')}, t.${id('seq')}) > (${p(after.commitPosition)}::bigint, ${p(after.seq)}::int)` : ''}
+        -- The table's columns, not the text aliases of the select list (text sorts "10" before "9").
+        ORDER BY t.${id('commit_position')}, t.${id('seq')}
         LIMIT ${Number(limit)}`,
     );
   }

@@ -1,6 +1,9 @@
-import { ChainLinks, type ChainPoint } from '../../lib/capture/chain-links';
+import { Client } from 'pg';
+import { ChainLinks, loadChainHead, type ChainPoint } from '../../lib/capture/chain-links';
 import type { ChangeRow } from '../../lib/capture/pgoutput-stitcher';
 import { chainContent, linkHash } from '../../lib/trail/change-chain';
+import { createTestDatabase, type TestDatabase } from '../support/database';
+import { createChangesTable } from '../support/changes-table';
 
 function row(commitPosition: string, seq: number): ChangeRow {
   return {
@@ -48,5 +51,31 @@ describe('ChainLinks', () => {
   it('starts a new chain after a head written with the chain off', () => {
     const { rows } = new ChainLinks(undefined, { commitPosition: '100', seq: 0, hash: null }).link([row('100', 0), row('200', 0)]);
     expect(rows.map((r) => [r.commitPosition, r.chain!.previous])).toEqual([['200', null]]);
+  });
+});
+
+describe('loadChainHead', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase('chain_head');
+    await createChangesTable(db);
+  });
+  afterAll(() => db?.drop());
+
+  it('is the last row of the database in stream order (numbers, not text: 10 after 9), or null', async () => {
+    const client = new Client({ connectionString: db.url });
+    await client.connect();
+    try {
+      expect(await loadChainHead(client, 'public', 'app')).toBeNull();
+      await db.query(
+        `INSERT INTO changes (database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq, chain_hash)
+         VALUES ('app', 'public', 't', 'CREATE', now(), now(), 1, 9, 9, 3, '\\x01'), ('app', 'public', 't', 'CREATE', now(), now(), 1, 10, 10, 0, NULL),
+                ('other', 'public', 't', 'CREATE', now(), now(), 1, 11, 11, 0, '\\x02')`,
+      );
+      expect(await loadChainHead(client, 'public', 'app')).toEqual({ commitPosition: '10', seq: 0, hash: null });
+      expect(await loadChainHead(client, 'public', 'other')).toEqual({ commitPosition: '11', seq: 0, hash: Buffer.from([2]) });
+    } finally {
+      await client.end();
+    }
   });
 });

@@ -21,7 +21,7 @@ export interface StoredLink {
 export async function links(db: TestDatabase, table = 'changes'): Promise<StoredLink[]> {
   return db.query(
     `SELECT commit_position::text, seq, encode(chain_hash, 'hex') AS hash, chain_previous_position::text AS previous_position, chain_previous_seq AS previous_seq
-       FROM ${quoteIdent(table)} ORDER BY commit_position, seq`,
+       FROM ${quoteIdent(table)} AS t ORDER BY t.commit_position, t.seq`,
   );
 }
 
@@ -32,7 +32,7 @@ export async function links(db: TestDatabase, table = 'changes'): Promise<Stored
 export async function relinkFrom(db: TestDatabase, table: string, from: { commitPosition: string; seq: number }, key?: string, only?: number): Promise<void> {
   const cols = CHAINED_COLUMNS.map((c, i) => `${chainedColumnSql(c, quoteIdent)} AS c${i}`).join(', ');
   const rows = await db.query<Record<string, string | null> & { commit_position: string; seq: number; hash: string | null }>(
-    `SELECT commit_position::text, seq, encode(chain_hash, 'hex') AS hash, ${cols} FROM ${quoteIdent(table)} ORDER BY commit_position, seq`,
+    `SELECT commit_position::text, seq, encode(chain_hash, 'hex') AS hash, ${cols} FROM ${quoteIdent(table)} AS t ORDER BY t.commit_position, t.seq`,
   );
   const start = rows.findIndex((r) => r.commit_position === from.commitPosition && r.seq === from.seq);
   if (start < 0) throw new Error('relinkFrom: no such row');

@@ -28,6 +28,8 @@ Options:
   --heartbeat-interval <ms>  Status update / idle heartbeat interval. Default: 10000.
   --rules <file.json>        Redaction and ignore rules (docs/redaction.md), with column names.
                              The hmacKey may come from $BEMI_HMAC_KEY instead of the file.
+  --chain                    Link every change to the one before it (a hash chain; nestjs-bemi verify checks it).
+                             With $BEMI_CHAIN_KEY set, links are HMAC-SHA256 with that key (docs/verify.md).
   -h, --help                 Show this help.
 `;
 
@@ -46,7 +48,7 @@ type CaptureFlags = Partial<
     'database-url' | 'source' | 'destination' | 'schema' | 'schemas' | 'exclude-tables' | 'slot' | 'publication' | 'batch-size' | 'progress-interval' | 'heartbeat-interval' | 'rules',
     string
   >
-> & { 'no-create-table'?: boolean; 'index-before-after'?: boolean; help?: boolean };
+> & { 'no-create-table'?: boolean; 'index-before-after'?: boolean; chain?: boolean; help?: boolean };
 
 /**
  * `nestjs-bemi capture`: runs the worker until SIGTERM/SIGINT. Resolves with the exit code
@@ -71,6 +73,7 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
       'progress-interval': { type: 'string' },
       'heartbeat-interval': { type: 'string' },
       rules: { type: 'string' },
+      chain: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     }) as CaptureFlags;
     if (values.help) {
@@ -92,6 +95,8 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
       heartbeatIntervalMs: number(values['heartbeat-interval'], '--heartbeat-interval'),
       logger,
       rules: values.rules === undefined ? undefined : readRules(values.rules),
+      // The key only from the environment: arguments are visible to other users of the machine.
+      chain: values.chain ? (process.env.BEMI_CHAIN_KEY ? { key: process.env.BEMI_CHAIN_KEY } : true) : undefined,
     };
     for (const key of Object.keys(options) as Array<keyof BemiCaptureOptions>) if (options[key] === undefined) delete options[key];
     if (!options.source) throw new Error(`${databaseUrlRequired(CAPTURE_DATABASE_ENV)}.`);
