@@ -5,6 +5,7 @@
 import type { Client } from 'pg';
 import { quoteIdent } from '../shared/sql-quote';
 import { CHANGES_TABLE } from '../trail/changes-table';
+import { CHAIN_ANCHOR_TABLE } from '../trail/chain-anchor';
 import { chainContent, isoToMicros, linkHash, type ChainedColumn } from '../trail/change-chain';
 import type { ChangeRow } from './pgoutput-stitcher';
 
@@ -103,12 +104,20 @@ function after(row: ChangeRow, point: ChainPoint): boolean {
   return row.seq > point.seq;
 }
 
-/** The last change of `database` the destination holds, where a session's chain continues; null for none. */
+/**
+ * The last change of `database` the destination holds, where a session's chain continues; null
+ * for none. When retention pruned past every stored change, the anchor it left is the head.
+ */
 export async function loadChainHead(client: Client, schema: string, database: string): Promise<ChainPoint | null> {
+  const anchors = `${quoteIdent(schema)}.${quoteIdent(CHAIN_ANCHOR_TABLE)}`;
+  const { rows: exists } = await client.query<{ anchors: boolean }>(`SELECT pg_catalog.to_regclass($1) IS NOT NULL AS anchors`, [anchors]);
+  // Ordered by the table's columns (c.), not by the text alias of the select list.
   const { rows } = await client.query<{ commit_position: string; seq: number; chain_hash: Buffer | null }>(
-    // Ordered by the table's columns (c.), not by the text alias of the select list.
-    `SELECT c.commit_position::text AS commit_position, c.seq, c.chain_hash FROM ${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)} AS c
-      WHERE c.database = $1 ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1`,
+    `SELECT h.commit_position::text AS commit_position, h.seq, h.chain_hash FROM (
+       (SELECT c.commit_position, c.seq, c.chain_hash FROM ${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)} AS c
+         WHERE c.database = $1 ORDER BY c.commit_position DESC, c.seq DESC LIMIT 1)
+       ${exists[0].anchors ? `UNION ALL SELECT a.commit_position, a.seq, a.chain_hash FROM ${anchors} AS a WHERE a.database = $1` : ''}
+     ) AS h ORDER BY h.commit_position DESC, h.seq DESC LIMIT 1`,
     [database],
   );
   return rows[0] ? { commitPosition: rows[0].commit_position, seq: rows[0].seq, hash: rows[0].chain_hash } : null;

@@ -1,23 +1,9 @@
-import { Client } from 'pg';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
-import { pgVerifyDatabase } from '../../lib/cli/commands/verify.command';
-import { verifyTrail } from '../../lib/history/trail-verify';
-import type { TrailVerifyOptions, TrailVerifyResult } from '../../lib/history/trail-verify.interfaces';
 import { bemiChangesPartitionSql, bemiChangesTableSql } from '../../lib/trail/changes-table';
 import type { TestDatabase } from '../support/database';
 import { links } from '../history/chain-tampering';
+import { verifyOn } from './support/verify-on';
 import { createCaptureDatabase, dropCaptureDatabase, inTransaction, startWorker, syncCapture, withContext } from './support/capture-helpers';
-
-/** verify on a plain connection, as the CLI runs it. */
-export async function verifyOn(db: TestDatabase, options: TrailVerifyOptions = {}, table = 'changes'): Promise<TrailVerifyResult> {
-  const client = new Client({ connectionString: db.url });
-  await client.connect();
-  try {
-    return await verifyTrail(pgVerifyDatabase(client), 'public', table, options);
-  } finally {
-    await client.end();
-  }
-}
 
 describe('capture with the chain on (real PostgreSQL, in-process worker)', () => {
   describe('small batches, and changes stored in their unstorable form', () => {
