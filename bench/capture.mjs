@@ -24,9 +24,9 @@ export async function connect(url) {
   return c;
 }
 
-/** The capture worker in its own process (bench/capture-child.mjs); `ready` once it streams. */
-export function startWorker(url) {
-  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** The capture worker in its own process (bench/capture-child.mjs); `ready` once it streams. `flags`: e.g. ['--chain']. */
+export function startWorker(url, flags = []) {
+  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
     child.on('exit', (code) => reject(new Error(`capture worker exited with ${code}`)));
@@ -69,7 +69,7 @@ function addCpu(into, before, after) {
 }
 
 /** Writes rows in statements of `perStatement`, one transaction each; returns the last one's xid (32 bits, as stored). */
-async function writeRows(c, rows, perStatement) {
+export async function writeRows(c, rows, perStatement) {
   let xid = null;
   for (let done = 0; done < rows; done += perStatement) {
     const n = Math.min(perStatement, rows - done);
@@ -86,7 +86,7 @@ async function writeRows(c, rows, perStatement) {
  * every 20 ms scans the whole table and took CPU from the pipeline being measured). The count is
  * checked once at the end.
  */
-async function waitForTransaction(c, xid, expected, timeoutMs) {
+export async function waitForTransaction(c, xid, expected, timeoutMs) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const { rows } = await c.query('SELECT transaction_id::text AS xid FROM changes ORDER BY commit_position DESC, seq DESC LIMIT 1');

@@ -10,6 +10,7 @@ import { runCapture } from './capture.mjs';
 import { runHistory } from './history.mjs';
 import { runWriteOverhead } from './write-overhead.mjs';
 import { runStorage } from './storage.mjs';
+import { runVerify } from './verify.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -22,6 +23,7 @@ const suites = [
   ['capture', runCapture],
   ['history', runHistory],
   ['trail storage', runStorage],
+  ['verify', runVerify],
 ].filter(([name]) => !only || name.startsWith(only));
 
 /** Which of the two tested stacks runs (test/stacks/stacks.json): the lockfile's, or "next". */

@@ -72,6 +72,11 @@ export { BemiCaptureService } from './capture/capture.service';
 export { BemiCaptureWorker, type CaptureStatus } from './capture/capture.worker';
 /** Capture options as written, the log sink, and the options after validation. */
 export type { BemiCaptureOptions, CaptureLogger, ResolvedCaptureOptions } from './options/capture-options';
+/** Capture's `chain` option as written (docs/verify.md). */
+export type { BemiChainOption } from './options/chain-options';
+/** What a chain link covers, and the table where retention records where it cut the chain. */
+export { CHAINED_COLUMNS, type ChainedColumn } from './trail/change-chain';
+export { CHAIN_ANCHOR_TABLE } from './trail/chain-anchor';
 /** A wrong capture option, named. */
 export { BemiCaptureOptionsError } from './options/capture-options';
 /** The source or destination cannot be captured as configured (wal_level, rights, slot in use, ...). */
@@ -102,6 +107,18 @@ export type {
   RevertOptions,
   TableAtOptions,
 } from './history/history.interfaces';
+/** `BemiHistory.verify()`: its options, result and the chain's heads, anchors and breaks (docs/verify.md). */
+export type {
+  TrailBreakKind,
+  TrailChainAnchor,
+  TrailChainBreak,
+  TrailChainHead,
+  TrailPosition,
+  TrailVerifyCounts,
+  TrailVerifyOptions,
+  TrailVerifyProgress,
+  TrailVerifyResult,
+} from './history/trail-verify.interfaces';
 /** Typed history errors: the family, a bad argument, an unknown entity, a moment before capture, ... */
 export {
   BemiBeforeCaptureError,

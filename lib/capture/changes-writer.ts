@@ -9,6 +9,7 @@ import { jsonbSafe } from '../trail/json-values';
 import type { ChangeRow } from './pgoutput-stitcher';
 import type { SchemaLogEntry, SchemaLogTable } from './schema-log';
 import { UuidV7Generator } from './uuid-v7';
+import { samePoint, type BatchChain, type ChainLink, type ChainLinks, type ChainPoint, type ChainedRow } from './chain-links';
 
 /** Where the last stored source transaction ended; written with the rows, in one destination transaction. */
 export interface StoredPosition {
@@ -18,6 +19,7 @@ export interface StoredPosition {
 }
 
 const COLUMNS = `id, primary_key, previous_key, before, after, context, role, session_role, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+const CHAIN_COLUMNS_SQL = ', chain_hash, chain_previous_position, chain_previous_seq';
 
 /** Rows ready for the destination: their COPY text is built before the write they wait for. */
 export interface PreparedBatch {
@@ -25,6 +27,8 @@ export interface PreparedBatch {
   readonly text: string;
   /** Schema log entries decoded with these rows, stored in the same destination transaction. */
   readonly schemaEntries: readonly SchemaLogEntry[];
+  /** With the chain on: where the rows' links start and end. */
+  readonly chain?: BatchChain;
 }
 
 /**
@@ -44,6 +48,10 @@ export interface PreparedBatch {
 export class ChangesWriter {
   private open = false;
   private savepoint = false;
+  /** On the row-by-row path with the chain on: where the rows stored so far end. */
+  private cursor: ChainPoint | null = null;
+  /** Changes already reported as unstorable. */
+  private readonly reported = new WeakSet<ChangeRow>();
   private readonly insertSql: string;
   private readonly copySql: string;
   private readonly stateTable: string;
@@ -57,15 +65,18 @@ export class ChangesWriter {
     private readonly onUnstorable?: (row: ChangeRow, reason: string) => void,
     /** Where schema log entries go, and the source database they describe. */
     private readonly schemaLog?: { table: SchemaLogTable; database: string },
+    /** With the chain on: the session's links, shared by its writers. */
+    private readonly chain?: ChainLinks,
   ) {
     const changes = `${quoteIdent(schema)}.${quoteIdent(CHANGES_TABLE)}`;
     // No conflict target: on a partitioned `changes` the unique key must also hold the partition
     // key (commit_position, seq, committed_at), and a target naming only the first two matches no
     // constraint there. Any unique conflict is a re-delivered change: ids are fresh per delivery.
-    this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
-    this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
+    const columns = chain ? COLUMNS + CHAIN_COLUMNS_SQL : COLUMNS;
+    this.copySql = `COPY ${changes} (${columns}) FROM STDIN`;
+    this.insertSql = `INSERT INTO ${changes} (${columns})
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[])
+                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[]${chain ? ', $19::bytea[], $20::bigint[], $21::int[]' : ''})
       ON CONFLICT DO NOTHING`;
     this.stateTable = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   }
@@ -76,7 +87,9 @@ export class ChangesWriter {
 
   /** Assigns ids and builds the COPY text: CPU work the worker overlaps with the write in flight. */
   prepare(rows: readonly ChangeRow[], schemaEntries: readonly SchemaLogEntry[] = []): PreparedBatch {
-    return { rows, text: rows.length ? copyText(rows, this.ids) : '', schemaEntries };
+    if (!this.chain) return { rows, text: rows.length ? copyText(rows, this.ids) : '', schemaEntries };
+    const linked = this.chain.link(rows);
+    return { rows: linked.rows, text: linked.rows.length ? copyText(linked.rows, this.ids, true) : '', schemaEntries, chain: linked.chain };
   }
 
   /** Inserts rows and schema log entries (opening a transaction if needed); returns how many rows were new. */
@@ -107,7 +120,39 @@ export class ChangesWriter {
       if (code !== '23505' && !isDataError(code)) throw e;
       await this.client.query('ROLLBACK TO SAVEPOINT bemi_batch');
     }
-    return this.insertIsolating(rows);
+    return this.insertLinked(batch, batch.chain?.start ?? null);
+  }
+
+  /** The row-by-row path (see insertIsolating); with the chain on, links rows again from `from` as they are stored. */
+  private async insertLinked(batch: PreparedBatch, from: ChainPoint | null): Promise<number> {
+    this.cursor = from;
+    const n = await this.insertIsolating(batch.rows);
+    if (this.chain && batch.chain) {
+      this.chain.moved(batch.chain.end, this.cursor);
+      batch.chain.start = from;
+      batch.chain.end = this.cursor;
+    }
+    return n;
+  }
+
+  /**
+   * With the chain on, called in stream order once every earlier batch is written: a batch linked
+   * from where an earlier one was expected to end, but did not (one of its changes was stored in
+   * its unstorable form, so its link changed), is written again from where that one really ended.
+   */
+  async joinChain(batch: PreparedBatch, written: number): Promise<number> {
+    const chain = this.chain;
+    if (!chain || !batch.chain) return written;
+    if (!samePoint(chain.joined, batch.chain.start)) {
+      if (batch.rows.length === 0) {
+        batch.chain.end = chain.joined;
+      } else {
+        await this.client.query('ROLLBACK TO SAVEPOINT bemi_batch');
+        written = await this.insertLinked(batch, chain.joined);
+      }
+    }
+    chain.joined = batch.chain.end;
+    return written;
   }
 
   /**
@@ -131,7 +176,9 @@ export class ChangesWriter {
         return (await this.insertIsolating(rows.slice(0, half))) + (await this.insertIsolating(rows.slice(half)));
       }
       const reason = `${(e as Error).message} (SQLSTATE ${code})`;
-      this.onUnstorable?.(rows[0], reason);
+      // A batch written again to mend the chain (joinChain) meets its refused changes a second time.
+      if (!this.reported.has(rows[0])) this.onUnstorable?.(rows[0], reason);
+      this.reported.add(rows[0]);
       // The context (who made the change) is kept when it was not what the database refused.
       await this.client.query('SAVEPOINT bemi_part');
       try {
@@ -146,9 +193,11 @@ export class ChangesWriter {
     }
   }
 
-  private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
+  private async insertSkippingStored(rows: readonly ChainedRow[]): Promise<number> {
     const n = rows.length;
-    const cols: unknown[][] = Array.from({ length: 18 }, () => new Array(n));
+    // Linked as stored, so a change stored in its unstorable form is linked as it is stored.
+    const end = this.chain ? this.chain.relink(rows, this.cursor) : null;
+    const cols: unknown[][] = Array.from({ length: this.chain ? 21 : 18 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       cols[0][i] = this.ids.next();
@@ -169,8 +218,19 @@ export class ChangesWriter {
       cols[15][i] = r.position;
       cols[16][i] = r.commitPosition;
       cols[17][i] = r.seq;
+      if (r.chain) {
+        cols[18][i] = r.chain.hash;
+        cols[19][i] = r.chain.previous?.commitPosition ?? null;
+        cols[20][i] = r.chain.previous?.seq ?? null;
+      }
     }
-    return (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
+    const stored = (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
+    if (!this.chain) return stored;
+    // A change after the chain head that is stored already: another writer holds this trail. The
+    // session ends and the next one links from what is really stored.
+    if (stored !== n) throw new Error(`the chain cannot continue: ${n - stored} change(s) after its head were stored already (is a second worker writing this trail?)`);
+    this.cursor = end;
+    return stored;
   }
 
   /** Commits the open transaction (if any), recording `position` in `_bemi_capture_state` with it. */
@@ -241,7 +301,7 @@ function storableKey(value: string | null): { stored: string | null; full?: stri
 const MAX_STORED_KEY_BYTES = 1024;
 
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
-function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
+function copyText(rows: readonly ChainedRow[], ids: UuidV7Generator, chained = false): string {
   let out = '';
   // Rows of one transaction share their context and roles: escape them once.
   let context = '';
@@ -265,9 +325,16 @@ function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
     }
     out +=
       `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
-      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
+      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}` +
+      (chained ? chainText(r.chain!) : '') +
+      '\n';
   }
   return out;
+}
+
+/** The chain columns of a COPY line: bytea as `\x<hex>` (its backslash escaped), NULL pointers at a chain's start. */
+function chainText(link: ChainLink): string {
+  return `\t\\\\x${link.hash.toString('hex')}\t${link.previous ? `${link.previous.commitPosition}\t${link.previous.seq}` : '\\N\t\\N'}`;
 }
 
 const SPECIAL = /[\\\t\n\r]/;

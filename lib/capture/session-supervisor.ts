@@ -22,6 +22,7 @@ import { replicationConfig, TextPgoutputPlugin } from './replication-connection'
 import { checkSchemas, checkSource, chooseDefaultSlot, ensureDestination, ensurePublication, ensureSlot, ensureStateRow, syncPublication, trackedTables, warnAboutTables } from './source-setup';
 import type { StreamHandler } from './stream-handler';
 import { UuidV7Generator } from './uuid-v7';
+import { ChainLinks, loadChainHead } from './chain-links';
 import type { WritePipeline } from './write-pipeline';
 
 export interface SupervisedParts {
@@ -211,11 +212,14 @@ export class SessionSupervisor {
     for (const c of clients) c.on('error', (e) => onClientError(e));
     let resume: bigint;
     let shapes: SchemaLog | undefined;
+    let chain: ChainLinks | undefined;
     try {
       await source.connect();
       for (const d of destinations) await d.connect();
       resume = await this.resumePosition(source, destination);
       shapes = this.schemaLogging ? await this.schemaLogTable.load(destination, this.database) : undefined;
+      // After the previous session's writes settled: the chain goes on from what is stored.
+      if (o.chain) chain = new ChainLinks(o.chain.key, await loadChainHead(destination, o.schema, this.database));
     } catch (e) {
       await Promise.all(clients.map((c) => c.end().catch(() => undefined)));
       throw e;
@@ -239,7 +243,7 @@ export class SessionSupervisor {
       service,
       source,
       destinations,
-      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger), schemaLog)),
+      writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger), schemaLog, chain)),
       stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger), this.trust),
       schemaLog: shapes && {
         log: shapes,

@@ -3,6 +3,7 @@ import type { Client } from 'pg';
 import { BEMI_SQL_OBJECTS } from '../migration/bemi-migration-sql';
 import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 import { bemiChangesTableSql, CAPTURE_STATE_TABLE, CHANGES_TABLE } from '../trail/changes-table';
+import { CHAIN_COLUMNS } from '../trail/change-chain';
 import type { CaptureLogger, ResolvedCaptureOptions } from '../options/capture-options';
 import { excludedTableNames, trackedRelationCondition } from './new-table-publisher';
 import { BemiError } from '../shared/bemi-error';
@@ -231,7 +232,7 @@ export async function ensureDestination(client: Client, options: ResolvedCapture
   const { rows: columns } = await client.query<{ missing: string[] }>(
     `SELECT coalesce(array_agg(c ORDER BY c), '{}') AS missing FROM unnest($2::text[]) c
       WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = c AND NOT a.attisdropped)`,
-    [`${quoteIdent(options.schema)}.${quoteIdent(CHANGES_TABLE)}`, ADDED_CHANGES_COLUMNS],
+    [`${quoteIdent(options.schema)}.${quoteIdent(CHANGES_TABLE)}`, options.chain ? [...ADDED_CHANGES_COLUMNS, ...CHAIN_COLUMNS] : ADDED_CHANGES_COLUMNS],
   );
   if (columns[0].missing.length) {
     throw new BemiCaptureSetupError(

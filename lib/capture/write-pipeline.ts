@@ -119,10 +119,11 @@ export class WritePipeline {
     const transactions = this.completedTransactions;
     this.completedTransactions = 0;
     await this.write(session, batch.rows.length, false, async (writer, previous) => {
-      const written = await writer.insert(batch);
+      let written = await writer.insert(batch);
       // Commits keep stream order: the stored position never passes rows not yet committed.
       await previous;
       if (session.failed) throw new Error('an earlier destination write failed');
+      written = await writer.joinChain(batch, written);
       await this.acknowledger.commitThenConfirm(session, writer, position, () => {
         this.counters.changesWritten += written;
         this.counters.transactionsWritten += transactions;
@@ -139,8 +140,10 @@ export class WritePipeline {
     const batch = session.writers[0].prepare(this.pending, this.takeSchemaEntries());
     this.pending = [];
     await this.write(session, batch.rows.length, true, async (writer, previous) => {
-      const written = await writer.insert(batch);
+      let written = await writer.insert(batch);
       await previous;
+      if (session.failed) throw new Error('an earlier destination write failed');
+      written = await writer.joinChain(batch, written);
       this.counters.changesWritten += written;
     });
   }

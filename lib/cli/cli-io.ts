@@ -6,11 +6,16 @@ export interface CliIo {
   out(text: string): void;
   err(text: string): void;
   cwd: string;
+  /** Writes to stderr as it is (no newline added), when stderr is a terminal: for a progress bar. Absent otherwise. */
+  readonly terminal?: (text: string) => void;
 }
 
 export const processIo: CliIo = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
   err: (text) => process.stderr.write(text.endsWith('\n') ? text : `${text}\n`),
+  get terminal() {
+    return process.stderr.isTTY ? (text: string) => void process.stderr.write(text) : undefined;
+  },
   get cwd() {
     return process.cwd();
   },

@@ -21,6 +21,7 @@ export const COMMANDS: Record<string, CliCommand> = {
   prune: { summary: 'Delete changes older than a given age, in short batches (--dry-run counts).', run: (argv, io) => import('./commands/prune.command').then((m) => m.runPruneCommand(argv, io)) },
   'trail:roles': { summary: 'Give the trail to the capture role; the application may only read it.', run: (argv, io) => import('./commands/trail-roles.command').then((m) => m.runTrailRolesCommand(argv, io)) },
   'trail:guard': { summary: 'Refuse UPDATE, DELETE and TRUNCATE of "changes" outside retention (one-role setups).', run: (argv, io) => import('./commands/trail-guard.command').then((m) => m.runTrailGuardCommand(argv, io)) },
+  verify: { summary: "Check the trail's hash chain (capture --chain); exit 1 at the first broken link.", run: (argv, io) => import('./commands/verify.command').then((m) => m.runVerifyCommand(argv, io)) },
 };
 
 export function usage(): string {

@@ -20,6 +20,10 @@ import { PreparedReader } from './prepared-reader';
 import { Reverter } from './revert';
 import { TimeTravel } from './time-travel';
 import { TrailAccess } from './trail-access';
+import { SqlParams, ident } from './sql-params';
+import { verifyTrail } from './trail-verify';
+import type { TrailVerifyOptions, TrailVerifyResult } from './trail-verify.interfaces';
+import type { TrailLocation } from '../trail/trail-location';
 
 /**
  * Reads the audit trail and reconstructs records or whole tables as of any moment since capture
@@ -33,15 +37,22 @@ export class BemiHistory {
   private readonly reader: HistoryReader;
   private readonly timeTravel: TimeTravel;
   private readonly reverter: Reverter;
+  private readonly trail: TrailAccess;
+  private readonly location: TrailLocation;
+  /** The capture's chain key: verify's default. */
+  private readonly chainKey?: string;
 
   constructor(
     // Optional so that an app without a default MikroORM still boots; methods then say what to do.
     @Optional() @Inject(MikroORM) maybeOrm: MikroORM | undefined,
-    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: Pick<BemiResolvedOptions, 'trail' | 'rules'> | null,
+    @Optional() @Inject(BEMI_RESOLVED_OPTIONS) moduleOptions?: (Pick<BemiResolvedOptions, 'trail' | 'rules'> & Partial<Pick<BemiResolvedOptions, 'capture'>>) | null,
     @Optional() store?: BemiContextStore,
   ) {
     // The trail is where the capture worker writes it, unless told otherwise (resolved at startup).
-    const trail = new TrailAccess(maybeOrm, moduleOptions?.trail ?? resolveTrailLocation(undefined));
+    this.location = moduleOptions?.trail ?? resolveTrailLocation(undefined);
+    const trail = new TrailAccess(maybeOrm, this.location);
+    this.trail = trail;
+    this.chainKey = moduleOptions?.capture?.chain?.key;
     this.reader = new HistoryReader(trail);
     this.timeTravel = new TimeTravel(trail, maybeOrm ? new PreparedReader(maybeOrm) : undefined);
     // The capture's HMAC key lets reverts check HMAC-redacted columns against the live row.
@@ -117,5 +128,29 @@ export class BemiHistory {
    */
   async revertTransaction(change: ChangeRef, options: RevertOptions = {}): Promise<void> {
     return this.reverter.revertTransaction(change, options);
+  }
+
+  // ---- tamper evidence --------------------------------------------------------------------
+
+  /**
+   * Checks the trail's hash chain (capture's `chain` option), reading it in stream order a page at
+   * a time: `{ ok: true, heads }` when every link holds, else the first broken link (`edited`,
+   * `deleted`, `inserted`, `reordered`), or `status: 'not-enabled'`. Keep `heads` elsewhere and
+   * pass them back as `expectHead` to detect rows cut from the end. See docs/verify.md.
+   */
+  async verify(options: TrailVerifyOptions = {}): Promise<TrailVerifyResult> {
+    const trail = this.trail;
+    return verifyTrail(
+      {
+        ident,
+        run: <R>(build: (p: (value: unknown) => string) => string) => {
+          const params = new SqlParams();
+          return trail.run<R>(params.build(build((v) => params.p(v))), 'verify');
+        },
+      },
+      this.location.schema,
+      this.location.table,
+      { ...options, key: options.key ?? this.chainKey },
+    );
   }
 }

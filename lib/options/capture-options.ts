@@ -3,6 +3,7 @@ import { BemiRulesError, compileRules } from '../rules/rules-compiler';
 import type { BemiRules, CompiledRules } from '../rules/rules.interfaces';
 import { BemiError } from '../shared/bemi-error';
 import { DEFAULT_SCHEMA } from '../shared/postgres-names';
+import { checkChainOption, type BemiChainOption, type ResolvedChainOption } from './chain-options';
 import { CAPTURE_DEFAULTS, DEFAULT_LAG_LIMIT_BYTES, DEFAULT_LAG_LIMIT_SECONDS, DEFAULT_PUBLICATION_NAME } from './defaults';
 
 /** Where log lines go. Nest's `Logger` fits; the CLI prints to the console. */
@@ -73,6 +74,12 @@ export interface BemiCaptureOptions {
    * the trigger functions (the role the trigger migration ran as) and the worker's source role.
    */
   trustedRoles?: string[];
+  /**
+   * Hash chain over the trail, for `BemiHistory.verify()` / `nestjs-bemi verify` (docs/verify.md):
+   * `true` links each change to the one before with SHA-256, `{ key }` with HMAC-SHA256 (a role
+   * that can edit `changes` but lacks the key cannot forge links). Default off.
+   */
+  chain?: BemiChainOption;
 }
 
 export interface ResolvedCaptureOptions {
@@ -100,6 +107,8 @@ export interface ResolvedCaptureOptions {
   rules?: CompiledRules;
   /** Undefined: the default (see BemiCaptureOptions.trustedRoles), read from the source. */
   trustedRoles?: string[];
+  /** Undefined: the chain is off. */
+  chain?: ResolvedChainOption;
 }
 
 /** Thrown when capture options are wrong; the message names the option and the fix. */
@@ -116,7 +125,7 @@ export class BemiCaptureOptionsError extends BemiError {
 const KNOWN = new Set([
   'source', 'destination', 'schema', 'schemas', 'excludeTables', 'slotName', 'publicationName', 'ensureSchema',
   'indexBeforeAfter', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
-  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules', 'trustedRoles',
+  'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules', 'trustedRoles', 'chain',
 ]);
 
 /** Validated options whose connections may still be missing (the module can supply MikroORM's). */
@@ -154,6 +163,9 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
     logger: logger(o.logger),
     rules: rules(o.rules),
     trustedRoles: o.trustedRoles === undefined ? undefined : names(o.trustedRoles, 'trustedRoles', false),
+    chain: checkChainOption(o.chain, (option, problem, fix) => {
+      throw new BemiCaptureOptionsError(option, problem, fix);
+    }),
   };
 }
 

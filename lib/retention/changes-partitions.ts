@@ -61,12 +61,14 @@ const DETACH_LOCK_TIMEOUT = '3s';
  * count, or null when the lock could not be had in time (its rows are then left to the batched
  * DELETE).
  */
-export async function dropPartition(client: Client, sql: RetentionSql, partition: ChangesPartition, recordHorizons: boolean): Promise<number | null> {
+export async function dropPartition(client: Client, sql: RetentionSql, partition: ChangesPartition, recordHorizons: boolean, recordAnchors = false): Promise<number | null> {
   await client.query('BEGIN');
   try {
     await client.query(`SET LOCAL lock_timeout = '${DETACH_LOCK_TIMEOUT}'`);
     // In the detaching transaction: history never sees the rows gone without the horizon raised.
     if (recordHorizons) await client.query(sql.recordPartitionHorizons(partition.name));
+    // Likewise the chain's anchor: verify never sees the rows gone without it.
+    if (recordAnchors) await client.query(sql.recordPartitionAnchors(partition.name));
     await client.query(sql.detach(partition.name));
     await client.query('COMMIT');
   } catch (e) {

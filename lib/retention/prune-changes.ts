@@ -1,5 +1,6 @@
 import { Client, type ClientConfig } from 'pg';
 import { CHANGES_TABLE, retentionHorizonTableSql } from '../trail/changes-table';
+import { chainAnchorTableSql } from '../trail/chain-anchor';
 import { RETENTION_SETTING } from '../trail/append-only';
 import { dropPartition, partitionWhollyExpired, rangePartitions } from './changes-partitions';
 import { BemiRetentionOptionsError, parseRetentionDuration } from '../options/duration';
@@ -128,6 +129,19 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
       }
     }
 
+    // A chained trail: each deletion moves the chain's anchor in the same statement, so verify
+    // knows where the trail now starts (docs/verify.md). A trail without the anchor table gets it.
+    const chain = (await client.query<{ chained: boolean; anchors: boolean }>(sql.chainExists, [qualified, sql.anchorRelation])).rows[0];
+    let anchors = chain.chained && chain.anchors;
+    if (chain.chained && !chain.anchors && !dryRun) {
+      try {
+        await client.query(chainAnchorTableSql(schema));
+        anchors = true;
+      } catch (e) {
+        logger.warn(`Could not create ${sql.anchorRelation} (${(e as Error).message}): verify will report the pruned changes as deleted. Run bemiChangesTableSql().up as the trail's owner.`);
+      }
+    }
+
     // Cutoffs are computed in SQL so they keep timestamptz's microseconds.
     const now = options.now === undefined ? (await client.query<{ now: string }>('SELECT now()::text AS now')).rows[0].now : new Date(options.now).toISOString();
     const cutoffByMs = new Map<number, string>();
@@ -147,7 +161,7 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
       if (ms !== null) cutoffs.set(t, await cutoffFor(ms));
     }
 
-    const deleteBatch = kind === 'p' ? sql.deleteBatchPartitioned(horizons) : sql.deleteBatch(horizons);
+    const deleteBatch = kind === 'p' ? sql.deleteBatchPartitioned(horizons, anchors) : sql.deleteBatch(horizons, anchors);
     const dropped: number[] = [];
     if (kind === 'p' && partitionKey !== null && /^RANGE \(committed_at\)$/i.test(partitionKey)) {
       for (const partition of await rangePartitions(client, sql, qualified)) {
@@ -158,7 +172,7 @@ export async function pruneChanges(connection: string | ClientConfig, options: P
           rows = Number((await client.query<{ rows: string }>(sql.countAll(partition.name))).rows[0].rows);
         } else {
           try {
-            rows = await dropPartition(client, sql, partition, horizons);
+            rows = await dropPartition(client, sql, partition, horizons, anchors);
           } catch (e) {
             throw new Error(`Dropping partition ${partition.name} failed (if it is detached, drop it by hand): ${(e as Error).message}`);
           }

@@ -1,5 +1,6 @@
 import { quoteIdent } from '../shared/sql-quote';
 import { RETENTION_HORIZON_TABLE } from '../trail/changes-table';
+import { CHAIN_ANCHOR_TABLE } from '../trail/chain-anchor';
 
 /** The SQL pruning runs, for one `changes` table (`schema`.`table`). The single place it lives. */
 export interface RetentionSql {
@@ -22,9 +23,15 @@ export interface RetentionSql {
    * $1 trail table, $2 keyset lower bound, $3 cutoff, $4 batch size → { rows, last }. With
    * `horizons`, the same statement raises the table's horizon to the latest commit time it deleted.
    */
-  deleteBatch(horizons: boolean): string;
+  deleteBatch(horizons: boolean, anchors?: boolean): string;
   /** The same for a partitioned table. */
-  deleteBatchPartitioned(horizons: boolean): string;
+  deleteBatchPartitioned(horizons: boolean, anchors?: boolean): string;
+  /** The anchor table, quoted. */
+  anchorRelation: string;
+  /** $1 the changes table, $2 the anchor table (qualified text) → { chained, anchors }: whether the trail has the chain columns and the anchor table */
+  chainExists: string;
+  /** Moves each database's anchor up to the newest chained change the (still attached) partition holds. */
+  recordPartitionAnchors(partition: string): string;
   /** The horizon table, quoted. */
   horizonRelation: string;
   /** $1 the horizon table (qualified text) → { exists } */
@@ -45,14 +52,28 @@ export function retentionSql(schema: string, table: string): RetentionSql {
   const horizonRelation = `${quoteIdent(schema)}.${quoteIdent(RETENTION_HORIZON_TABLE)}`;
   // Never lowers a horizon: an earlier, wider pruning stays known.
   const raise = `ON CONFLICT ("table") DO UPDATE SET horizon = GREATEST(${horizonRelation}.horizon, EXCLUDED.horizon), updated_at = now()`;
-  const recordGone = (horizons: boolean) =>
-    horizons
+  const recordGone = (horizons: boolean, anchors = false) =>
+    (horizons
       ? `, horizon AS (
         INSERT INTO ${horizonRelation} ("table", horizon) SELECT $1, max(committed_at) FROM gone HAVING count(*) > 0 ${raise}
       )`
-      : '';
+      : '') + (anchors ? `, anchor AS (${anchorFrom('gone')})` : '');
+  // The newest chained change per database among `rows`, unless the anchor is past it already.
+  const anchorRelation = `${quoteIdent(schema)}.${quoteIdent(CHAIN_ANCHOR_TABLE)}`;
+  const anchorFrom = (rows: string) => `
+        INSERT INTO ${anchorRelation} AS a (database, commit_position, seq, chain_hash, committed_at)
+        SELECT DISTINCT ON (database) database, commit_position, seq, chain_hash, committed_at FROM ${rows}
+        WHERE chain_hash IS NOT NULL ORDER BY database, commit_position DESC, seq DESC
+        ON CONFLICT (database) DO UPDATE SET commit_position = EXCLUDED.commit_position, seq = EXCLUDED.seq, chain_hash = EXCLUDED.chain_hash,
+          committed_at = EXCLUDED.committed_at, updated_at = now()
+        WHERE (a.commit_position, a.seq) < (EXCLUDED.commit_position, EXCLUDED.seq)`;
+  const returning = (anchors: boolean) => `RETURNING committed_at${anchors ? ', database, commit_position, seq, chain_hash' : ''}`;
   return {
     horizonRelation,
+    anchorRelation,
+    chainExists: `SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = pg_catalog.to_regclass($1) AND attname = 'chain_hash' AND NOT attisdropped) AS chained,
+        pg_catalog.to_regclass($2) IS NOT NULL AS anchors`,
+    recordPartitionAnchors: (partition) => anchorFrom(partition),
     horizonExists: `SELECT pg_catalog.to_regclass($1) IS NOT NULL AS exists`,
     recordPartitionHorizons: (partition) =>
       `INSERT INTO ${horizonRelation} ("table", horizon) SELECT "table", max(committed_at) FROM ${partition} GROUP BY "table" ${raise}`,
@@ -86,7 +107,7 @@ export function retentionSql(schema: string, table: string): RetentionSql {
     // past the index entries it left dead. Rows are found again by ctid (a TID scan, about half
     // the batch time of primary-key lookups); the predicates are repeated so a reused slot could
     // never match a row outside the range.
-    deleteBatch: (horizons) => `WITH batch AS (
+    deleteBatch: (horizons, anchors = false) => `WITH batch AS (
         SELECT ctid FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
         ORDER BY committed_at
@@ -94,12 +115,12 @@ export function retentionSql(schema: string, table: string): RetentionSql {
       ), gone AS (
         DELETE FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND ctid = ANY(ARRAY(SELECT ctid FROM batch))
-        RETURNING committed_at
-      )${recordGone(horizons)}
+        ${returning(anchors)}
+      )${recordGone(horizons, anchors)}
       SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
     // A ctid is only unique within one partition: partitioned tables go by primary key, and the
     // outer range lets PostgreSQL skip partitions.
-    deleteBatchPartitioned: (horizons) => `WITH batch AS (
+    deleteBatchPartitioned: (horizons, anchors = false) => `WITH batch AS (
         SELECT id FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
         ORDER BY committed_at
@@ -107,8 +128,8 @@ export function retentionSql(schema: string, table: string): RetentionSql {
       ), gone AS (
         DELETE FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz AND id IN (SELECT id FROM batch)
-        RETURNING committed_at
-      )${recordGone(horizons)}
+        ${returning(anchors)}
+      )${recordGone(horizons, anchors)}
       SELECT count(*)::int AS rows, max(committed_at)::text AS last FROM gone`,
     partitions: `SELECT c.oid::int AS oid, pg_catalog.format('%I.%I', n.nspname, c.relname) AS name, c.relkind::text AS kind,
         pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS bound

@@ -4,6 +4,7 @@
 // retention's own runs. What each protects, and what not, is in docs/security.md.
 import { quoteIdent, quoteLiteral, textArray } from '../shared/sql-quote';
 import { DEFAULT_SCHEMA } from '../shared/postgres-names';
+import { CHAIN_ANCHOR_TABLE } from './chain-anchor';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE, RETENTION_HORIZON_TABLE, SCHEMA_LOG_TABLE } from './changes-table';
 
 /** Transaction- or session-level setting retention turns on for its own deletes (the guard lets them through). */
@@ -21,8 +22,8 @@ export interface TrailRolesSqlOptions {
   readers: string[];
 }
 
-/** The trail's tables, for grants. */
-const TRAIL_TABLES = [CHANGES_TABLE, CAPTURE_STATE_TABLE, SCHEMA_LOG_TABLE, RETENTION_HORIZON_TABLE];
+/** The trail's tables, for grants (`changes` first). */
+export const TRAIL_TABLES: readonly string[] = [CHANGES_TABLE, CAPTURE_STATE_TABLE, SCHEMA_LOG_TABLE, RETENTION_HORIZON_TABLE, CHAIN_ANCHOR_TABLE];
 
 /**
  * The recommended layout, idempotent: every trail table (and every partition of `changes`, at any

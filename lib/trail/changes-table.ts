@@ -1,5 +1,6 @@
 import { DEFAULT_SCHEMA } from '../shared/postgres-names';
 import { quoteIdent } from '../shared/sql-quote';
+import { CHAIN_ANCHOR_TABLE, chainAnchorTableSql } from './chain-anchor';
 
 /** Names used by the audit trail tables (the contract other parts of the library read). */
 export const CHANGES_TABLE = 'changes';
@@ -31,8 +32,9 @@ export interface ChangesTableSqlOptions {
  * DDL of the audit trail: `changes` (one row per captured row change), `_bemi_capture_state`
  * (one row per replication slot), `_bemi_schema_log` (one row per table per DDL) and
  * `_bemi_retention_horizon` (one row per pruned trail table). The single source of this SQL: the
- * worker's create-when-missing step, `ensureSchema` and migrations all run `up`. Idempotent;
- * `down` drops the four tables.
+ * worker's create-when-missing step, `ensureSchema` and migrations all run `up` (which also adds
+ * `_bemi_chain_anchor`, docs/verify.md). Idempotent;
+ * `down` drops them all.
  */
 export function bemiChangesTableSql(options: ChangesTableSqlOptions = {}): { up: string; down: string } {
   const schema = options.schema ?? DEFAULT_SCHEMA;
@@ -86,6 +88,8 @@ CREATE TABLE IF NOT EXISTS ${s}.${quoteIdent(`${CHANGES_TABLE}_default`)} PARTIT
 ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS previous_key text NULL;
 ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS role text NULL;
 ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS session_role text NULL;
+-- The hash chain (capture's chain option, docs/verify.md): NULL on rows written with it off.
+ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS chain_hash bytea NULL, ADD COLUMN IF NOT EXISTS chain_previous_position bigint NULL, ADD COLUMN IF NOT EXISTS chain_previous_seq integer NULL;
 -- A record's trail in history order (at(), tableAt()): the stream position is part of the key so
 -- "the last change at or before T" is one index step, with no sort of same-timestamp changes.
 CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at, commit_position, seq);
@@ -139,8 +143,10 @@ CREATE TABLE IF NOT EXISTS ${schemaLog} (
   PRIMARY KEY (database, commit_position, position, table_oid)
 );
 ${retentionHorizonTableSql(schema)}
+${chainAnchorTableSql(schema)}
 `;
   const down = `-- nestjs-bemi: audit trail tables (down)
+DROP TABLE IF EXISTS ${s}.${quoteIdent(CHAIN_ANCHOR_TABLE)};
 DROP TABLE IF EXISTS ${horizons};
 DROP TABLE IF EXISTS ${schemaLog};
 DROP TABLE IF EXISTS ${state};

@@ -56,7 +56,7 @@ describe('nestjs-bemi bin', () => {
 
     it.each([
       [[], /^Usage: nestjs-bemi/],
-      [['migration:make'], /^nestjs-bemi: unknown command "migration:make" \(commands: migration:create, capture, capture:drop-slot, prune, trail:roles, trail:guard; see nestjs-bemi --help\)\n$/],
+      [['migration:make'], /^nestjs-bemi: unknown command "migration:make" \(commands: migration:create, capture, capture:drop-slot, prune, trail:roles, trail:guard, verify; see nestjs-bemi --help\)\n$/],
       [['migration:create', '--bogus'], /^nestjs-bemi migration:create: unknown option --bogus\n$/],
       [['migration:create', '--path'], /^nestjs-bemi migration:create: --path <value> argument missing\n$/],
       [['migration:create', 'src/migrations'], /^nestjs-bemi migration:create: unexpected argument "src\/migrations" \(options take the form --name value\)\n$/],

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { MikroORM } from '@mikro-orm/core';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { BemiCaptureWorker } from '../../lib/capture/capture.worker';
+import type { BemiCaptureOptions } from '../../lib/options/capture-options';
 import { BemiChange } from '../../lib/history/bemi-change.entity';
 import { BemiHistory } from '../../lib/history/bemi-history';
 import { createTestDatabase, type TestDatabase } from '../support/database';
@@ -23,11 +24,12 @@ export interface CapturedTrail {
   close(): Promise<void>;
 }
 
-export async function startCapturedTrail(label: string, ddl: string): Promise<CapturedTrail> {
+/** `capture`: more worker options (e.g. `chain`). */
+export async function startCapturedTrail(label: string, ddl: string, capture: BemiCaptureOptions = {}): Promise<CapturedTrail> {
   const db = await createTestDatabase(label);
   await installTriggers(db);
   await db.query(ddl);
-  const worker = new BemiCaptureWorker(captureOptions(db, { logger: new RecordingLogger() }));
+  const worker = new BemiCaptureWorker(captureOptions(db, { logger: new RecordingLogger(), ...capture }));
   await worker.start();
   await syncCapture(db);
   let orm: MikroORM | undefined;

@@ -118,7 +118,7 @@ describe('append-only trail (real PostgreSQL)', () => {
     it('a trail that is not there yet (42P01)', async () => {
       expect(await failure(bemiTrailRolesSql({ schema: 'nowhere', owner: OWNER, readers: [READER] }))).toEqual({
         code: '42P01',
-        message: 'nestjs-bemi: the trail is not there yet: no table nowhere.changes, nowhere._bemi_capture_state, nowhere._bemi_schema_log, nowhere._bemi_retention_horizon',
+        message: 'nestjs-bemi: the trail is not there yet: no table nowhere.changes, nowhere._bemi_capture_state, nowhere._bemi_schema_log, nowhere._bemi_retention_horizon, nowhere._bemi_chain_anchor',
         hint: 'Start the capture worker once (it creates the trail tables) or run bemiChangesTableSql().up first, then run this again.',
       });
     });

@@ -30,6 +30,8 @@ Options:
                              The hmacKey may come from $BEMI_HMAC_KEY instead of the file.
   --trusted-roles <a,b>      Database roles whose context is believed (docs/security.md). Default: the
                              trigger functions' owners and the role of --database-url.
+  --chain                    Link every change to the one before it (a hash chain; nestjs-bemi verify checks it).
+                             With $BEMI_CHAIN_KEY set, links are HMAC-SHA256 with that key (docs/verify.md).
   -h, --help                 Show this help.
 `;
 
@@ -48,7 +50,7 @@ type CaptureFlags = Partial<
     'database-url' | 'source' | 'destination' | 'schema' | 'schemas' | 'exclude-tables' | 'slot' | 'publication' | 'batch-size' | 'progress-interval' | 'heartbeat-interval' | 'rules' | 'trusted-roles',
     string
   >
-> & { 'no-create-table'?: boolean; 'index-before-after'?: boolean; help?: boolean };
+> & { 'no-create-table'?: boolean; 'index-before-after'?: boolean; chain?: boolean; help?: boolean };
 
 /**
  * `nestjs-bemi capture`: runs the worker until SIGTERM/SIGINT. Resolves with the exit code
@@ -74,6 +76,7 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
       'heartbeat-interval': { type: 'string' },
       rules: { type: 'string' },
       'trusted-roles': { type: 'string' },
+      chain: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     }) as CaptureFlags;
     if (values.help) {
@@ -96,6 +99,8 @@ export async function runCaptureCommand(argv: string[], io: CliIo = processIo): 
       logger,
       rules: values.rules === undefined ? undefined : readRules(values.rules),
       trustedRoles: list(values['trusted-roles']),
+      // The key only from the environment: arguments are visible to other users of the machine.
+      chain: values.chain ? (process.env.BEMI_CHAIN_KEY ? { key: process.env.BEMI_CHAIN_KEY } : true) : undefined,
     };
     for (const key of Object.keys(options) as Array<keyof BemiCaptureOptions>) if (options[key] === undefined) delete options[key];
     if (!options.source) throw new Error(`${databaseUrlRequired(CAPTURE_DATABASE_ENV)}.`);

@@ -2,15 +2,15 @@ import { Client } from 'pg';
 import { BemiError } from '../../shared/bemi-error';
 import { DEFAULT_SCHEMA } from '../../shared/postgres-names';
 import { quoteIdent } from '../../shared/sql-quote';
-import { APPEND_ONLY_GUARD, bemiTrailRolesSql } from '../../trail/append-only';
-import { CAPTURE_STATE_TABLE, CHANGES_TABLE, RETENTION_HORIZON_TABLE, SCHEMA_LOG_TABLE } from '../../trail/changes-table';
+import { APPEND_ONLY_GUARD, bemiTrailRolesSql, TRAIL_TABLES } from '../../trail/append-only';
+import { CHANGES_TABLE } from '../../trail/changes-table';
 import { parseCommandLine, processIo, UsageError, type CliIo } from '../cli-io';
 import { databaseUrl, databaseUrlRequired } from '../database-url';
 
 export const TRAIL_ROLES_HELP = `Usage: nestjs-bemi trail:roles --owner <role> --reader <role> [--reader <role>...] [options]
 
 Sets up the recommended layout (docs/security.md): every trail table (changes and each of its
-partitions, _bemi_capture_state, _bemi_schema_log, _bemi_retention_horizon) owned by the capture
+partitions, _bemi_capture_state, _bemi_schema_log, _bemi_retention_horizon, _bemi_chain_anchor) owned by the capture
 role, and the readers (the application's role) granted SELECT on them and USAGE on the schema,
 nothing else: they can no longer UPDATE, DELETE, INSERT into, TRUNCATE or disable triggers of the
 trail. One transaction; idempotent. Run it as a superuser, or as a member of both the trail's
@@ -176,7 +176,7 @@ async function explain(error: unknown, client: Client, args: TrailRolesArgs): Pr
   return error;
 }
 
-/** The trail's tables as they now are (the four and every partition of `changes`), and the guard function if installed. */
+/** The trail's tables as they now are (TRAIL_TABLES and every partition of `changes`), and the guard function if installed. */
 async function trailTables(client: Client, schema: string): Promise<{ names: string[]; guard: string | null }> {
   const q = (name: string) => `${quoteIdent(schema)}.${quoteIdent(name)}`;
   const qualified = `pg_catalog.format('%I.%I', n.nspname, c.relname)`;
@@ -184,7 +184,7 @@ async function trailTables(client: Client, schema: string): Promise<{ names: str
   const [changes, ...others] = (
     await client.query<{ name: string; partitioned: boolean }>(
       `SELECT ${qualified} AS name, c.relkind = 'p' AS partitioned FROM pg_catalog.unnest($1::regclass[]) WITH ORDINALITY AS x(t, i) ${from} ORDER BY i`,
-      [[CHANGES_TABLE, CAPTURE_STATE_TABLE, SCHEMA_LOG_TABLE, RETENTION_HORIZON_TABLE].map(q)],
+      [TRAIL_TABLES.map(q)],
     )
   ).rows;
   const partitions = (

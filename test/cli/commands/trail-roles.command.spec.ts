@@ -132,7 +132,7 @@ describe('nestjs-bemi trail:roles', () => {
         code: 1,
         stdout: '',
         stderr:
-          'nestjs-bemi trail:roles: the trail tables are not there yet (no audit.changes, audit._bemi_capture_state, audit._bemi_schema_log, audit._bemi_retention_horizon). ' +
+          'nestjs-bemi trail:roles: the trail tables are not there yet (no audit.changes, audit._bemi_capture_state, audit._bemi_schema_log, audit._bemi_retention_horizon, audit._bemi_chain_anchor). ' +
           'Start the capture worker once (npx nestjs-bemi capture, or capture: {} in BemiModule.forRoot(); it creates them) or run the changes-table migration (bemiChangesTableSql().up) first, then run this again; ' +
           'if the trail is in another schema than "audit", pass --schema.\n',
       });
@@ -172,13 +172,13 @@ describe('nestjs-bemi trail:roles', () => {
           code: 0,
           stderr: '',
           stdout:
-            `The trail in schema "public" is owned by "${OWNER}" and read-only for "${READER}", "${READER2}" (SELECT and USAGE on the schema; every other privilege of theirs and of PUBLIC revoked), in one transaction: 6 table(s).\n` +
-            ['changes (partitioned)', 'changes_2025_12', 'changes_default', '_bemi_capture_state', '_bemi_schema_log', '_bemi_retention_horizon'].map((t) => `  public.${t}\n`).join(''),
+            `The trail in schema "public" is owned by "${OWNER}" and read-only for "${READER}", "${READER2}" (SELECT and USAGE on the schema; every other privilege of theirs and of PUBLIC revoked), in one transaction: 7 table(s).\n` +
+            ['changes (partitioned)', 'changes_2025_12', 'changes_default', '_bemi_capture_state', '_bemi_schema_log', '_bemi_retention_horizon', '_bemi_chain_anchor'].map((t) => `  public.${t}\n`).join(''),
         });
       });
 
       it('gives every trail table, partitions included, to the owner', async () => {
-        expect((await owners()).map((t) => t.owner)).toEqual(Array(6).fill(OWNER));
+        expect((await owners()).map((t) => t.owner)).toEqual(Array(7).fill(OWNER));
       });
 
       it.each([
