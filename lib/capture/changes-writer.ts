@@ -17,7 +17,12 @@ export interface StoredPosition {
   committedAt: string;
 }
 
-const COLUMNS = `id, primary_key, previous_key, before, after, context, role, session_role, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+const COLUMNS = `id, primary_key, previous_key, before, after, context, role, session_role, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq, context_seq`;
+
+/** The context a row stores: none when another row of its transaction holds it (see ChangeRow.contextSeq). */
+function storedContext(r: ChangeRow): string | null {
+  return r.contextSeq === undefined || r.contextSeq === r.seq ? r.context : null;
+}
 
 /** Rows ready for the destination: their COPY text is built before the write they wait for. */
 export interface PreparedBatch {
@@ -65,7 +70,7 @@ export class ChangesWriter {
     this.copySql = `COPY ${changes} (${COLUMNS}) FROM STDIN`;
     this.insertSql = `INSERT INTO ${changes} (${COLUMNS})
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[])
+                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[], $19::int[])
       ON CONFLICT DO NOTHING`;
     this.stateTable = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   }
@@ -148,7 +153,7 @@ export class ChangesWriter {
 
   private async insertSkippingStored(rows: readonly ChangeRow[]): Promise<number> {
     const n = rows.length;
-    const cols: unknown[][] = Array.from({ length: 18 }, () => new Array(n));
+    const cols: unknown[][] = Array.from({ length: 19 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       cols[0][i] = this.ids.next();
@@ -156,7 +161,7 @@ export class ChangesWriter {
       cols[2][i] = r.previousKey;
       cols[3][i] = r.before;
       cols[4][i] = r.after;
-      cols[5][i] = r.context;
+      cols[5][i] = storedContext(r);
       cols[6][i] = r.role;
       cols[7][i] = r.sessionRole;
       cols[8][i] = r.database;
@@ -169,6 +174,7 @@ export class ChangesWriter {
       cols[15][i] = r.position;
       cols[16][i] = r.commitPosition;
       cols[17][i] = r.seq;
+      cols[18][i] = r.contextSeq ?? null;
     }
     return (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
   }
@@ -243,7 +249,7 @@ const MAX_STORED_KEY_BYTES = 1024;
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
 function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
   let out = '';
-  // Rows of one transaction share their context and roles: escape them once.
+  // Rows of one transaction share their context and roles: escape them once (a context is never '').
   let context = '';
   let contextText = '';
   let role: string | null = '';
@@ -251,8 +257,9 @@ function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
   let sessionRole: string | null = '';
   let sessionRoleText = '';
   for (const r of rows) {
-    if (r.context !== context) {
-      context = r.context;
+    const stored = storedContext(r);
+    if (stored !== null && stored !== context) {
+      context = stored;
       contextText = esc(context);
     }
     if (r.role !== role) {
@@ -264,8 +271,8 @@ function copyText(rows: readonly ChangeRow[], ids: UuidV7Generator): string {
       sessionRoleText = sessionRole === null ? '\\N' : esc(sessionRole);
     }
     out +=
-      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
-      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\n`;
+      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${stored === null ? '\\N' : contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
+      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\t${r.contextSeq ?? '\\N'}\n`;
   }
   return out;
 }
