@@ -40,7 +40,7 @@ const SHAPES = [
 const LAYOUTS = { shared: { contextPerRow: false }, perRow: { contextPerRow: true } };
 
 async function measureShape(adminUrl, shape, index, layout, rows, log) {
-  const name = `bench_storage_${index}_${layout}`;
+  const name = `bench_storage_${index}_${layout.toLowerCase()}`;
   const admin = await connect(adminUrl);
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${name}`);
@@ -77,9 +77,6 @@ async function measureShape(adminUrl, shape, index, layout, rows, log) {
            FROM pg_index i WHERE i.indrelid = 'changes'::regclass) AS breakdown`)
   ).rows;
   await db.end();
-  const admin2 = await connect(adminUrl);
-  await admin2.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin2.end();
   log(`${shape.name}, ${layout}: ${sizes.changes} changes; indexes ${sizes.breakdown}`);
   const per = (bytes) => bytes / sizes.changes;
   return { total: per(sizes.heap + sizes.indexes + sizes.toast), heap: per(sizes.heap), indexes: per(sizes.indexes), toast: per(sizes.toast), sourcePerRow: sizes.source / rows, breakdown: sizes.breakdown, changes: sizes.changes };
