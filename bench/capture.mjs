@@ -24,9 +24,9 @@ export async function connect(url) {
   return c;
 }
 
-/** The capture worker in its own process (bench/capture-child.mjs); `ready` once it streams. `flags`: e.g. ['--chain']. */
-export function startWorker(url, flags = []) {
-  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url, ...flags], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** The capture worker in its own process (bench/capture-child.mjs), with extra capture options; `ready` once it streams. */
+export function startWorker(url, options = {}) {
+  const child = spawn(process.execPath, [join(here, 'capture-child.mjs'), url, JSON.stringify(options)], { stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = new Promise((resolve, reject) => {
     child.stdout.on('data', (d) => String(d).includes('ready') && resolve());
     child.on('exit', (code) => reject(new Error(`capture worker exited with ${code}`)));
@@ -61,6 +61,17 @@ function cpuSnapshot(workerPid) {
     }
   }
   return out;
+}
+
+/** Min–max of a series, as text. */
+function spread(values) {
+  const r = (v) => Math.round(v).toLocaleString('en-US');
+  return `${r(Math.min(...values))}–${r(Math.max(...values))}`;
+}
+
+/** All processes' CPU per change of a tally, in µs (NaN without /proc). */
+function cpuTotal(tally) {
+  return ((tally.worker + tally.walsender + tally.backends + tally.other) * 1e6) / tally.changes;
 }
 
 /** Adds the CPU each process used between two snapshots to `into` (processes gone by `after` are left out). */
@@ -139,10 +150,36 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
   await db.query(`SELECT pg_create_logical_replication_slot('bench_raw', 'pgoutput')`);
 
   const capture = [], copy = [], bare = [], raw = [];
-  const cpu = { worker: 0, walsender: 0, backends: 0, other: 0, changes: 0 };
+  // The layout before context_seq (contextPerRow) side by side, its runs alternating in order with the default's.
+  const perRow = [];
+  const newCpu = () => ({ worker: 0, walsender: 0, backends: 0, other: 0, changes: 0 });
+  const cpu = newCpu();
+  const perRowCpu = newCpu();
   let peakRss = 0;
+  /** Drains a fresh backlog with a worker of `options`: its changes/s, its CPU added to `into`. */
+  const drain = async (options, into) => {
+    await db.query('TRUNCATE changes');
+    const lastXid = await writeRows(db, backlog, 1000);
+    // The raw-decoding figure is of the default run's backlog only: this one's WAL is skipped.
+    await db.query(`SELECT pg_replication_slot_advance('bench_raw', pg_current_wal_lsn())`);
+    const w = startWorker(url.toString(), options);
+    await w.ready;
+    const cpuBefore = cpuSnapshot(w.pid);
+    const t = performance.now();
+    await waitForTransaction(db, lastXid, backlog, 300_000);
+    const rate = backlog / ((performance.now() - t) / 1000);
+    const cpuAfter = cpuSnapshot(w.pid); // before stop: the worker's backends still exist
+    if (cpuBefore && cpuAfter) {
+      addCpu(into, cpuBefore, cpuAfter);
+      into.changes += backlog;
+    }
+    peakRss = Math.max(peakRss, w.peakRssMb());
+    await w.stop();
+    return rate;
+  };
   try {
     for (let rep = 0; rep < Math.max(2, Math.ceil(repetitions / 2)); rep++) {
+      if (rep % 2) perRow.push(await drain({ contextPerRow: true }, perRowCpu));
       await db.query('TRUNCATE changes');
       const lastXid = await writeRows(db, backlog, 1000);
       // Raw decoding of the same WAL, server side (what pg_recvlogical receives), consumed.
@@ -173,9 +210,9 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
       t = performance.now();
       await copyDb.query(`COPY changes_bare FROM '/tmp/nestjs-bemi-bench.copy'`);
       bare.push(backlog / ((performance.now() - t) / 1000));
+      if (rep % 2 === 0) perRow.push(await drain({ contextPerRow: true }, perRowCpu));
       log(`capture: backlog repetition ${rep + 1} done`);
     }
-
     // Lag under a steady load: 100-row statements every 20 ms = 5,000 changes/s. The backlog phase
     // left many dirty buffers; flush them first so a checkpoint does not land in the window.
     await db.query('TRUNCATE changes');
@@ -208,6 +245,8 @@ export async function runCapture({ adminUrl, quick, repetitions, log }) {
     const rows = [
       absoluteRow('capture end to end (backlog)', 'changes/s', median(capture), '≥ 30,000/s', (v) => v >= 30_000, `${backlog.toLocaleString('en-US')}-change backlog of 1,000-row INSERTs; raw server-side pgoutput decoding of the same WAL: ${Math.round(median(raw)).toLocaleString('en-US')} changes/s`),
       ratioRow('capture vs plain COPY into changes', 'rows/s', median(capture), median(copy), 'COPY', '≥ 0.5× COPY', (r) => r >= 0.5),
+      ratioRow('capture, context once per run vs per row', 'changes/s', median(capture), median(perRow), 'context per row', '(measured)', () => null,
+        `same backlog; spread ${spread(capture)} vs ${spread(perRow)}; CPU per change ${cpuTotal(cpu).toFixed(1)} vs ${cpuTotal(perRowCpu).toFixed(1)} µs`),
       ...(cpu.changes
         ? [
             (() => {

@@ -1,9 +1,11 @@
 // Trail storage: bytes `changes` takes per change (heap, indexes, TOAST), beside the source
-// table's own bytes per row, for small rows, wide rows and large contexts. One capture run per
-// shape into its own database; sizes are read after VACUUM, so they are what the trail keeps.
+// table's own bytes per row, for small rows, wide rows and large contexts, under both context
+// layouts: once per run of rows (the default) and on every row (`contextPerRow`, the layout
+// before). One capture run per shape and layout into its own database, the layouts alternating
+// in order from shape to shape; sizes are read after VACUUM, so they are what the trail keeps.
 import { createRequire } from 'node:module';
 import { connect, startWorker } from './capture.mjs';
-import { absoluteRow } from './report.mjs';
+import { absoluteRow, ratioRow } from './report.mjs';
 
 const require = createRequire(import.meta.url);
 const { bemiMigrationSql } = require('../dist/index.js');
@@ -35,8 +37,10 @@ const SHAPES = [
   },
 ];
 
-async function measureShape(adminUrl, shape, index, rows, log) {
-  const name = `bench_storage_${index}`;
+const LAYOUTS = { shared: { contextPerRow: false }, perRow: { contextPerRow: true } };
+
+async function measureShape(adminUrl, shape, index, layout, rows, log) {
+  const name = `bench_storage_${index}_${layout.toLowerCase()}`;
   const admin = await connect(adminUrl);
   await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
   await admin.query(`CREATE DATABASE ${name}`);
@@ -46,7 +50,7 @@ async function measureShape(adminUrl, shape, index, rows, log) {
   const db = await connect(url.toString());
   await db.query(shape.ddl);
   await db.query(bemiMigrationSql().up);
-  const worker = startWorker(url.toString());
+  const worker = startWorker(url.toString(), LAYOUTS[layout]);
   await worker.ready;
   const comment = `/*Bemi ${JSON.stringify(shape.context).replace(/\*/g, '\\u002a')} Bemi*/ `;
   const perStatement = 100;
@@ -73,19 +77,29 @@ async function measureShape(adminUrl, shape, index, rows, log) {
            FROM pg_index i WHERE i.indrelid = 'changes'::regclass) AS breakdown`)
   ).rows;
   await db.end();
-  log(`${shape.name}: ${sizes.changes} changes; indexes ${sizes.breakdown}`);
+  log(`${shape.name}, ${layout}: ${sizes.changes} changes; indexes ${sizes.breakdown}`);
   const per = (bytes) => bytes / sizes.changes;
-  const total = per(sizes.heap + sizes.indexes + sizes.toast);
-  const sourcePerRow = sizes.source / rows;
-  return [
-    absoluteRow(`trail bytes per change, ${shape.name}`, 'B', total, '(measured)', () => null, `source table: ${Math.round(sourcePerRow)} B/row (heap + indexes)`, sourcePerRow, 'source B/row'),
-    absoluteRow(`trail heap per change, ${shape.name}`, 'B', per(sizes.heap), '(diagnostic)', () => null, `${Math.round(per(sizes.heap))} / ${Math.round(per(sizes.indexes))} / ${Math.round(per(sizes.toast))} B; largest indexes: ${sizes.breakdown.split(', ').slice(0, 3).join(', ')}`),
-  ];
+  return { total: per(sizes.heap + sizes.indexes + sizes.toast), heap: per(sizes.heap), indexes: per(sizes.indexes), toast: per(sizes.toast), sourcePerRow: sizes.source / rows, breakdown: sizes.breakdown, changes: sizes.changes };
+}
+
+/** `a / b / c B` of a measurement, and its largest indexes per change. */
+function parts(m) {
+  const largest = m.breakdown.split(', ').slice(0, 3).join(', ');
+  return `heap / indexes / TOAST ${Math.round(m.heap)} / ${Math.round(m.indexes)} / ${Math.round(m.toast)} B (largest indexes: ${largest})`;
 }
 
 export async function runStorage({ adminUrl, quick, log }) {
   const rows = quick ? 10_000 : 50_000;
   const out = [];
-  for (const [i, shape] of SHAPES.entries()) out.push(...(await measureShape(adminUrl, shape, i, rows, log)));
+  for (const [i, shape] of SHAPES.entries()) {
+    const order = i % 2 ? ['perRow', 'shared'] : ['shared', 'perRow'];
+    const m = {};
+    for (const layout of order) m[layout] = await measureShape(adminUrl, shape, i, layout, rows, log);
+    out.push(
+      ratioRow(`trail bytes per change, ${shape.name}`, 'B', m.shared.total, m.perRow.total, 'context per row', '(measured)', () => null,
+        `source table: ${Math.round(m.shared.sourcePerRow)} B/row (heap + indexes)`),
+      absoluteRow(`trail parts per change, ${shape.name}`, 'B', m.shared.heap, '(diagnostic)', () => null, `once per run: ${parts(m.shared)}; per row: ${parts(m.perRow)}`, m.perRow.heap, 'context per row'),
+    );
+  }
   return out;
 }

@@ -40,7 +40,7 @@ export async function runVerify({ adminUrl, quick, repetitions, log }) {
       for (const mode of rep % 2 ? ['on', 'off'] : ['off', 'on']) {
         await db.query('TRUNCATE changes');
         const lastXid = await writeRows(db, backlog, 1000);
-        worker = startWorker(url.toString(), mode === 'on' ? ['--chain'] : []);
+        worker = startWorker(url.toString(), mode === 'on' ? { chain: true } : {});
         await worker.ready;
         const t = performance.now();
         await waitForTransaction(db, lastXid, backlog, 300_000);

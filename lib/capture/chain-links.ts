@@ -7,7 +7,7 @@ import { quoteIdent } from '../shared/sql-quote';
 import { CHANGES_TABLE } from '../trail/changes-table';
 import { CHAIN_ANCHOR_TABLE } from '../trail/chain-anchor';
 import { chainContent, isoToMicros, linkHash, type ChainedColumn } from '../trail/change-chain';
-import type { ChangeRow } from './pgoutput-stitcher';
+import { storedContext, type ChangeRow } from './pgoutput-stitcher';
 
 /** A stored change's place and hash (hash null: written with the chain off, so the next link starts a chain). */
 export interface ChainPoint {
@@ -77,7 +77,9 @@ export class ChainLinks {
   }
 
   private value(row: ChangeRow, c: ChainedColumn): string | number | null {
-    const v = (row as unknown as Record<string, string | number | null>)[c.field];
+    // What is stored is hashed: a row that shares its holder's context stores none (context_seq says whose).
+    if (c.field === 'context') return storedContext(row);
+    const v = (row as unknown as Record<string, string | number | null | undefined>)[c.field] ?? null;
     if (c.kind !== 'micros' || v === null) return v;
     // Rows of one transaction share their commit time.
     if (v !== this.lastIso) {

@@ -6,7 +6,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { quoteIdent, quoteLiteral } from '../shared/sql-quote';
 import { CAPTURE_STATE_TABLE, CHANGES_TABLE } from '../trail/changes-table';
 import { jsonbSafe } from '../trail/json-values';
-import type { ChangeRow } from './pgoutput-stitcher';
+import { storedContext, type ChangeRow } from './pgoutput-stitcher';
 import type { SchemaLogEntry, SchemaLogTable } from './schema-log';
 import { UuidV7Generator } from './uuid-v7';
 import { samePoint, type BatchChain, type ChainLink, type ChainLinks, type ChainPoint, type ChainedRow } from './chain-links';
@@ -18,8 +18,9 @@ export interface StoredPosition {
   committedAt: string;
 }
 
-const COLUMNS = `id, primary_key, previous_key, before, after, context, role, session_role, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq`;
+const COLUMNS = `id, primary_key, previous_key, before, after, context, role, session_role, database, schema, "table", operation, committed_at, queued_at, transaction_id, position, commit_position, seq, context_seq`;
 const CHAIN_COLUMNS_SQL = ', chain_hash, chain_previous_position, chain_previous_seq';
+
 
 /** Rows ready for the destination: their COPY text is built before the write they wait for. */
 export interface PreparedBatch {
@@ -76,7 +77,7 @@ export class ChangesWriter {
     this.copySql = `COPY ${changes} (${columns}) FROM STDIN`;
     this.insertSql = `INSERT INTO ${changes} (${columns})
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[]${chain ? ', $19::bytea[], $20::bigint[], $21::int[]' : ''})
+                           $13::timestamptz[], $14::timestamptz[], $15::bigint[], $16::bigint[], $17::bigint[], $18::int[], $19::int[]${chain ? ', $20::bytea[], $21::bigint[], $22::int[]' : ''})
       ON CONFLICT DO NOTHING`;
     this.stateTable = `${quoteIdent(schema)}.${quoteIdent(CAPTURE_STATE_TABLE)}`;
   }
@@ -197,7 +198,7 @@ export class ChangesWriter {
     const n = rows.length;
     // Linked as stored, so a change stored in its unstorable form is linked as it is stored.
     const end = this.chain ? this.chain.relink(rows, this.cursor) : null;
-    const cols: unknown[][] = Array.from({ length: this.chain ? 21 : 18 }, () => new Array(n));
+    const cols: unknown[][] = Array.from({ length: this.chain ? 22 : 19 }, () => new Array(n));
     for (let i = 0; i < n; i++) {
       const r = rows[i];
       cols[0][i] = this.ids.next();
@@ -205,7 +206,7 @@ export class ChangesWriter {
       cols[2][i] = r.previousKey;
       cols[3][i] = r.before;
       cols[4][i] = r.after;
-      cols[5][i] = r.context;
+      cols[5][i] = storedContext(r);
       cols[6][i] = r.role;
       cols[7][i] = r.sessionRole;
       cols[8][i] = r.database;
@@ -218,10 +219,11 @@ export class ChangesWriter {
       cols[15][i] = r.position;
       cols[16][i] = r.commitPosition;
       cols[17][i] = r.seq;
+      cols[18][i] = r.contextSeq ?? null;
       if (r.chain) {
-        cols[18][i] = r.chain.hash;
-        cols[19][i] = r.chain.previous?.commitPosition ?? null;
-        cols[20][i] = r.chain.previous?.seq ?? null;
+        cols[19][i] = r.chain.hash;
+        cols[20][i] = r.chain.previous?.commitPosition ?? null;
+        cols[21][i] = r.chain.previous?.seq ?? null;
       }
     }
     const stored = (await this.client.query(this.insertSql, cols)).rowCount ?? 0;
@@ -303,7 +305,7 @@ const MAX_STORED_KEY_BYTES = 1024;
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
 function copyText(rows: readonly ChainedRow[], ids: UuidV7Generator, chained = false): string {
   let out = '';
-  // Rows of one transaction share their context and roles: escape them once.
+  // Rows of one transaction share their context and roles: escape them once (a context is never '').
   let context = '';
   let contextText = '';
   let role: string | null = '';
@@ -311,8 +313,9 @@ function copyText(rows: readonly ChainedRow[], ids: UuidV7Generator, chained = f
   let sessionRole: string | null = '';
   let sessionRoleText = '';
   for (const r of rows) {
-    if (r.context !== context) {
-      context = r.context;
+    const stored = storedContext(r);
+    if (stored !== null && stored !== context) {
+      context = stored;
       contextText = esc(context);
     }
     if (r.role !== role) {
@@ -324,8 +327,8 @@ function copyText(rows: readonly ChainedRow[], ids: UuidV7Generator, chained = f
       sessionRoleText = sessionRole === null ? '\\N' : esc(sessionRole);
     }
     out +=
-      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
-      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}` +
+      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${stored === null ? '\\N' : contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
+      `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\t${r.contextSeq ?? '\\N'}` +
       (chained ? chainText(r.chain!) : '') +
       '\n';
   }

@@ -31,6 +31,17 @@ export interface ChangeRow {
   position: string;
   commitPosition: string;
   seq: number;
+  /**
+   * The seq of the row of this transaction that stores this row's context: its own for the first
+   * row of a run of the transaction's rows of one table that share a context, that row's for the
+   * rest (the writer stores their context as NULL). Undefined: the row stores its own context.
+   */
+  contextSeq?: number;
+}
+
+/** The context a row stores: none when another row of its transaction holds it (see ChangeRow.contextSeq). */
+export function storedContext(r: ChangeRow): string | null {
+  return r.contextSeq === undefined || r.contextSeq === r.seq ? r.context : null;
 }
 
 /** The transaction being stitched: what each of its changes shares. */
@@ -46,6 +57,8 @@ interface OpenTransaction {
   role: string | null;
   sessionRole: string | null;
   seq: number;
+  /** The row holding the context of the current run (see ChangeRow.contextSeq). */
+  holder?: { context: string; schema: string; table: string; seq: number };
 }
 
 /**
@@ -72,6 +85,8 @@ export class PgoutputStitcher {
     private readonly report: StitcherReports = {},
     /** Whose context is believed; by default any role's. */
     private readonly trust: ContextTrust = new ContextTrust(undefined, true),
+    /** Every row stores its own context (the layout before context_seq). */
+    private readonly contextPerRow = false,
   ) {}
 
   get inTransaction(): boolean {
@@ -247,6 +262,17 @@ export class PgoutputStitcher {
     let context = triggered ? tx.context : '{}';
     // A key that could not be told is said in the row itself, not only in the logs.
     if (info?.keyProblem && operation !== 'TRUNCATE') context = this.markedUnknownKey(context, info.keyProblem);
+    const seq = tx.seq++;
+    let contextSeq: number | undefined;
+    if (!this.contextPerRow) {
+      // A run never crosses tables: retention deletes per table, and a holder must go with its run.
+      const h = tx.holder;
+      if (h && h.context === context && h.table === relation.name && h.schema === relation.schema) contextSeq = h.seq;
+      else {
+        tx.holder = { context, schema: relation.schema, table: relation.name, seq };
+        contextSeq = seq;
+      }
+    }
     return {
       primaryKey,
       previousKey,
@@ -264,7 +290,8 @@ export class PgoutputStitcher {
       transactionId: tx.xid,
       position,
       commitPosition: tx.commitPosition,
-      seq: tx.seq++,
+      seq,
+      contextSeq,
     };
   }
 }

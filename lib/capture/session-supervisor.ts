@@ -244,7 +244,7 @@ export class SessionSupervisor {
       source,
       destinations,
       writers: destinations.map((d) => new ChangesWriter(d, o.schema, o.slotName, ids, unstorableReport(this.counters, this.logger), schemaLog, chain)),
-      stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger), this.trust),
+      stitcher: new PgoutputStitcher(this.database, o.rules, DEFAULT_CONTEXT_LIMITS, stitcherReports(this.counters, this.logger), this.trust, o.contextPerRow),
       schemaLog: shapes && {
         log: shapes,
         invalid: (reason, position) => this.logger.warn(`A _bemi_schema message at ${position} was not used (${reason}); changes after it read their key from the catalog.`),

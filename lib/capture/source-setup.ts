@@ -10,7 +10,7 @@ import { BemiError } from '../shared/bemi-error';
 import { LEGACY_SLOT_NAME } from '../options/defaults';
 
 /** Columns of `changes` added after its first release (an older trail created with ensureSchema off lacks them). */
-const ADDED_CHANGES_COLUMNS = ['previous_key', 'role', 'session_role'];
+const ADDED_CHANGES_COLUMNS = ['previous_key', 'role', 'session_role', 'context_seq'];
 
 /** Thrown when the source or destination cannot be captured as configured; says what to fix. */
 export class BemiCaptureSetupError extends BemiError {}
@@ -229,14 +229,19 @@ export async function ensureDestination(client: Client, options: ResolvedCapture
     );
   }
   // Columns added since the table was first created: the writer names them all.
-  const { rows: columns } = await client.query<{ missing: string[] }>(
-    `SELECT coalesce(array_agg(c ORDER BY c), '{}') AS missing FROM unnest($2::text[]) c
+  // And `context` must take NULL: rows that share a holder's context store none.
+  const { rows: columns } = await client.query<{ missing: string[]; context_required: boolean }>(
+    `SELECT coalesce(array_agg(c ORDER BY c), '{}') AS missing,
+        EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = 'context' AND a.attnotnull) AS context_required
+      FROM unnest($2::text[]) c
       WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass($1) AND a.attname = c AND NOT a.attisdropped)`,
     [`${quoteIdent(options.schema)}.${quoteIdent(CHANGES_TABLE)}`, options.chain ? [...ADDED_CHANGES_COLUMNS, ...CHAIN_COLUMNS] : ADDED_CHANGES_COLUMNS],
   );
-  if (columns[0].missing.length) {
+  const { missing, context_required: contextRequired } = columns[0];
+  if (missing.length || (contextRequired && !options.contextPerRow)) {
+    const lacks = [...(missing.length ? [`lacks column(s) ${missing.join(', ')}`] : []), ...(contextRequired && !options.contextPerRow ? ['has context NOT NULL'] : [])];
     throw new BemiCaptureSetupError(
-      `The destination's ${options.schema}.${CHANGES_TABLE} lacks column(s) ${columns[0].missing.join(', ')}, which this version writes. ` +
+      `The destination's ${options.schema}.${CHANGES_TABLE} ${lacks.join(' and ')}, which this version's writes need. ` +
         `Run bemiChangesTableSql().up again (it is idempotent and adds them), or let the worker do it (ensureSchema: true).`,
     );
   }

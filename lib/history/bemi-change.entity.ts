@@ -1,5 +1,7 @@
 import { BigIntType, EntitySchema } from '@mikro-orm/core';
 import type { ChangeOperation } from './history.interfaces';
+import { CHANGES_TABLE, changeContextSql } from '../trail/changes-table';
+import { quoteIdent } from '../shared/sql-quote';
 
 /**
  * One captured change, mapped to the `changes` table so it can be queried with your own `em`
@@ -17,7 +19,10 @@ export class BemiChange {
   previousKey!: string | null;
   before!: Record<string, unknown>;
   after!: Record<string, unknown>;
-  /** Untrusted context is under `_bemi.untrusted` (docs/security.md). */
+  /**
+   * The statement's context, for every row (read through the row holding it: rows of a statement
+   * store it once). Untrusted context is under `_bemi.untrusted` (docs/security.md).
+   */
   context!: Record<string, unknown>;
   /** The database role the writing session acted as (SET ROLE, else its login role); null when no trigger said. */
   role!: string | null;
@@ -43,6 +48,18 @@ const timestamptz = { type: 'datetime', columnType: 'timestamptz' } as const;
 const bigintText = () => ({ type: new BigIntType('string'), columnType: 'bigint' });
 
 /**
+ * `context` as a formula over the row and its holder. MikroORM 6 calls a formula with (table,
+ * columns), 7 with (columns, table); on both the first argument prints as the alias and the table
+ * argument is the one with `qualifiedName` (older 6.x pass the alias alone: then the table is
+ * `changes` on the search path).
+ */
+function contextFormula(first: unknown, second?: unknown): string {
+  const table = [first, second].find((a): a is { name: string; schema?: string } => typeof a === 'object' && a !== null && 'qualifiedName' in a);
+  const changes = table ? `${table.schema ? `${quoteIdent(table.schema)}.` : ''}${quoteIdent(table.name)}` : quoteIdent(CHANGES_TABLE);
+  return changeContextSql(changes, String(first));
+}
+
+/**
  * The mapping, as an `EntitySchema` rather than decorators: decorators live in `@mikro-orm/core`
  * on MikroORM 6 and in `@mikro-orm/decorators` on 7, `EntitySchema` is in core on both. A schema
  * with `class` registers that class, so `entities: [BemiChange]` and `em.find(BemiChange, …)` work.
@@ -58,7 +75,7 @@ export const BemiChangeSchema = new EntitySchema<BemiChange>({
     previousKey: { type: 'text', fieldName: 'previous_key', nullable: true },
     before: { ...jsonb },
     after: { ...jsonb },
-    context: { ...jsonb },
+    context: { type: 'json', formula: contextFormula as never },
     role: { type: 'text', nullable: true },
     sessionRole: { type: 'text', fieldName: 'session_role', nullable: true },
     database: { type: 'text' },

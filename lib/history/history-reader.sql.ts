@@ -3,6 +3,7 @@
  * the one shape of change row every reader and the revert get, in one place.
  */
 import { UNCHANGED_TOAST_MARKER } from '../trail/json-values';
+import { changeContextSql } from '../trail/changes-table';
 import { quoteLiteral } from '../shared/sql-quote';
 import { SqlParams, type BuiltSql } from './sql-params';
 import { COMMIT_TS, databaseIs, keyTextOfValues, type LiveTable, type TrailTables, type TrailPosition } from './trail.sql';
@@ -12,7 +13,7 @@ import { tableIs } from './table-identity.sql';
 /** Columns of a change row as the mapper expects them. Images come as text: the mapper parses them keeping numeric digits exact. */
 function changeColumns(loc: TrailTables): string {
   return `c.id::text AS id, c.primary_key, ${loc.previousKeys ? 'c.previous_key' : 'NULL::text AS previous_key'}, c.before::text AS before, c.after::text AS after,
-  c.context, ${loc.roles ? 'c.role, c.session_role' : 'NULL::text AS role, NULL::text AS session_role'}, c.database, c.schema, c."table", c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
+  ${loc.contextSeq ? `${changeContextSql(loc.changes, 'c')} AS context` : 'c.context'}, ${loc.roles ? 'c.role, c.session_role' : 'NULL::text AS role, NULL::text AS session_role'}, c.database, c.schema, c."table", c.operation, ${COMMIT_TS} AS commit_ts, c.transaction_id::text AS transaction_id,
   c.position::text AS position, c.commit_position::text AS commit_position, c.seq`;
 }
 
@@ -57,7 +58,8 @@ export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   if (f.fromLower) where.push(`c.committed_at >= ${q.p(f.fromLower)}::timestamptz`);
   if (f.toUpper) where.push(`c.committed_at <= ${q.p(f.toUpper)}::timestamptz`);
   if (f.operations?.length) where.push(`c.operation IN (${f.operations.map((o) => q.p(o)).join(', ')})`);
-  if (f.context) where.push(`c.context @> ${q.p(f.context)}::jsonb`);
+  // Rows sharing a holder's context match through the holder (below), not through their own NULL.
+  if (f.context && !loc.contextSeq) where.push(`c.context @> ${q.p(f.context)}::jsonb`);
   if (f.roles?.length) {
     const list = () => f.roles!.map((r) => q.p(r)).join(', ');
     where.push(loc.roles ? `(c.role IN (${list()}) OR c.session_role IN (${list()}))` : 'false');
@@ -76,8 +78,29 @@ export function changesSql(loc: TrailTables, f: ChangesFilter): BuiltSql {
   const bounds = f.timeBounds && !f.keyText && !f.context && (f.fromLower || f.toUpper) ? timeBoundsSql(q, loc, f) : undefined;
   if (bounds?.lower) where.push(`c.commit_position >= (SELECT l FROM ${bounds.lower})`);
   if (bounds?.upper) where.push(`c.commit_position <= (SELECT u FROM ${bounds.upper})`);
-  return q.build(`${bounds ? `WITH RECURSIVE ${bounds.ctes} ` : ''}SELECT ${changeColumns(loc)} FROM ${loc.changes} c WHERE ${where.join(' AND ')}
+  const runs = f.context && loc.contextSeq ? contextRunsSql(q, loc, f.context) : undefined;
+  const ctes = [...(runs ? [runs] : []), ...(bounds ? [bounds.ctes] : [])];
+  const from = runs
+    ? `_bemi_context_runs r JOIN ${loc.changes} c ON c.commit_position = r.commit_position AND c.committed_at = r.committed_at AND c.seq BETWEEN r.lo AND r.hi`
+    : `${loc.changes} c`;
+  return q.build(`${ctes.length ? `WITH${bounds ? ' RECURSIVE' : ''} ${ctes.join(',\n  ')} ` : ''}SELECT ${changeColumns(loc)} FROM ${from} WHERE ${where.join(' AND ')}
     ORDER BY c.commit_position ${dir}, c.seq ${dir} LIMIT ${q.p(f.limit)}`);
+}
+
+/**
+ * The changes whose context contains `context`, as runs of seqs of one transaction: a row that
+ * holds its own context (context_seq NULL) is a run of itself; a holder's run reaches up to the
+ * next row of its transaction that does not point at it (rows pointing at a holder follow it
+ * without gap: the capture starts a new holder whenever the context or table changes). The GIN
+ * index finds the holders, the stream-position key the rest; each run costs its own rows.
+ */
+function contextRunsSql(q: SqlParams, loc: TrailTables, context: string): string {
+  return `_bemi_context_runs AS MATERIALIZED (
+    SELECT h.commit_position, h.committed_at, h.seq AS lo,
+      CASE WHEN h.context_seq IS NULL THEN h.seq ELSE coalesce((SELECT n.seq - 1 FROM ${loc.changes} n
+        WHERE n.commit_position = h.commit_position AND n.committed_at = h.committed_at AND n.seq > h.seq AND n.context_seq IS DISTINCT FROM h.seq
+        ORDER BY n.seq LIMIT 1), 2147483647) END AS hi
+    FROM ${loc.changes} h WHERE h.context @> ${q.p(context)}::jsonb AND ${databaseIs(q, loc, 'h')})`;
 }
 
 /**

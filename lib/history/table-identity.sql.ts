@@ -47,7 +47,8 @@ export function trailTablesExistSql(names: { log: string; horizons: string; chan
   const q = new SqlParams();
   return q.build(`SELECT to_regclass(${q.p(names.log)}) IS NOT NULL AS log, to_regclass(${q.p(names.horizons)}) IS NOT NULL AS horizons,
       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'previous_key' AND NOT a.attisdropped) AS previous_keys,
-      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'session_role' AND NOT a.attisdropped) AS roles`);
+      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'session_role' AND NOT a.attisdropped) AS roles,
+      EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = to_regclass(${q.p(names.changes)}) AND a.attname = 'context_seq' AND NOT a.attisdropped) AS context_seq`);
 }
 
 /** `(cp, pos) >= point` for the columns of change alias `a` (or given expressions). */

@@ -97,18 +97,19 @@ export class TrailAccess {
   }
 
   /**
-   * Whether the trail has its schema log and horizon tables and `changes` its previous_key and role columns
+   * Whether the trail has its schema log and horizon tables and `changes` its previous_key, role and context_seq columns
    * (trails made by older versions may not); what is missing is looked for again after a while, as
    * retention or capture may create it.
    */
   async findTrailTables(method: string): Promise<void> {
-    const complete = this.hasSchemaLog && this.loc.horizons !== undefined && this.loc.previousKeys === true && this.loc.roles === true;
+    const complete = this.hasSchemaLog && this.loc.horizons !== undefined && this.loc.previousKeys === true && this.loc.roles === true && this.loc.contextSeq === true;
     if (complete || (this.hasSchemaLog !== undefined && Date.now() - this.checkedTrailTablesAt < TrailAccess.MISSING_TABLE_RECHECK_MS)) return;
-    const [row] = await this.run<{ log: boolean; horizons: boolean; previous_keys: boolean; roles: boolean }>(trailTablesExistSql(this.regclassNames), method);
+    const [row] = await this.run<{ log: boolean; horizons: boolean; previous_keys: boolean; roles: boolean; context_seq: boolean }>(trailTablesExistSql(this.regclassNames), method);
     this.hasSchemaLog = row.log;
     if (row.horizons) this.loc.horizons = this.horizonsQualified;
     this.loc.previousKeys = row.previous_keys;
     this.loc.roles = row.roles;
+    this.loc.contextSeq = row.context_seq;
     this.checkedTrailTablesAt = Date.now();
   }
 

@@ -24,6 +24,8 @@ export interface TrailTables {
   previousKeys?: boolean;
   /** Whether `changes` has `role` and `session_role` (the same). */
   roles?: boolean;
+  /** Whether `changes` has `context_seq` (rows may then share a holder's context; the same). */
+  contextSeq?: boolean;
 }
 
 export interface KeyColumn {

@@ -41,6 +41,13 @@ export interface BemiCaptureOptions {
   ensureSchema?: boolean;
   /** With `ensureSchema`: also index `before`/`after` (GIN). Default false: it slows ingest. */
   indexBeforeAfter?: boolean;
+  /**
+   * Store the context on every row, as before `context_seq` existed. Default false: the rows of a
+   * transaction and table that share a context store it once, on the first of them, and readers
+   * (history, `BemiChange`, the `changes_with_context` view) resolve it for every row. Turn it on
+   * only for tools that read `changes.context` directly (docs/capture.md, "Context storage").
+   */
+  contextPerRow?: boolean;
   /** Rows per destination write; at most three batches are in memory (the worker's memory bound). Default 2000. */
   batchSize?: number;
   /** Longest time finished transactions wait to be batched with later ones, in ms. Default 200. */
@@ -93,6 +100,7 @@ export interface ResolvedCaptureOptions {
   publicationName: string;
   ensureSchema: boolean;
   indexBeforeAfter: boolean;
+  contextPerRow: boolean;
   batchSize: number;
   maxBatchDelayMs: number;
   heartbeatIntervalMs: number;
@@ -124,7 +132,7 @@ export class BemiCaptureOptionsError extends BemiError {
 
 const KNOWN = new Set([
   'source', 'destination', 'schema', 'schemas', 'excludeTables', 'slotName', 'publicationName', 'ensureSchema',
-  'indexBeforeAfter', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
+  'indexBeforeAfter', 'contextPerRow', 'batchSize', 'maxBatchDelayMs', 'heartbeatIntervalMs', 'heartbeatMessages', 'progressIntervalMs',
   'lagWarningBytes', 'lagWarningSeconds', 'publicationRefreshMs', 'reconnectDelayMs', 'maxReconnectDelayMs', 'logger', 'rules', 'trustedRoles', 'chain',
 ]);
 
@@ -150,6 +158,7 @@ export function checkCaptureOptions(input: BemiCaptureOptions): CheckedCaptureOp
     publicationName: name(o.publicationName ?? DEFAULT_PUBLICATION_NAME, 'publicationName'),
     ensureSchema: flag(o.ensureSchema, 'ensureSchema', true),
     indexBeforeAfter: flag(o.indexBeforeAfter, 'indexBeforeAfter', false),
+    contextPerRow: flag(o.contextPerRow, 'contextPerRow', false),
     heartbeatMessages: flag(o.heartbeatMessages, 'heartbeatMessages', true),
     batchSize: int(o.batchSize, 'batchSize', CAPTURE_DEFAULTS.batchSize, 1),
     maxBatchDelayMs: int(o.maxBatchDelayMs, 'maxBatchDelayMs', CAPTURE_DEFAULTS.maxBatchDelayMs, 0),

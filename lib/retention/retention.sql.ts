@@ -106,11 +106,12 @@ export function retentionSql(schema: string, table: string): RetentionSql {
     // Keyset on committed_at: each batch starts where the previous one ended instead of walking
     // past the index entries it left dead. Rows are found again by ctid (a TID scan, about half
     // the batch time of primary-key lookups); the predicates are repeated so a reused slot could
-    // never match a row outside the range.
+    // never match a row outside the range. Within a transaction the highest seqs go first, so a
+    // batch that ends inside one leaves no row whose context holder (a lower seq) is gone.
     deleteBatch: (horizons, anchors = false) => `WITH batch AS (
         SELECT ctid FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
-        ORDER BY committed_at
+        ORDER BY committed_at, commit_position, seq DESC
         LIMIT $4
       ), gone AS (
         DELETE FROM ${relation}
@@ -123,7 +124,7 @@ export function retentionSql(schema: string, table: string): RetentionSql {
     deleteBatchPartitioned: (horizons, anchors = false) => `WITH batch AS (
         SELECT id FROM ${relation}
         WHERE "table" = $1 AND committed_at >= $2::timestamptz AND committed_at < $3::timestamptz
-        ORDER BY committed_at
+        ORDER BY committed_at, commit_position, seq DESC
         LIMIT $4
       ), gone AS (
         DELETE FROM ${relation}

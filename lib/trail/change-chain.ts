@@ -46,6 +46,7 @@ export const CHAINED_COLUMNS: readonly ChainedColumn[] = Object.freeze([
   { column: 'position', field: 'position', kind: 'integer' },
   { column: 'commit_position', field: 'commitPosition', kind: 'integer' },
   { column: 'seq', field: 'seq', kind: 'integer' },
+  { column: 'context_seq', field: 'contextSeq', kind: 'integer' },
 ] satisfies ChainedColumn[]);
 
 /** A chained column's value as content takes it (`micros` as integer text); null for SQL NULL. */

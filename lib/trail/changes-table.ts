@@ -7,6 +7,21 @@ export const CHANGES_TABLE = 'changes';
 export const CAPTURE_STATE_TABLE = '_bemi_capture_state';
 export const SCHEMA_LOG_TABLE = '_bemi_schema_log';
 export const RETENTION_HORIZON_TABLE = '_bemi_retention_horizon';
+/** The view of `changes` whose `context` is every row's own (see {@link changeContextSql}). */
+export const CHANGES_WITH_CONTEXT_VIEW = 'changes_with_context';
+
+/** What a row's context reads as when its holder is gone (never silently `{}`). */
+export const MISSING_CONTEXT_JSON = '{"_bemi":{"context":"missing"}}';
+
+/**
+ * The context of change `alias` of `changes` (qualified): its own, or its holder's (the row of
+ * the same transaction whose seq is its context_seq, found through the stream-position key; the
+ * equal committed_at lets a partitioned trail look in one partition). The one expression every
+ * reader of context uses: history, the view, the BemiChange entity.
+ */
+export function changeContextSql(changes: string, alias: string): string {
+  return `coalesce(${alias}.context, (SELECT h.context FROM ${changes} h WHERE h.commit_position = ${alias}.commit_position AND h.seq = ${alias}.context_seq AND h.committed_at = ${alias}.committed_at), '${MISSING_CONTEXT_JSON}'::jsonb)`;
+}
 
 /**
  * Tables never tracked, whatever the options: the trail itself and MikroORM's migration log.
@@ -55,7 +70,9 @@ CREATE TABLE IF NOT EXISTS ${changes} (
   previous_key text NULL,
   before jsonb NOT NULL DEFAULT '{}',
   after jsonb NOT NULL DEFAULT '{}',
-  context jsonb NOT NULL DEFAULT '{}',
+  -- The statement's context, stored once per run of rows of one transaction and table that share
+  -- it: the run's first row (its holder) has it, the others NULL (see context_seq).
+  context jsonb NULL DEFAULT '{}',
   -- The database role the writing session acted as (SET ROLE, else its login role) and the role
   -- that logged in, as the trigger saw them; NULL where no trigger said (docs/security.md).
   role text NULL,
@@ -71,6 +88,9 @@ CREATE TABLE IF NOT EXISTS ${changes} (
   position bigint NOT NULL,
   commit_position bigint NOT NULL,
   seq integer NOT NULL,
+  -- The seq of the row of this transaction that holds this row's context (itself for a holder);
+  -- NULL: the row holds its own context (rows written before this column, or contextPerRow).
+  context_seq integer NULL,
   -- Exactly-once: a change is identified by its transaction's commit LSN and its index in it.
   -- Never the change LSN alone: rows of one multi-row statement can share it.
   ${
@@ -90,6 +110,9 @@ ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS role text NULL;
 ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS session_role text NULL;
 -- The hash chain (capture's chain option, docs/verify.md): NULL on rows written with it off.
 ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS chain_hash bytea NULL, ADD COLUMN IF NOT EXISTS chain_previous_position bigint NULL, ADD COLUMN IF NOT EXISTS chain_previous_seq integer NULL;
+ALTER TABLE ${changes} ADD COLUMN IF NOT EXISTS context_seq integer NULL;
+-- Rows that share a holder's context store none (a catalog-only change, existing rows untouched).
+ALTER TABLE ${changes} ALTER COLUMN context DROP NOT NULL;
 -- A record's trail in history order (at(), tableAt()): the stream position is part of the key so
 -- "the last change at or before T" is one index step, with no sort of same-timestamp changes.
 CREATE INDEX IF NOT EXISTS ${idx('record')} ON ${changes} ("table", primary_key, committed_at, commit_position, seq);
@@ -144,8 +167,16 @@ CREATE TABLE IF NOT EXISTS ${schemaLog} (
 );
 ${retentionHorizonTableSql(schema)}
 ${chainAnchorTableSql(schema)}
+-- Every column of changes, with each row's context resolved through its holder: read this
+-- instead of changes.context, which is NULL on rows that share a holder's.
+CREATE OR REPLACE VIEW ${s}.${quoteIdent(CHANGES_WITH_CONTEXT_VIEW)} AS
+  SELECT c.id, c.primary_key, c.previous_key, c.before, c.after, ${changeContextSql(changes, 'c')} AS context, c.role, c.session_role,
+    c.database, c.schema, c."table", c.operation, c.committed_at, c.queued_at, c.created_at, c.transaction_id, c.position,
+    c.commit_position, c.seq, c.context_seq, c.chain_hash, c.chain_previous_position, c.chain_previous_seq
+  FROM ${changes} c;
 `;
   const down = `-- nestjs-bemi: audit trail tables (down)
+DROP VIEW IF EXISTS ${s}.${quoteIdent(CHANGES_WITH_CONTEXT_VIEW)};
 DROP TABLE IF EXISTS ${s}.${quoteIdent(CHAIN_ANCHOR_TABLE)};
 DROP TABLE IF EXISTS ${horizons};
 DROP TABLE IF EXISTS ${schemaLog};

@@ -104,7 +104,7 @@ describe('capture: exactly once across kill -9 of the worker', () => {
     await reference.close();
 
     const actual = new Map<string, string[]>();
-    const rows = await db.query(`SELECT transaction_id::text AS xid, operation, primary_key, context::text AS context FROM changes WHERE "table" = 'item' ORDER BY commit_position, seq`);
+    const rows = await db.query(`SELECT transaction_id::text AS xid, operation, primary_key, context::text AS context FROM changes_with_context WHERE "table" = 'item' ORDER BY commit_position, seq`);
     for (const r of rows) {
       const list = actual.get(r.xid) ?? [];
       list.push(`${r.operation} ${r.primary_key} ${JSON.stringify(JSON.parse(r.context))}`);

@@ -22,7 +22,7 @@ describe('capture into another database and schema', () => {
     await source.query(withContext({ userId: 9 }, `INSERT INTO item VALUES (1, 'one'), (2, 'two')`));
     await source.query(`UPDATE item SET v = 'uno' WHERE id = 1`);
     await waitFor(async () => (await destination.query(`SELECT count(*)::int AS n FROM audit.changes`))[0].n === 3, 'three changes in the destination');
-    const rows = await destination.query(`SELECT database, "table", operation, primary_key, context FROM audit.changes ORDER BY commit_position, seq`);
+    const rows = await destination.query(`SELECT database, "table", operation, primary_key, context FROM audit.changes_with_context ORDER BY commit_position, seq`);
     expect(rows).toEqual([
       { database: source.name, table: 'item', operation: 'CREATE', primary_key: '1', context: { userId: 9 } },
       { database: source.name, table: 'item', operation: 'CREATE', primary_key: '2', context: { userId: 9 } },

@@ -53,12 +53,17 @@ describe('capture: startup checks, publication, heartbeats, lag', () => {
     const older = await createTestDatabase('capture_oldtrail');
     try {
       await older.query(bemiChangesTableSql().up);
-      await older.query(`ALTER TABLE changes DROP COLUMN previous_key`);
-      await expect(startWorker(older, { ensureSchema: false })).rejects.toThrow(/changes lacks column\(s\) previous_key, which this version writes\. Run bemiChangesTableSql\(\)\.up again/);
+      // A trail as versions before context_seq made it: context NOT NULL, no view.
+      await older.query(`DROP VIEW changes_with_context; ALTER TABLE changes DROP COLUMN previous_key, DROP COLUMN context_seq, ALTER COLUMN context SET NOT NULL`);
+      await expect(startWorker(older, { ensureSchema: false })).rejects.toThrow(
+        /changes lacks column\(s\) context_seq, previous_key and has context NOT NULL, which this version's writes need\. Run bemiChangesTableSql\(\)\.up again/,
+      );
       // With ensureSchema (the default) the worker adds it itself.
       const { worker } = await startWorker(older);
       await stopAndDropSlot(worker, older);
-      expect(await older.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'changes'::regclass AND attname = 'previous_key'`)).toEqual([{ n: 1 }]);
+      expect(await older.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'changes'::regclass AND attname IN ('previous_key', 'context_seq')`)).toEqual([{ n: 2 }]);
+      expect(await older.query(`SELECT attnotnull FROM pg_attribute WHERE attrelid = 'changes'::regclass AND attname = 'context'`)).toEqual([{ attnotnull: false }]);
+      expect(await older.query(`SELECT to_regclass('changes_with_context') IS NOT NULL AS v`)).toEqual([{ v: true }]);
     } finally {
       await older.drop();
     }

@@ -33,7 +33,7 @@ describe('capture: tables created while the worker runs (real PostgreSQL)', () =
     await db.query(`DELETE FROM born_live WHERE id = 500`);
     await syncCapture(db);
     expect(await countsOf(db, 'born_live')).toEqual({ rows: 511, distinct: 511 });
-    const byOp = await db.query(`SELECT operation, context, count(*)::int AS n FROM changes WHERE "table" = 'born_live' GROUP BY 1, 2 ORDER BY 1`);
+    const byOp = await db.query(`SELECT operation, context, count(*)::int AS n FROM changes_with_context WHERE "table" = 'born_live' GROUP BY 1, 2 ORDER BY 1`);
     expect(byOp).toEqual([
       { operation: 'CREATE', context: { userId: 1 }, n: 500 },
       { operation: 'DELETE', context: {}, n: 1 },
@@ -74,7 +74,7 @@ describe('capture: tables created while the worker runs (real PostgreSQL)', () =
     await syncCapture(db);
     for (const name of names) {
       expect(await countsOf(db, name)).toEqual({ rows: 100, distinct: 100 });
-      const contexts = await db.query(`SELECT DISTINCT context->>'table' AS t FROM changes WHERE "table" = $1`, [name]);
+      const contexts = await db.query(`SELECT DISTINCT context->>'table' AS t FROM changes_with_context WHERE "table" = $1`, [name]);
       expect(contexts).toEqual([{ t: name }]);
     }
     expect(await countsOf(db, 'steady')).toEqual({ rows: 1000, distinct: 1000 });

@@ -92,6 +92,19 @@ describe('BemiHistory.verify (unkeyed chain, through the capture worker)', () =>
     expect(await verify(TAMPERED)).toMatchObject({ ok: false, status: 'broken', broken: { kind: 'edited', position: { commitPosition: victim.commit_position, seq: victim.seq } } });
   });
 
+  it('a shared context: an edit of its holder breaks the holder, a re-pointed row its own link', async () => {
+    await tampered();
+    const [shared] = await trail.db.query<{ commit_position: string; seq: number; context_seq: number }>(
+      `SELECT commit_position::text, seq, context_seq FROM ${TAMPERED} WHERE context IS NULL AND context_seq <> seq ORDER BY commit_position, seq LIMIT 1`,
+    );
+    expect(shared).toBeDefined(); // the two-row INSERT: its second row shares the first's (empty) context
+    await trail.db.query(`UPDATE ${TAMPERED} SET context = '{"userId": "admin"}' WHERE commit_position = $1 AND seq = $2`, [shared.commit_position, shared.context_seq]);
+    expect(await verify(TAMPERED)).toMatchObject({ ok: false, broken: { kind: 'edited', position: { commitPosition: shared.commit_position, seq: shared.context_seq } } });
+    await tampered();
+    await trail.db.query(`UPDATE ${TAMPERED} SET context_seq = context_seq + 5 WHERE commit_position = $1 AND seq = $2`, [shared.commit_position, shared.seq]);
+    expect(await verify(TAMPERED)).toMatchObject({ ok: false, broken: { kind: 'edited', position: { commitPosition: shared.commit_position, seq: shared.seq } } });
+  });
+
   it('a deleted row in the middle: the next row names it', async () => {
     const rows = await tampered();
     const victim = rows[4];

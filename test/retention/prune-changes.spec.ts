@@ -19,7 +19,7 @@ describe('pruneChanges', () => {
   afterAll(() => db?.drop());
 
   beforeEach(async () => {
-    await db.query(`DROP TABLE IF EXISTS changes, prune_log, _bemi_retention_horizon`);
+    await db.query(`DROP TABLE IF EXISTS changes, prune_log, _bemi_retention_horizon CASCADE`);
     await createChangesTable(db);
     await db.query(PRUNE_INDEX);
   });

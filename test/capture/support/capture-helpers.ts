@@ -100,11 +100,11 @@ export function withContext(context: unknown, sql: string): string {
   return `/*Bemi ${JSON.stringify(context)} Bemi*/ ${sql}`;
 }
 
-/** Captured rows of a table, in stream order, without the sync markers. */
+/** Captured rows of a table, in stream order, without the sync markers (each row's context resolved, as the view gives it). */
 export async function changesOf(db: TestDatabase, table?: string): Promise<any[]> {
   return db.query(
     `SELECT primary_key, "table", schema, operation, before, after, context, committed_at, transaction_id::text, position::text, commit_position::text, seq
-       FROM changes WHERE "table" <> 'capture_sync' ${table ? `AND "table" = $1` : ''} ORDER BY commit_position, seq`,
+       FROM changes_with_context WHERE "table" <> 'capture_sync' ${table ? `AND "table" = $1` : ''} ORDER BY commit_position, seq`,
     table ? [table] : [],
   );
 }
