@@ -1,3 +1,4 @@
+import { Client } from 'pg';
 import type { TestDatabase } from '../support/database';
 import { createCaptureDatabase, startWorker, stopAndDropSlot, waitFor } from './support/capture-helpers';
 import type { BemiCaptureWorker } from '../../lib/capture/capture.worker';
@@ -14,19 +15,18 @@ describe('lag warnings', () => {
     try {
       const started = await startWorker(db, { progressIntervalMs: 0, lagWarningBytes: 1 });
       worker = started.worker;
-      // Writes keep coming until the warning shows, so the check (every 5 s) always finds WAL
-      // the worker has not confirmed yet, however fast it catches up.
-      let next = 1;
-      await waitFor(
-        async () => {
-          await db.query(`INSERT INTO tracked SELECT g, 'burst' FROM generate_series($1::int, $1::int + 999) g`, [next]);
-          next += 1000;
-          return /Capture is falling behind: lag \d+ bytes.*see docs\/health\.md/.test(started.logger.text('warn'));
-        },
-        'a lag warning',
-        30_000,
-        100,
-      );
+      // The trail is locked against the worker's writes, so what it receives stays unconfirmed and
+      // the check (every 5 s) finds it behind, however fast the machine.
+      const lock = new Client({ connectionString: db.url });
+      await lock.connect();
+      try {
+        await lock.query(`BEGIN; LOCK TABLE changes IN SHARE MODE`);
+        await db.query(`INSERT INTO tracked SELECT g, 'burst' FROM generate_series(1, 1000) g`);
+        await waitFor(() => /Capture is falling behind: lag \d+ bytes.*see docs\/health\.md/.test(started.logger.text('warn')), 'a lag warning', 30_000, 100);
+        await lock.query('COMMIT');
+      } finally {
+        await lock.end();
+      }
       expect(started.logger.text('log')).not.toMatch(/^Captured \d+ changes/m);
     } finally {
       await stopAndDropSlot(worker, db);
