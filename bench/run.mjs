@@ -11,6 +11,7 @@ import { runHistory } from './history.mjs';
 import { runWriteOverhead } from './write-overhead.mjs';
 import { runStorage } from './storage.mjs';
 import { runVerify } from './verify.mjs';
+import { runContextLayouts } from './context-layout.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
@@ -24,6 +25,7 @@ const suites = [
   ['history', runHistory],
   ['trail storage', runStorage],
   ['verify', runVerify],
+  ['context layouts', runContextLayouts],
 ].filter(([name]) => !only || name.startsWith(only));
 
 /** Which of the two tested stacks runs (test/stacks/stacks.json): the lockfile's, or "next". */
