@@ -1,14 +1,7 @@
-import { runCli } from '../../../lib/cli/main';
 import { createChangesTable } from '../../support/changes-table';
 import { createTestDatabase, urlFor, withClient, type TestDatabase } from '../../support/database';
 import { seedChanges, series } from '../../retention/support';
-
-async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { cwd: process.cwd(), out: (t) => (stdout += t.endsWith('\n') ? t : `${t}\n`), err: (t) => (stderr += t.endsWith('\n') ? t : `${t}\n`) });
-  return { code, stdout, stderr };
-}
+import { cli } from '../support/run-cli';
 
 const OUTSIDER = `bemi_guard_outsider_${Math.random().toString(36).slice(2, 8)}`;
 

@@ -1,21 +1,8 @@
-import { runCli } from '../../../lib/cli/main';
 import { bemiChangesPartitionSql } from '../../../lib/trail/changes-table';
 import { createChangesTable } from '../../support/changes-table';
 import { createTestDatabase, urlFor, withClient, type TestDatabase } from '../../support/database';
 import { seedChanges, series } from '../../retention/support';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...argv: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { cwd: process.cwd(), out: (t) => (stdout += t.endsWith('\n') ? t : `${t}\n`), err: (t) => (stderr += t.endsWith('\n') ? t : `${t}\n`) });
-  return { code, stdout, stderr };
-}
+import { cli, type CliResult } from '../support/run-cli';
 
 /** Runs `fn` with DATABASE_URL set to `value` (or unset), restoring it after. */
 async function withDatabaseUrl<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
@@ -159,7 +146,7 @@ describe('nestjs-bemi trail:roles', () => {
     });
 
     describe('run (twice: idempotent)', () => {
-      let runs: Result[];
+      let runs: CliResult[];
 
       beforeAll(async () => {
         runs = [];

@@ -1,33 +1,8 @@
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { runCli } from '../../../lib/cli/main';
-import { compileLib } from '../../capture/support/processes';
 import { createTestDatabase, type TestDatabase } from '../../support/database';
 import { createChangesTable } from '../../support/changes-table';
 import { seedChanges, series } from '../../retention/support';
 import { links, relinkFrom } from '../../history/chain-tampering';
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...argv: string[]): Promise<Result> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { cwd: process.cwd(), out: (t) => (stdout += t.endsWith('\n') ? t : `${t}\n`), err: (t) => (stderr += t.endsWith('\n') ? t : `${t}\n`) });
-  return { code, stdout, stderr };
-}
-
-/** The bin as a separate process (lib/ transpiled, as the capture tests run it). */
-function bin(args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [join(compileLib(), 'cli', 'main.js'), ...args], { env: { ...process.env, DATABASE_URL: undefined, BEMI_CHAIN_KEY: undefined, ...env } }, (error, stdout, stderr) => {
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
-  });
-}
+import { cli, bin } from '../support/run-cli';
 
 const KEY = 'cli-chain-key-0123456789abcdef';
 
