@@ -12,8 +12,9 @@ const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { Client } = require('pg');
 const bemi = require('../dist/index.js');
 
-class Item {}
-const ItemSchema = new EntitySchema({
+/** The entity and table every write shape writes (bench/write-profile.mjs uses them too). */
+export class Item {}
+export const ItemSchema = new EntitySchema({
   class: Item,
   name: 'Item',
   tableName: 'bench_item',
@@ -25,7 +26,7 @@ const ItemSchema = new EntitySchema({
   },
 });
 
-const DDL = `CREATE TABLE bench_item (id serial PRIMARY KEY, name text NOT NULL, payload text NOT NULL, counter int NOT NULL DEFAULT 0);
+export const DDL = `CREATE TABLE bench_item (id serial PRIMARY KEY, name text NOT NULL, payload text NOT NULL, counter int NOT NULL DEFAULT 0);
 ALTER TABLE bench_item REPLICA IDENTITY FULL;`;
 
 // The Bemi-style baseline: per-row trigger, comment looked up anywhere in the query text.

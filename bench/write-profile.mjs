@@ -13,9 +13,10 @@ import { performance } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import { startPostgres } from '../test/support/postgres-server.mjs';
 import { median } from './report.mjs';
+import { DDL, Item, ItemSchema } from './write-overhead.mjs';
 
 const require = createRequire(import.meta.url);
-const { MikroORM, EntitySchema } = require('@mikro-orm/core');
+const { MikroORM } = require('@mikro-orm/core');
 const { PostgreSqlDriver } = require('@mikro-orm/postgresql');
 const { Client } = require('pg');
 const { ClsServiceManager } = require('nestjs-cls');
@@ -30,20 +31,6 @@ const baselineDist = process.argv.find((a) => a.startsWith('--baseline-dist='))?
 const ROUNDS = quick ? 3 : 9;
 const log = (line) => console.error(`[profile] ${line}`);
 
-class Item {}
-const ItemSchema = new EntitySchema({
-  class: Item,
-  name: 'Item',
-  tableName: 'bench_item',
-  properties: {
-    id: { type: 'number', primary: true, autoincrement: true },
-    name: { type: 'string', columnType: 'text' },
-    payload: { type: 'string', columnType: 'text' },
-    counter: { type: 'number', default: 0 },
-  },
-});
-const DDL = `CREATE TABLE bench_item (id serial PRIMARY KEY, name text NOT NULL, payload text NOT NULL, counter int NOT NULL DEFAULT 0);
-ALTER TABLE bench_item REPLICA IDENTITY FULL;`;
 // As the default HTTP context is stored: the object and its params frozen (the hook reuses its encoding).
 const CONTEXT = Object.freeze({ endpoint: '/items/:id', method: 'POST', params: Object.freeze({ id: '42' }), userId: 187234 });
 const PAYLOAD = 'x'.repeat(64);
