@@ -57,10 +57,21 @@ async function adminQuery(url, sql) {
   }
 }
 
+/**
+ * BEMI_BENCH_SYNCHRONOUS_COMMIT=off takes the disk's flush out of every committed unit (for all
+ * variants alike): a diagnostic run that shows the CPU cost the commit's fsync otherwise hides
+ * inside its own variance. Figures of such a run say so in their notes.
+ */
+const SYNCHRONOUS_COMMIT = process.env.BEMI_BENCH_SYNCHRONOUS_COMMIT;
+if (SYNCHRONOUS_COMMIT !== undefined && !['on', 'off', 'local'].includes(SYNCHRONOUS_COMMIT)) {
+  throw new Error(`BEMI_BENCH_SYNCHRONOUS_COMMIT must be on, off or local, got ${JSON.stringify(SYNCHRONOUS_COMMIT)}`);
+}
+
 async function makeVariant(adminUrl, name) {
   const database = `bench_${name.replace(/-/g, '_')}`;
   await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await adminQuery(adminUrl, `CREATE DATABASE ${database}`);
+  if (SYNCHRONOUS_COMMIT) await adminQuery(adminUrl, `ALTER DATABASE ${database} SET synchronous_commit = ${SYNCHRONOUS_COMMIT}`);
   const url = new URL(adminUrl);
   url.pathname = `/${database}`;
   await adminQuery(url.toString(), DDL);
@@ -181,7 +192,7 @@ export async function runWriteOverhead({ adminUrl, quick, repetitions, log }) {
     const plain = m('untracked', 'opsPerSec');
     const spread = samples[w.key]['nestjs-bemi'].opsPerSec.map((x, i) => x / samples[w.key].untracked.opsPerSec[i]);
     const row = ratioRow(`write ${w.label} (ops/s)`, 'ops/s', m('nestjs-bemi', 'opsPerSec'), plain, 'untracked', `≥ ${w.target}× untracked`, (r) => r >= w.target,
-      `ratio = median of the ${spread.length} per-repetition ratios (${Math.min(...spread).toFixed(2)}–${Math.max(...spread).toFixed(2)}); ` +
+      `${SYNCHRONOUS_COMMIT ? `synchronous_commit=${SYNCHRONOUS_COMMIT}; ` : ''}ratio = median of the ${spread.length} per-repetition ratios (${Math.min(...spread).toFixed(2)}–${Math.max(...spread).toFixed(2)}); ` +
         `Bemi-style row trigger: ${m('bemi-style', 'opsPerSec').toFixed(0)} ops/s (${pairedRatio(w.key, 'bemi-style', 'opsPerSec').toFixed(2)}× untracked)`);
     row.ratio = pairedRatio(w.key, 'nestjs-bemi', 'opsPerSec');
     row.met = row.ratio >= w.target;
