@@ -44,10 +44,11 @@ END $f$;
 CREATE TRIGGER bench_row_context BEFORE INSERT OR UPDATE OR DELETE ON bench_item FOR EACH ROW EXECUTE FUNCTION bench_row_context();`;
 
 // As the default HTTP context is stored: the object and its params frozen (the hook reuses its encoding).
-const CONTEXT = Object.freeze({ endpoint: '/items/:id', method: 'POST', params: Object.freeze({ id: '42' }), userId: 187234 });
-const PAYLOAD = 'x'.repeat(64);
+export const CONTEXT = Object.freeze({ endpoint: '/items/:id', method: 'POST', params: Object.freeze({ id: '42' }), userId: 187234 });
+export const PAYLOAD = 'x'.repeat(64);
 
-async function adminQuery(url, sql) {
+/** Runs `sql` on a connection of its own (one statement text; its rows). */
+export async function adminQuery(url, sql) {
   const c = new Client({ connectionString: url });
   await c.connect();
   try {

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import { startPostgres } from '../test/support/postgres-server.mjs';
 import { median } from './report.mjs';
-import { DDL, Item, ItemSchema } from './write-overhead.mjs';
+import { adminQuery as query, CONTEXT, DDL, Item, ItemSchema, PAYLOAD } from './write-overhead.mjs';
 
 const require = createRequire(import.meta.url);
 const { MikroORM } = require('@mikro-orm/core');
@@ -31,9 +31,6 @@ const baselineDist = process.argv.find((a) => a.startsWith('--baseline-dist='))?
 const ROUNDS = quick ? 3 : 9;
 const log = (line) => console.error(`[profile] ${line}`);
 
-// As the default HTTP context is stored: the object and its params frozen (the hook reuses its encoding).
-const CONTEXT = Object.freeze({ endpoint: '/items/:id', method: 'POST', params: Object.freeze({ id: '42' }), userId: 187234 });
-const PAYLOAD = 'x'.repeat(64);
 const SEED = 5000; // rows 1..SEED exist for the update, upsert and delete shapes
 
 // The shapes of bench/write-overhead.mjs, each run once against ids 1..SEED to capture its SQL.
@@ -46,16 +43,6 @@ const SHAPES = [
   { key: 'upsertMany-100', label: '100-row upsertMany', rows: 100, run: (em) => em.upsertMany(Item, Array.from({ length: 100 }, (_, i) => ({ id: 201 + i, name: `u${i}`, payload: PAYLOAD, counter: 3 }))) },
   { key: 'qb-update-100', label: '100-row QueryBuilder update', rows: 100, run: (em) => em.createQueryBuilder(Item).update({ counter: 9 }).where({ id: { $gte: 301, $lt: 401 } }).execute() },
 ];
-
-async function query(url, sql) {
-  const c = new Client({ connectionString: url });
-  await c.connect();
-  try {
-    return (await c.query(sql)).rows;
-  } finally {
-    await c.end();
-  }
-}
 
 async function makeDatabase(adminUrl, name, triggerSql) {
   await query(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
