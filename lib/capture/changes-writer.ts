@@ -305,29 +305,17 @@ const MAX_STORED_KEY_BYTES = 1024;
 /** Rows in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */
 function copyText(rows: readonly ChainedRow[], ids: UuidV7Generator, chained = false): string {
   let out = '';
-  // Rows of one transaction share their context and roles: escape them once (a context is never '').
+  // Rows of one transaction share their context: escape it once (a context is never '').
   let context = '';
   let contextText = '';
-  let role: string | null = '';
-  let roleText = '';
-  let sessionRole: string | null = '';
-  let sessionRoleText = '';
   for (const r of rows) {
     const stored = storedContext(r);
     if (stored !== null && stored !== context) {
       context = stored;
       contextText = esc(context);
     }
-    if (r.role !== role) {
-      role = r.role;
-      roleText = role === null ? '\\N' : esc(role);
-    }
-    if (r.sessionRole !== sessionRole) {
-      sessionRole = r.sessionRole;
-      sessionRoleText = sessionRole === null ? '\\N' : esc(sessionRole);
-    }
     out +=
-      `${ids.next()}\t${r.primaryKey === null ? '\\N' : esc(r.primaryKey)}\t${r.previousKey === null ? '\\N' : esc(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${stored === null ? '\\N' : contextText}\t${roleText}\t${sessionRoleText}\t${esc(r.database)}\t` +
+      `${ids.next()}\t${escOrNull(r.primaryKey)}\t${escOrNull(r.previousKey)}\t${esc(r.before)}\t${esc(r.after)}\t${stored === null ? '\\N' : contextText}\t${escOrNull(r.role)}\t${escOrNull(r.sessionRole)}\t${esc(r.database)}\t` +
       `${esc(r.schema)}\t${esc(r.table)}\t${r.operation}\t${r.committedAt}\t${r.queuedAt}\t${r.transactionId}\t${r.position}\t${r.commitPosition}\t${r.seq}\t${r.contextSeq ?? '\\N'}` +
       (chained ? chainText(r.chain!) : '') +
       '\n';
@@ -338,6 +326,11 @@ function copyText(rows: readonly ChainedRow[], ids: UuidV7Generator, chained = f
 /** The chain columns of a COPY line: bytea as `\x<hex>` (its backslash escaped), NULL pointers at a chain's start. */
 function chainText(link: ChainLink): string {
   return `\t\\\\x${link.hash.toString('hex')}\t${link.previous ? `${link.previous.commitPosition}\t${link.previous.seq}` : '\\N\t\\N'}`;
+}
+
+/** A nullable text column: `\\N` for NULL. */
+function escOrNull(value: string | null): string {
+  return value === null ? '\\N' : esc(value);
 }
 
 const SPECIAL = /[\\\t\n\r]/;
