@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import type { ResolvedCaptureOptions } from '../options/capture-options';
 import { quoteIdent, quoteLiteral, textArray } from '../shared/sql-quote';
-import { BEMI_SCHEMA_MESSAGE_PREFIX } from '../shared/wire-format';
+import { BEMI_SCHEMA_END_MESSAGE_PREFIX, BEMI_SCHEMA_MESSAGE_PREFIX } from '../shared/wire-format';
 import { createEventTriggerSql, excludedTableNames, trackedRelationCondition } from './new-table-publisher';
 
 /** Commands that create a table: its first entry then marks where its life (and history) begins. */
@@ -90,6 +90,8 @@ BEGIN
   FOREACH shape IN ARRAY shapes LOOP
     PERFORM pg_catalog.pg_logical_emit_message(true, ${prefix}, shape);
   END LOOP;
+  -- So that no shape ends where the next row of the transaction starts (see the prefix's note).
+  PERFORM pg_catalog.pg_logical_emit_message(true, ${quoteLiteral(BEMI_SCHEMA_END_MESSAGE_PREFIX)}, '');
 END
 $bemi$;
 ${createEventTriggerSql(name, 'ddl_command_end', fn)}

@@ -24,3 +24,10 @@ export const BEMI_COMMENT_END = ' Bemi*/';
  * table: the table's new shape (see lib/capture/schema-log.ts). Never a context message.
  */
 export const BEMI_SCHEMA_MESSAGE_PREFIX = '_bemi_schema';
+
+/**
+ * Prefix of an empty message the schema recorder emits after its shapes; capture ignores it. A
+ * message is decoded at the LSN where it ends, which can be where the next row starts; in a
+ * savepoint that tie let the decoder replay the row first. The shapes now end before this one.
+ */
+export const BEMI_SCHEMA_END_MESSAGE_PREFIX = '_bemi_schema_end';
